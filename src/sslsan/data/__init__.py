@@ -1,0 +1,1 @@
+"""Data: manifests, transforms, datasets, the synthetic benchmark and `prepare` for real datasets."""

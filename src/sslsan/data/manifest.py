@@ -1,0 +1,132 @@
+"""The one manifest format every dataset is prepared into (design/datasets_spec.md section 9).
+
+A manifest is a JSONL file, one sample per line. Paths are relative to the manifest's folder, so
+a prepared dataset can be moved as a whole. Loaders read manifests only; they never list folders.
+
+Fields of a line:
+  id                str, unique within the manifest
+  image             str, path of the frame (JPEG/PNG)
+  audio             str, path of the audio clip (WAV/FLAC/...)
+  boxes             list of [x1, y1, x2, y2] in normalised [0, 1] image coordinates (may be empty)
+  mask              str | null, path of a binary PNG mask of the sounding object(s)
+  category          str | null, class of the sound in `audio` (retrieval label, offscreen draws)
+  scene_categories  list[str], every category visible in the image (offscreen must avoid them)
+  group             str | null, scene id (IS3: one image with several annotations; S4: video)
+  extra             dict, anything dataset-specific (kept, never interpreted by generic code)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+
+class ManifestError(ValueError):
+    """A manifest that is missing, empty or malformed; the message names the file (and line)."""
+
+
+@dataclass
+class Sample:
+    id: str
+    image: str
+    audio: str
+    boxes: list[list[float]] = field(default_factory=list)
+    mask: str | None = None
+    category: str | None = None
+    scene_categories: list[str] = field(default_factory=list)
+    group: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=False, separators=(",", ":"))
+
+
+_FIELDS = {f.name for f in dataclasses.fields(Sample)}
+
+
+@dataclass
+class Manifest:
+    """Samples plus the folder their relative paths are resolved against."""
+
+    path: Path
+    samples: list[Sample]
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, rel: str) -> Path:
+        return (self.root / rel).resolve() if not Path(rel).is_absolute() else Path(rel)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __iter__(self):
+        return iter(self.samples)
+
+    def __getitem__(self, i: int) -> Sample:
+        return self.samples[i]
+
+    def categories(self) -> list[str]:
+        return sorted({s.category for s in self.samples if s.category is not None})
+
+
+def _sample_from(obj: Any, where: str) -> Sample:
+    if not isinstance(obj, dict):
+        raise ManifestError(f"{where}: expected a JSON object")
+    missing = [k for k in ("id", "image", "audio") if k not in obj]
+    if missing:
+        raise ManifestError(f"{where}: missing field(s) {missing}")
+    unknown = sorted(set(obj) - _FIELDS)
+    if unknown:
+        raise ManifestError(f"{where}: unknown field(s) {unknown}")
+    boxes = obj.get("boxes") or []
+    for b in boxes:
+        if not (isinstance(b, (list, tuple)) and len(b) == 4):
+            raise ManifestError(f"{where}: box {b!r} is not [x1, y1, x2, y2]")
+    return Sample(**{**obj, "id": str(obj["id"]), "boxes": [[float(v) for v in b] for b in boxes]})
+
+
+def read_manifest(path: str | Path, allow_empty: bool = False) -> Manifest:
+    """Read and validate a JSONL manifest. Errors name the file and the line."""
+    path = Path(path)
+    if path.is_dir():
+        raise ManifestError(f"{path}: is a folder; pass the manifest file (e.g. {path}/test.jsonl)")
+    if not path.exists():
+        raise ManifestError(f"{path}: manifest not found")
+    samples: list[Sample] = []
+    seen: set[str] = set()
+    with open(path) as fh:
+        for i, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{i}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ManifestError(f"{where}: not valid JSON ({exc.msg})") from None
+            s = _sample_from(obj, where)
+            if s.id in seen:
+                raise ManifestError(f"{where}: duplicate id {s.id!r}")
+            seen.add(s.id)
+            samples.append(s)
+    if not samples and not allow_empty:
+        raise ManifestError(f"{path}: manifest is empty (no samples)")
+    return Manifest(path=path, samples=samples)
+
+
+def write_manifest(path: str | Path, samples: Iterable[Sample]) -> Path:
+    """Write samples as JSONL, atomically."""
+    from sslsan.utils.io import atomic_write_text
+
+    text = "".join(s.to_json() + "\n" for s in samples)
+    return atomic_write_text(path, text)
+
+
+def manifest_hash(path: str | Path) -> str:
+    """sha256 of the manifest bytes: recorded in run directories (DECISIONS D13)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
