@@ -1,0 +1,284 @@
+"""Evaluation suite: tiny end-to-end evaluate on real JPEG/WAV files, score/compare/localize CLIs,
+negatives (D1), offscreen assignment (D7), and the error messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import sine, write_audio
+
+from sslsan.audio import AudioConfig, LogMelSpectrogram
+from sslsan.data.manifest import Sample, read_manifest, write_manifest
+
+CATS = ["dog", "drum", "siren"]
+FREQS = {"dog": 300.0, "drum": 900.0, "siren": 2500.0}
+# small front-end so the tiny model runs in milliseconds; same code as the paper's setting
+AUDIO = dict(sample_rate=16000, clip_seconds=1.0, tile_seconds=1.0, n_fft=256, hop_length=128, n_mels=32)
+REPS = 2
+
+
+def _write_split(root: Path, name: str, n: int, offset: int) -> Path:
+    rng = np.random.default_rng(offset)
+    samples = []
+    for i in range(n):
+        cat = CATS[i % len(CATS)]
+        sid = f"{name}_{i:02d}"
+        w, h = 48 + 8 * (i % 3), 36 + 4 * (i % 2)  # various sizes; the eval transform squashes them
+        img = (rng.random((h, w, 3)) * 255).astype(np.uint8)
+        img[h // 4: h // 2, w // 4: w // 2] = (250, 40, 40)
+        Image.fromarray(img).save(root / f"{sid}.jpg", quality=90)
+        write_audio(root / f"{sid}.wav", sine(FREQS[cat] * (1 + 0.05 * i), 0.7 + 0.1 * (i % 3), 16000), 16000)
+        scene = [cat] + ([CATS[(i + 1) % 3]] if i % 4 == 0 else [])
+        samples.append(Sample(id=sid, image=f"{sid}.jpg", audio=f"{sid}.wav", boxes=[[0.25, 0.25, 0.5, 0.5]] if i != 1 else [],
+                              category=cat, scene_categories=scene))
+    return write_manifest(root / name, samples)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from sslsan.models import Localizer, ModelConfig, save_checkpoint
+
+    root = tmp_path_factory.mktemp("tiny")
+    data = root / "data"
+    data.mkdir()
+    _write_split(data, "test_vggss.jsonl", 7, 0)
+    _write_split(data, "val.jsonl", 4, 1)
+    torch.manual_seed(0)
+    model = Localizer(ModelConfig(width=0.125))
+    ckpt = save_checkpoint(root / "run" / "checkpoints" / "best.pt", model, audio_config=AudioConfig(**AUDIO), image_size=64)
+    return {"root": root, "data": data, "ckpt": ckpt}
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny):
+    from sslsan.evaluation import evaluate_checkpoint
+
+    out = tiny["root"] / "eval"
+    m = evaluate_checkpoint(tiny["ckpt"], "synth-vggss", tiny["data"], out, repetitions=REPS, batch_size=3,
+                            figure_examples=2, progress=False)
+    return {**tiny, "out": out, "metrics": m}
+
+
+def test_evaluate_writes_everything(evaluated):
+    out, m = evaluated["out"], evaluated["metrics"]
+    for f in ("maps.npz", "metrics.json", "report.md", "offscreen.json", "fig1_max_similarity.png", "log.jsonl"):
+        assert (out / f).stat().st_size > 0, f
+    assert len(list(out.glob("fig2_*.png"))) == 2
+    with np.load(out / "maps.npz") as z:
+        assert z["pos_maps"].shape == (7, 4, 4) and z["pos_maps"].dtype == np.float32
+        for t in ("silence", "noise", "offscreen"):
+            assert z[f"neg_maps_{t}"].shape == (REPS, 7, 4, 4)
+        assert z["gt_maps"].shape == (7, 224, 224) and z["gt_maps"].dtype == np.uint8
+        assert z["gt_maps"][1].sum() == 0 and z["gt_maps"][0].sum() == 56 * 56
+        assert z["similarity"].shape == (7, 7) and z["image_emb"].shape == z["audio_emb"].shape == (7, 64)
+        assert list(z["ids"]) == [s.id for s in read_manifest(evaluated["data"] / "test_vggss.jsonl")]
+        # silence does not depend on the repetition; noise does
+        assert np.array_equal(z["neg_maps_silence"][0], z["neg_maps_silence"][1])
+        assert not np.array_equal(z["neg_maps_noise"][0], z["neg_maps_noise"][1])
+        # retrieval diagonal = positive max: both are the max of the same cosine map
+        np.testing.assert_allclose(np.diag(z["similarity"]), z["pos_maps"].max(axis=(1, 2)), atol=1e-6)
+    # no stored threshold, val.jsonl exists: calibrated there, and the record says so
+    assert "val.jsonl" in m["threshold_info"]["source"] and m["threshold_info"]["n_samples"] == 4
+    assert set(m["localization"]) >= {"ciou_u", "auc_u", "ciou_a", "auc_a", "floc", "fauc", "pia_silence", "aucn_offscreen"}
+    assert {"uniform", "centre"} <= set(m["reference_maps"])
+    assert "i2a_P@1" in m["retrieval"] and "magnitude" in m["alignment"]
+    # uniform map predicts everything: its mean cIoU is the GT area fraction, averaged
+    gt_frac = (56 * 56 / 224**2) * 6 / 7
+    assert m["reference_maps"]["uniform"]["ciou_u"] == pytest.approx(100 * gt_frac)
+    report = (out / "report.md").read_text()
+    for head in ("Table 1", "Table 2", "Table 3", "FLOC", "Separability", "A→I P@10", "centre map"):
+        assert head in report
+
+
+def test_maps_match_a_direct_model_call(evaluated):
+    """Fast batched maps == the model's own similarity_map on the same inputs (slow, obvious path)."""
+    from sslsan.data.datasets import AVDataset
+    from sslsan.data.transforms import ImageEvalTransform
+    from sslsan.evaluation.negatives import negative_spectrograms
+    from sslsan.models import load_model
+
+    model = load_model(evaluated["ckpt"])
+    man = read_manifest(evaluated["data"] / "test_vggss.jsonl")
+    ds = AVDataset(man, ImageEvalTransform(64), audio=model.audio_config)
+    fe = LogMelSpectrogram(model.audio_config)
+    z = np.load(evaluated["out"] / "maps.npz")
+    off = json.loads((evaluated["out"] / "offscreen.json").read_text())
+    ids = [s.id for s in man]
+    with torch.no_grad():
+        for i in (0, 5):
+            img = ds[i]["image"][None]
+            direct = model.similarity_map(img, fe(ds[i]["wave"][None]))[0, 0].numpy()
+            np.testing.assert_allclose(z["pos_maps"][i], direct, atol=1e-5)
+            j = ids.index(off["offscreen_ids"][1][i])
+            np.testing.assert_allclose(z["neg_maps_offscreen"][1, i], model.similarity_map(img, fe(ds[j]["wave"][None]))[0, 0].numpy(), atol=1e-5)
+            spec = negative_spectrograms("noise", [i], fe, seed=0, rep_seed=off["repetition_seeds"][1])
+            np.testing.assert_allclose(z["neg_maps_noise"][1, i], model.similarity_map(img, spec)[0, 0].numpy(), atol=1e-5)
+            spec = negative_spectrograms("silence", [i], fe)
+            np.testing.assert_allclose(z["neg_maps_silence"][0, i], model.similarity_map(img, spec)[0, 0].numpy(), atol=1e-5)
+
+
+def test_score_reproduces_metrics_json(evaluated, capsys):
+    from sslsan.evaluation import score_maps
+    from sslsan.evaluation.score_cli import main as score_main
+
+    saved = json.loads((evaluated["out"] / "metrics.json").read_text())
+    scored = score_maps(evaluated["out"] / "maps.npz")
+    assert scored and all(saved[k] == v for k, v in scored.items()), [k for k, v in scored.items() if saved[k] != v]
+    out_json = evaluated["root"] / "rescored.json"
+    assert score_main([str(evaluated["out"] / "maps.npz"), "--out", str(out_json)]) == 0
+    rescored = json.loads(out_json.read_text())
+    assert all(rescored[k] == saved[k] for k in scored)
+    assert "Table 2" in capsys.readouterr().out
+    # another threshold changes the universal metrics but not the adaptive ones
+    other = score_maps(evaluated["out"] / "maps.npz", threshold=saved["threshold"] + 0.05)
+    assert other["threshold"] != saved["threshold"]
+    assert other["localization"]["ciou_a"] == saved["localization"]["ciou_a"]
+
+
+def test_compare_two_runs(evaluated, tmp_path, capsys):
+    from sslsan.evaluation.compare_cli import main as compare_main
+
+    second = tmp_path / "given_threshold"
+    from sslsan.evaluation import evaluate_checkpoint
+
+    m2 = evaluate_checkpoint(evaluated["ckpt"], "synth-vggss", evaluated["data"], second, repetitions=1, threshold=0.5,
+                             batch_size=8, figure_examples=1, progress=False)
+    assert m2["threshold_info"] == {"value": 0.5, "source": "given"} and m2["repetitions"] == 1
+    assert compare_main([str(evaluated["out"]), str(second / "metrics.json"), "--names", "SSL-SaN", "SSL-TIE",
+                         "--out", str(tmp_path / "cmp.md")]) == 0
+    text = capsys.readouterr().out
+    assert "| SSL-SaN |" in text and "| SSL-TIE |" in text
+    for head in ("Table 2", "Table 1", "Table 3", "Table 4", "uniform map", "FLOC ↑", "Sep ↑"):
+        assert head in text
+    assert (tmp_path / "cmp.md").read_text() + "\n" == text
+    assert compare_main([str(evaluated["out"]), "--names", "a", "b"]) == 2
+    assert "2 names for 1 runs" in capsys.readouterr().err
+
+
+def test_offscreen_assignment_rules():
+    from sslsan.data.manifest import Manifest
+    from sslsan.evaluation.negatives import assign_offscreen, load_offscreen_assignment
+
+    cats = ["a", "b", "c", "d"]
+    samples = [Sample(id=f"s{i}", image="x.jpg", audio="x.wav", category=cats[i % 4],
+                      scene_categories=[cats[i % 4], cats[(i + 1) % 4]] if i % 2 else []) for i in range(40)]
+    man = Manifest(path=Path("/nonexistent/m.jsonl"), samples=samples)
+    a = assign_offscreen(man, repetitions=10, seed=3)
+    assert a.index.shape == (10, 40) and a.fallback == 0
+    for r in range(10):
+        for i, s in enumerate(samples):
+            other = samples[a.index[r, i]]
+            assert other.category != s.category and other.category not in s.scene_categories
+    assert np.array_equal(a.index, assign_offscreen(man, repetitions=10, seed=3).index)
+    assert not np.array_equal(a.index, assign_offscreen(man, repetitions=10, seed=4).index)
+    assert len(np.unique(a.index[:, 0])) > 1  # repetitions draw differently
+    # prefix property: the first R repetitions do not depend on how many are drawn
+    assert np.array_equal(assign_offscreen(man, repetitions=3, seed=3).index, a.index[:3])
+    # class-uniform: sample 0 (cat a, no scene) draws b, c, d about equally often
+    big = assign_offscreen(man, repetitions=300, seed=0).index[:, 0]
+    counts = np.bincount([cats.index(samples[j].category) for j in big], minlength=4)
+    assert counts[0] == 0 and counts[1:].min() > 70
+    # single category: falls back to any other clip, counted
+    one = Manifest(path=man.path, samples=[Sample(id=f"t{i}", image="x", audio="y", category="a") for i in range(3)])
+    b = assign_offscreen(one, repetitions=4)
+    assert b.fallback == 12 and all(b.index[r, i] != i for r in range(4) for i in range(3))
+
+
+def test_offscreen_json_roundtrip(evaluated):
+    from sslsan.evaluation.negatives import load_offscreen_assignment
+
+    man = read_manifest(evaluated["data"] / "test_vggss.jsonl")
+    a = load_offscreen_assignment(evaluated["out"] / "offscreen.json", man)
+    z = np.load(evaluated["out"] / "maps.npz")
+    assert np.array_equal(a.index, z["offscreen_index"]) and a.seeds == list(z["repetition_seeds"])
+    assert a.seeds == [1234, 2345]
+
+
+def test_negative_spectrograms_front_end():
+    from sslsan.evaluation.negatives import negative_spectrograms
+
+    fe = LogMelSpectrogram(AudioConfig(**AUDIO))
+    sil = negative_spectrograms("silence", [0, 1], fe)
+    assert sil.shape == (2, 1, 32, fe.n_frames) and torch.all(sil == -100.0)  # 10·log10(1e-10), D1
+    lin = LogMelSpectrogram(AudioConfig(**AUDIO, negatives_in_db=False))
+    assert torch.all(negative_spectrograms("silence", [0], lin) == 0)  # vssl_eval: linear power
+    a = negative_spectrograms("noise", [4, 7], fe, seed=1, rep_seed=1234)
+    b = negative_spectrograms("noise", [7], fe, seed=1, rep_seed=1234)
+    assert torch.equal(a[1], b[0])  # per-sample generator: batch composition does not matter
+    assert not torch.equal(a[0], a[1])
+    assert not torch.equal(b, negative_spectrograms("noise", [7], fe, seed=1, rep_seed=2345))
+    assert torch.all(negative_spectrograms("noise", [7], lin, seed=1, rep_seed=1234) >= 0)
+    with pytest.raises(ValueError, match="unknown waveform negative"):
+        negative_spectrograms("music", [0], fe)
+
+
+def test_localize_png_and_odd_stereo_flac(tiny, tmp_path, capsys):
+    from sslsan.evaluation.localize_cli import main as localize_main
+
+    Image.fromarray((np.random.default_rng(0).random((37, 51, 4)) * 255).astype(np.uint8), "RGBA").save(tmp_path / "me.png")
+    t = np.arange(44101 * 2 + 1) / 44100.0  # odd length, 44.1 kHz, stereo
+    write_audio(tmp_path / "me.flac", np.stack([np.sin(2 * np.pi * 440 * t), 0.3 * np.sin(2 * np.pi * 220 * t)]) * 0.5, 44100)
+    out = tmp_path / "out"
+    assert localize_main(["--checkpoint", str(tiny["ckpt"]), "--image", str(tmp_path / "me.png"),
+                          "--audio", str(tmp_path / "me.flac"), "--out", str(out), "--threshold", "0.3"]) == 0
+    res = json.loads((out / "localize.json").read_text())[0]
+    m = np.load(out / "me_map.npy")
+    assert m.shape == (4, 4) and res["map_max"] == pytest.approx(float(m.max()))
+    assert (out / "me_overlay.png").stat().st_size > 0 and "map max" in capsys.readouterr().out
+    # folder of pairs: stems pair up, a lonely file is reported and skipped
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    for stem in ("a", "b"):
+        (pairs / f"{stem}.png").write_bytes((tmp_path / "me.png").read_bytes())
+        (pairs / f"{stem}.flac").write_bytes((tmp_path / "me.flac").read_bytes())
+    (pairs / "c.jpg").write_bytes(b"")
+    assert localize_main(["--checkpoint", str(tiny["ckpt"]), "--pairs", str(pairs), "--out", str(out)]) == 0
+    assert [r["stem"] for r in json.loads((out / "localize.json").read_text())] == ["a", "b"]
+    assert "without a partner: c.jpg" in capsys.readouterr().err
+    # a broken audio file: one-line error naming it
+    (tmp_path / "bad.wav").write_bytes(b"not audio at all")
+    assert localize_main(["--checkpoint", str(tiny["ckpt"]), "--image", str(tmp_path / "me.png"),
+                          "--audio", str(tmp_path / "bad.wav"), "--out", str(out)]) == 2
+    assert "bad.wav" in capsys.readouterr().err
+
+
+def test_errors(tiny, tmp_path, capsys):
+    from sslsan.evaluation import EvaluationError, MapsFileError, evaluate_checkpoint, score_maps
+    from sslsan.evaluation.evaluate_cli import main as evaluate_main
+    from sslsan.evaluation.inference import _run
+    from sslsan.utils.io import atomic_savez
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "test_vggss.jsonl").write_text("")
+    with pytest.raises(EvaluationError, match="test_vggss.jsonl: test set is empty"):
+        evaluate_checkpoint(tiny["ckpt"], "synth-vggss", empty, tmp_path / "o", progress=False)
+    with pytest.raises(FileNotFoundError, match="no manifest for dataset 'synth-is3'"):
+        evaluate_checkpoint(tiny["ckpt"], "synth-is3", empty, tmp_path / "o", progress=False)
+    # maps file lacking arrays: they are named
+    atomic_savez(tmp_path / "partial.npz", ids=np.array(["a"]), pos_maps=np.zeros((1, 4, 4), np.float32))
+    with pytest.raises(MapsFileError, match="missing array.*neg_maps_silence, neg_maps_noise, neg_maps_offscreen, gt_maps"):
+        score_maps(tmp_path / "partial.npz")
+    with pytest.raises(MapsFileError, match="maps file not found"):
+        score_maps(tmp_path / "nope.npz")
+    # checkpoint that does not fit (audio tower of another width): CLI exits 2 with a one-line message
+    ck = torch.load(tiny["ckpt"], weights_only=False)
+    ck["state_dict"] = {k: (v[:, :0] if k == "audnet.conv1.weight" else v) for k, v in ck["state_dict"].items()}
+    torch.save(ck, tmp_path / "bad.pt")
+    rc = evaluate_main(["--checkpoint", str(tmp_path / "bad.pt"), "--dataset", "synth-vggss",
+                        "--data-root", str(tiny["data"]), "--out", str(tmp_path / "o2"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "bad.pt" in err and len(err.strip().splitlines()) == 1
+    # a model call that fails on the data's shapes becomes a mismatch error naming the data
+
+    def boom():
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x8 and 16x2)\nmore")
+
+    with pytest.raises(EvaluationError, match="data.jsonl: the checkpoint cannot process this data"):
+        _run(boom, "data.jsonl")
