@@ -72,15 +72,17 @@ class _ImageSet(Dataset):
 
 
 def load_mask(path: str | Path, size: int = GT_SIZE) -> np.ndarray:
-    """Binary (size, size) uint8 GT from a mask image: nearest-neighbour resize, then > 127 (metrics_spec §1.4)."""
+    """Binary (size, size) uint8 GT from a mask image (metrics.gt_map_from_mask: nearest resize, > 127)."""
     from PIL import Image, UnidentifiedImageError
+
+    from sslsan.metrics import gt_map_from_mask
 
     try:
         with Image.open(path) as im:
-            arr = np.asarray(im.convert("L").resize((size, size), Image.NEAREST))
+            arr = np.asarray(im.convert("L"))
     except (OSError, UnidentifiedImageError) as exc:
         raise EvaluationError(f"{path}: cannot read ground-truth mask ({exc})") from None
-    return (arr > 127).astype(np.uint8)
+    return gt_map_from_mask(arr, size=size).astype(np.uint8)
 
 
 def gt_maps(manifest: Manifest, gt: str = "boxes") -> np.ndarray:
