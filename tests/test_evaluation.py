@@ -282,3 +282,51 @@ def test_errors(tiny, tmp_path, capsys):
 
     with pytest.raises(EvaluationError, match="data.jsonl: the checkpoint cannot process this data"):
         _run(boom, "data.jsonl")
+
+
+def test_threshold_sources(tiny, tmp_path):
+    """auto: the checkpoint's stored U_th; else the calibration split; else the test set (stated)."""
+    from sslsan.data.manifest import read_manifest as rm
+    from sslsan.evaluation.evaluate import read_test_manifest, resolve_threshold
+    from sslsan.models import load_model, save_checkpoint
+
+    model = load_model(tiny["ckpt"])
+    test = read_test_manifest(tiny["data"] / "test_vggss.jsonl")
+    kw = dict(device="cpu", seed=0, repetitions=1, batch_size=8, progress=False)
+    assert resolve_threshold("0.25", model, "synth-vggss", tiny["data"], test, **kw) == (0.25, {"value": 0.25, "source": "given"})
+    # no val.jsonl beside this test manifest (absolute paths): calibrated on the test set, and said so
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    samples = [dataclass_replace(s, image=str(test.resolve(s.image)), audio=str(test.resolve(s.audio))) for s in test]
+    write_manifest(lone / "test_vggss.jsonl", samples)
+    v, info = resolve_threshold("auto", model, "synth-vggss", lone, rm(lone / "test_vggss.jsonl"), **kw)
+    assert "test set itself" in info["source"] and info["n_samples"] == 7 and info["value"] == v
+    assert max(info["q3_by_type"].values()) == v  # D6 per-type: max over types of the per-type Q3
+    stored = save_checkpoint(tmp_path / "thr.pt", model, image_size=64, universal_threshold=0.4242)
+    v, info = resolve_threshold("auto", load_model(stored), "synth-vggss", lone, test, **kw)
+    assert (v, info["source"]) == (0.4242, "checkpoint")
+    with pytest.raises(ValueError, match="'auto' or a number"):
+        resolve_threshold("high", model, "synth-vggss", lone, test, **kw)
+
+
+def dataclass_replace(obj, **kw):
+    import dataclasses
+
+    return dataclasses.replace(obj, **kw)
+
+
+def test_mask_ground_truth(tmp_path):
+    from sslsan.data.manifest import Manifest
+    from sslsan.evaluation import EvaluationError
+    from sslsan.evaluation.inference import gt_maps
+
+    mask = np.zeros((100, 50), np.uint8)
+    mask[:50, :25] = 255
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    man = Manifest(path=tmp_path / "x.jsonl", samples=[Sample(id="a", image="i.jpg", audio="a.wav", mask="m.png"),
+                                                       Sample(id="b", image="i.jpg", audio="a.wav", boxes=[[0, 0, 0.5, 0.5]])])
+    with pytest.raises(EvaluationError, match="sample 'b' has no mask"):
+        gt_maps(man, "mask")
+    g = gt_maps(Manifest(path=man.path, samples=man.samples[:1]), "mask")
+    assert g.dtype == np.uint8 and g[0, :112, :112].all() and g[0].sum() == 112 * 112
+    assert np.array_equal(gt_maps(Manifest(path=man.path, samples=man.samples[1:]), "boxes")[0], g[0])
