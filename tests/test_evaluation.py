@@ -330,3 +330,20 @@ def test_mask_ground_truth(tmp_path):
     g = gt_maps(Manifest(path=man.path, samples=man.samples[:1]), "mask")
     assert g.dtype == np.uint8 and g[0, :112, :112].all() and g[0].sum() == 112 * 112
     assert np.array_equal(gt_maps(Manifest(path=man.path, samples=man.samples[1:]), "boxes")[0], g[0])
+
+
+def test_localize_video(tiny, tmp_path, capsys):
+    """A video alone gives both the frame (middle) and the sound around it; also inside --pairs."""
+    from conftest import write_video
+
+    from sslsan.evaluation.localize_cli import main as localize_main
+
+    write_video(tmp_path / "clip.mp4", seconds=2.0, audio=sine(440, 2.0, 16000))
+    out = tmp_path / "out"
+    assert localize_main(["--checkpoint", str(tiny["ckpt"]), "--video", str(tmp_path / "clip.mp4"), "--out", str(out)]) == 0
+    assert np.load(out / "clip_map.npy").shape == (4, 4) and (out / "clip_overlay.png").exists()
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    (pairs / "v.mp4").write_bytes((tmp_path / "clip.mp4").read_bytes())
+    assert localize_main(["--checkpoint", str(tiny["ckpt"]), "--pairs", str(pairs), "--out", str(out)]) == 0
+    assert [r["stem"] for r in json.loads((out / "localize.json").read_text())] == ["v"]

@@ -82,11 +82,13 @@ def plot_overlays(image: np.ndarray, maps: dict[str, np.ndarray], threshold: flo
     return _save(fig, path)
 
 
-def display_image(path: str | Path, size: int = 224) -> np.ndarray:
-    """The image as the model sees it (squashed to size x size), uint8 (size, size, 3) for plotting."""
+def display_image(image, size: int = 224) -> np.ndarray:
+    """An image file (or a uint8 (3, H, W) tensor) squashed to size x size as the model sees it,
+    uint8 (size, size, 3) for plotting."""
     from PIL import Image
 
     from sslsan.data.transforms import load_image
 
-    arr = load_image(path).permute(1, 2, 0).numpy()
+    img = load_image(image) if isinstance(image, (str, Path)) else image
+    arr = img.permute(1, 2, 0).numpy()
     return np.asarray(Image.fromarray(arr).resize((size, size), Image.BICUBIC))

@@ -226,20 +226,66 @@ def run_inference(
     )
 
 
+VIDEO_EXTS = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v"}  # one file gives both the frame and the sound
+
+
+def video_frame(path: str | Path, at: float | None = None) -> tuple[torch.Tensor, float]:
+    """uint8 (3, H, W) RGB frame of a video at `at` seconds (default: the middle) and its time."""
+    import av
+
+    from sslsan.data.transforms import ImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: video file not found")
+    try:
+        with av.open(str(path)) as c:
+            if not c.streams.video:
+                raise ImageError(f"{path}: no video track")
+            vs = c.streams.video[0]
+            dur = float(c.duration / 1e6) if c.duration else (float(vs.duration * vs.time_base) if vs.duration else 0.0)
+            target = dur / 2 if at is None else float(at)
+            best = None
+            for frame in c.decode(vs):
+                t = float(frame.time or 0.0)
+                if best is None or abs(t - target) < abs(best[1] - target):
+                    best = (frame.to_ndarray(format="rgb24"), t)
+                if t > target:
+                    break
+    except ImageError:
+        raise
+    except (av.error.FFmpegError, ValueError, OSError) as exc:
+        raise ImageError(f"{path}: cannot decode video ({exc})") from None
+    if best is None:
+        raise ImageError(f"{path}: video track holds no frames")
+    return torch.from_numpy(np.ascontiguousarray(best[0])).permute(2, 0, 1).contiguous(), best[1]
+
+
 @torch.inference_mode()
-def localize_files(model, image_path: str | Path, audio_path: str | Path, device: str | torch.device = "cpu") -> np.ndarray:
+def localize_files(model, image_path: str | Path, audio_path: str | Path, device: str | torch.device = "cpu",
+                   at: float | None = None) -> np.ndarray:
     """Native similarity map (h, w) float32 of a user's image file and audio file, any common format.
 
     The image is squashed to the checkpoint's image size; the audio is decoded, down-mixed, resampled
     to the checkpoint's rate and tiled/cut to `tile_seconds` by the front-end, like every test clip.
+    A video as `image_path` gives its frame at `at` seconds (default: the middle); a video as
+    `audio_path` gives its audio track from `tile_seconds / 2` before that frame.
     """
     from sslsan.audio import load_audio
     from sslsan.data.transforms import ImageEvalTransform, load_image
 
     cfg = getattr(model, "audio_config", None) or AudioConfig()
     size = int(getattr(model, "image_size", None) or 224)
-    img = ImageEvalTransform(size)(load_image(image_path)).unsqueeze(0).to(device)
+    t = at
+    if Path(image_path).suffix.lower() in VIDEO_EXTS:
+        frame, t = video_frame(image_path, at)
+    else:
+        frame = load_image(image_path)
+    img = ImageEvalTransform(size)(frame).unsqueeze(0).to(device)
     wave = load_audio(audio_path, sample_rate=cfg.sample_rate, mono=True)
+    if t is not None and Path(audio_path).suffix.lower() in VIDEO_EXTS:
+        start = max(0, min(int((t - cfg.tile_seconds / 2) * cfg.sample_rate), wave.shape[0] - cfg.tile_samples))
+        wave = wave[start:]  # the window around the frame (the front-end cuts it to tile_seconds)
     spec = LogMelSpectrogram(cfg).to(device)(wave.unsqueeze(0).to(device))
     model = model.to(device).eval()
     where = f"{image_path} + {audio_path}"
