@@ -64,9 +64,9 @@ def resolve_threshold(threshold: str | float, model, dataset: str, data_root: st
 
 
 def _figures(out: Path, res, gt: np.ndarray, manifest: Manifest, threshold: float, n_examples: int, title: str) -> list[Path]:
-    from sslsan.evaluation.figures import display_image, plot_max_distributions, plot_overlays
+    from sslsan.evaluation.figures import display_image, maxima_from_maps, plot_max_distributions, plot_overlays
 
-    maxima = {"positive": res.pos_max, **{t: m.ravel() for t, m in res.neg_max().items()}}
+    maxima = maxima_from_maps({"pos_maps": res.pos_maps, **{f"neg_maps_{t}": m for t, m in res.neg_maps.items()}})
     paths = [plot_max_distributions(maxima, threshold, out / "fig1_max_similarity.png", title)]
     n = len(manifest)
     for i in sorted({int(round(k * (n - 1) / max(1, n_examples - 1))) for k in range(min(n_examples, n))}):

@@ -26,11 +26,9 @@ def _save(fig, path: str | Path) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def plot_max_distributions(maxima: dict[str, np.ndarray], threshold: float | None, path: str | Path, title: str = "") -> Path:
-    """Fig. 1: violins of the per-sample maximum similarity per audio type, U_th as a dashed line."""
+def _violins(ax, maxima: dict[str, np.ndarray], threshold: float | None, title: str) -> None:
     names = list(maxima)
     data = [np.asarray(maxima[n], dtype=np.float64).ravel() for n in names]
-    fig, ax = plt.subplots(figsize=(1.6 * len(names) + 1.5, 3.6))
     parts = ax.violinplot(data, showmedians=True, showextrema=True)
     for body, n in zip(parts["bodies"], names):
         body.set_facecolor(COLOURS.get(n, "tab:blue"))
@@ -42,9 +40,34 @@ def plot_max_distributions(maxima: dict[str, np.ndarray], threshold: float | Non
         ax.legend(loc="lower right", fontsize=8)
     ax.set_xticks(range(1, len(names) + 1), [f"{n}\n(n={len(d)})" for n, d in zip(names, data)])
     ax.set_ylabel("max of the similarity map")
-    ax.set_title(title or "Per-sample maximum similarity")
+    ax.set_title(title, fontsize=10)
     ax.grid(axis="y", alpha=0.3)
+
+
+def plot_max_distributions(maxima: dict[str, np.ndarray], threshold: float | None, path: str | Path, title: str = "") -> Path:
+    """Fig. 1: violins of the per-sample maximum similarity per audio type, U_th as a dashed line.
+
+    The box inside each violin spans Q1-Q3 (Separability = Q1 of positives - Q3 of negatives).
+    """
+    fig, ax = plt.subplots(figsize=(1.6 * len(maxima) + 1.5, 3.6))
+    _violins(ax, maxima, threshold, title or "Per-sample maximum similarity")
     return _save(fig, path)
+
+
+def plot_models_max_distributions(runs: dict[str, tuple[dict[str, np.ndarray], float | None]], path: str | Path) -> Path:
+    """Fig. 1 for several models side by side: run name → (maxima by audio type, U_th)."""
+    fig, axes = plt.subplots(1, len(runs), figsize=(6.0 * len(runs), 3.6), squeeze=False, sharey=True)
+    for ax, (name, (maxima, thr)) in zip(axes[0], runs.items()):
+        _violins(ax, maxima, thr, name)
+    return _save(fig, path)
+
+
+def maxima_from_maps(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-sample maxima of the native maps of a maps.npz: positive, then each negative type pooled."""
+    out = {"positive": arrays["pos_maps"].max(axis=(-2, -1))}
+    for t in ("silence", "noise", "offscreen"):
+        out[t] = arrays[f"neg_maps_{t}"].max(axis=(-2, -1)).ravel()
+    return out
 
 
 def thresholded(map224: np.ndarray, threshold: float | None) -> np.ndarray:

@@ -171,5 +171,20 @@ def compare_runs(paths: Iterable[str | Path], names: list[str] | None = None) ->
     return comparison_markdown(named)
 
 
+def compare_figure(paths: Iterable[str | Path], names: list[str] | None, out: str | Path) -> Path:
+    """Fig. 1 of several runs side by side, from their maps.npz files (run folders or metrics.json paths)."""
+    from sslsan.evaluation.figures import maxima_from_maps, plot_models_max_distributions
+    from sslsan.evaluation.scoring import load_maps
+
+    paths = [Path(p) for p in paths]
+    names = names or [load_run(p)[0] for p in paths]
+    runs = {}
+    for name, p in zip(names, paths):
+        arrays = load_maps((p if p.is_dir() else p.parent) / "maps.npz")
+        thr = float(arrays["threshold"]) if "threshold" in arrays else None
+        runs[name] = (maxima_from_maps(arrays), thr)
+    return plot_models_max_distributions(runs, out)
+
+
 def write_metrics(path: str | Path, metrics: dict) -> Path:
     return atomic_write_text(path, json.dumps(metrics, indent=1, allow_nan=False) + "\n")
