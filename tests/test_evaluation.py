@@ -348,3 +348,37 @@ def test_localize_video(tiny, tmp_path, capsys):
     (pairs / "v.mp4").write_bytes((tmp_path / "clip.mp4").read_bytes())
     assert localize_main(["--checkpoint", str(tiny["ckpt"]), "--pairs", str(pairs), "--out", str(out)]) == 0
     assert [r["stem"] for r in json.loads((out / "localize.json").read_text())] == ["v"]
+
+
+def test_score_maps_of_another_model(tmp_path, capsys):
+    """A hand-made maps.npz (7 x 7 maps, required arrays only) scores to known values."""
+    from sslsan.evaluation import score_maps
+    from sslsan.evaluation.score_cli import main as score_main
+    from sslsan.utils.io import atomic_savez
+
+    n, r = 4, 3
+    gt = np.zeros((n, 224, 224), np.uint8)
+    gt[:, :112, :] = 1  # half the image
+    pos = np.ones((n, 7, 7), np.float32)  # everything above U_th: cIoU = 0.5 for every sample
+    neg = np.zeros((r, n, 7, 7), np.float32)
+    neg_noise = neg.copy()
+    neg_noise[:, 0] = 1.0  # sample 0 fully highlighted under noise in every repetition
+    atomic_savez(tmp_path / "other.npz", ids=np.array([f"s{i}" for i in range(n)]), pos_maps=pos, gt_maps=gt,
+                 neg_maps_silence=neg, neg_maps_noise=neg_noise, neg_maps_offscreen=neg)
+    with pytest.raises(ValueError, match="no 'threshold' array"):
+        score_maps(tmp_path / "other.npz")
+    m = score_maps(tmp_path / "other.npz", threshold=0.5)
+    loc = m["localization"]
+    assert loc["ciou_u"] == pytest.approx(50.0) and loc["pia_silence"] == 0.0 and loc["aucn_silence"] == pytest.approx(100.0)
+    assert loc["pia_noise"] == pytest.approx(25.0)  # one sample in four at 100 %
+    assert loc["floc"] == pytest.approx(2 * 50 * (100 - 25 / 3) / (50 + 100 - 25 / 3))
+    assert m["separability"]["sep_silence"] == pytest.approx(1.0) and m["repetitions"] == 3 and m["map_size"] == [7, 7]
+    assert "alignment" not in m and "retrieval" not in m
+    assert score_main([str(tmp_path / "other.npz"), "--threshold", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "| 50.00 |" in out and "retrieval not computed" in out
+    atomic_savez(tmp_path / "bad.npz", ids=np.array(["a", "b"]), pos_maps=pos[:2], gt_maps=gt[:2],
+                 neg_maps_silence=neg[:, :2], neg_maps_noise=neg[:2, :2], neg_maps_offscreen=neg[:, :1])
+    assert score_main([str(tmp_path / "bad.npz"), "--threshold", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.npz" in err and "neg_maps_offscreen has shape (3, 1, 7, 7)" in err
