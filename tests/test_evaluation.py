@@ -147,9 +147,14 @@ def test_compare_two_runs(evaluated, tmp_path, capsys):
     second = tmp_path / "given_threshold"
     from sslsan.evaluation import evaluate_checkpoint
 
-    m2 = evaluate_checkpoint(evaluated["ckpt"], "synth-vggss", evaluated["data"], second, repetitions=1, threshold=0.5,
-                             batch_size=8, figure_examples=1, progress=False)
-    assert m2["threshold_info"] == {"value": 0.5, "source": "given"} and m2["repetitions"] == 1
+    # repeat the first run from its offscreen.json (its repetitions and seed win), at a given threshold
+    m2 = evaluate_checkpoint(evaluated["ckpt"], "synth-vggss", evaluated["data"], second, repetitions=5, seed=9,
+                             threshold=0.5, batch_size=3, figure_examples=1, offscreen=evaluated["out"] / "offscreen.json",
+                             progress=False)
+    assert m2["threshold_info"] == {"value": 0.5, "source": "given"} and m2["repetitions"] == REPS
+    with np.load(evaluated["out"] / "maps.npz") as a, np.load(second / "maps.npz") as b:
+        for k in ("pos_maps", "neg_maps_silence", "neg_maps_noise", "neg_maps_offscreen", "similarity", "offscreen_index"):
+            assert np.array_equal(a[k], b[k]), k  # bit-exact repeat (same device and batch size)
     assert compare_main([str(evaluated["out"]), str(second / "metrics.json"), "--names", "SSL-SaN", "SSL-TIE",
                          "--out", str(tmp_path / "cmp.md"), "--figure", str(tmp_path / "fig1.png")]) == 0
     text = capsys.readouterr().out

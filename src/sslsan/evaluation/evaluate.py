@@ -21,7 +21,7 @@ import torch
 from sslsan.data.manifest import Manifest, manifest_hash, read_manifest
 from sslsan.data.registry import DATASETS, dataset_manifest
 from sslsan.evaluation.errors import EvaluationError
-from sslsan.evaluation.negatives import NEGATIVE_TYPES, assign_offscreen
+from sslsan.evaluation.negatives import NEGATIVE_TYPES, assign_offscreen, load_offscreen_assignment
 from sslsan.utils.io import sha256_file
 from sslsan.utils.logging import JsonlLogger
 
@@ -92,12 +92,15 @@ def evaluate_checkpoint(
     workers: int = 0,
     figure_examples: int = 3,
     name: str | None = None,
+    offscreen: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate `checkpoint` on `dataset` (a registry name) under `data_root`; returns the metrics.
 
     Writes maps.npz, metrics.json, report.md, offscreen.json, figures and log.jsonl into `out_dir`.
     `threshold`: 'auto' (checkpoint's U_th, else calibrated, see resolve_threshold) or a number.
+    `offscreen`: an offscreen.json of an earlier run on the same manifest to reuse its assignment
+    (its repetitions and seed then win over `repetitions` and `seed`).
     """
     from sslsan.evaluation.inference import gt_maps, run_inference
     from sslsan.evaluation.report import run_report, write_metrics
@@ -117,13 +120,17 @@ def evaluate_checkpoint(
         jlog.log(event="start", checkpoint=str(checkpoint), dataset=dataset, manifest=str(manifest_path),
                  n_samples=len(manifest), repetitions=repetitions, device=str(device), seed=seed)
         gt = gt_maps(manifest, gt_kind)  # fail early on bad GT, before the model runs
+        if offscreen is not None:  # repeat an earlier run: its assignment, repetitions and seed
+            assignment = load_offscreen_assignment(offscreen, manifest)
+            repetitions, seed = len(assignment.seeds), assignment.seed
+        else:
+            assignment = assign_offscreen(manifest, repetitions, seed)
         thr, thr_info = resolve_threshold(threshold, model, dataset, data_root, manifest, device=device, seed=seed,
                                           repetitions=repetitions, batch_size=batch_size, workers=workers, progress=progress)
         jlog.log(event="threshold", **thr_info)
-        offscreen = assign_offscreen(manifest, repetitions, seed)
-        offscreen.save(out / "offscreen.json", manifest)
+        assignment.save(out / "offscreen.json", manifest)
         res = run_inference(model, manifest, repetitions=repetitions, seed=seed, device=device, batch_size=batch_size,
-                            workers=workers, offscreen=offscreen, progress=progress)
+                            workers=workers, offscreen=assignment, progress=progress)
         arrays = result_arrays(res, gt, thr)
         save_maps(out / "maps.npz", arrays)
         metrics = score_arrays(arrays)
@@ -139,7 +146,8 @@ def evaluate_checkpoint(
             "threshold_info": thr_info,
             "seed": seed,
             "repetition_seeds": res.repetition_seeds,
-            "offscreen_fallback_draws": offscreen.fallback,
+            "offscreen_fallback_draws": assignment.fallback,
+            "offscreen_source": str(offscreen) if offscreen is not None else "drawn (D7)",
             "negatives_in_db": bool(cfg.negatives_in_db),
             "image_size": res.extra["image_size"],
             "audio": {k: getattr(cfg, k) for k in ("sample_rate", "tile_seconds", "n_fft", "hop_length", "n_mels")},

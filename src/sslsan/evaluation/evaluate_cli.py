@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64, help="samples per forward pass")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes for decoding files")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise and offscreen draws")
+    p.add_argument("--offscreen", default=None,
+                   help="offscreen.json of an earlier run on the same test set: reuse its offscreen assignment")
     p.add_argument("--figure-examples", type=int, default=3, help="number of Fig. 2 overlay examples")
     p.add_argument("--name", default=None, help="model name in the report (default: the run folder name)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         m = evaluate_checkpoint(args.checkpoint, args.dataset, args.data_root, out, repetitions=args.repetitions,
                                 threshold=args.threshold, device=args.device, batch_size=args.batch_size, seed=args.seed,
-                                workers=args.workers, figure_examples=args.figure_examples, name=args.name,
+                                workers=args.workers, figure_examples=args.figure_examples, name=args.name, offscreen=args.offscreen,
                                 progress=not args.no_progress)
     except (ValueError, FileNotFoundError) as exc:  # our errors are ValueErrors with one-line messages
         print(f"sslsan evaluate: error: {exc}", file=sys.stderr)

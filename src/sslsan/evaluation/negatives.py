@@ -91,7 +91,12 @@ class OffscreenAssignment:
         }
 
     def save(self, path: str | Path, manifest: Manifest) -> Path:
-        return atomic_write_text(path, json.dumps(self.to_json(manifest), indent=1) + "\n")
+        obj = self.to_json(manifest)
+        # one line per key, one line per repetition: readable and diff-able at 5,000 x 10
+        lines = [f" {json.dumps(k)}: {json.dumps(v)}" for k, v in obj.items() if k != "offscreen_ids"]
+        rows = ",\n".join(f"  {json.dumps(row)}" for row in obj["offscreen_ids"])
+        lines.append(f' "offscreen_ids": [\n{rows}\n ]')
+        return atomic_write_text(path, "{\n" + ",\n".join(lines) + "\n}\n")
 
 
 def assign_offscreen(manifest: Manifest, repetitions: int = 10, seed: int = 0) -> OffscreenAssignment:
