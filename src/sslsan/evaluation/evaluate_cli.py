@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", default="auto",
                    help="universal threshold: a number, or 'auto' = the checkpoint's stored one, else calibrated "
                    "on the dataset's calibration split, else on the test set itself (the report says which)")
-    p.add_argument("--out", default=None, help="output folder (default: eval_<dataset> next to the checkpoint)")
+    p.add_argument("--out", default=None, help="output folder (default: <run>/eval_<dataset> for <run>/checkpoints/best.pt; "
+                   "eval_<dataset>_<stem> for other checkpoints)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
     p.add_argument("--batch-size", type=int, default=64, help="samples per forward pass")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes for decoding files")
@@ -35,6 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def default_out_dir(checkpoint: str, dataset: str):
+    from pathlib import Path
+
+    ck = Path(checkpoint)
+    base = ck.parent.parent if ck.parent.name == "checkpoints" else ck.parent
+    return base / (f"eval_{dataset}" if ck.stem == "best" else f"eval_{dataset}_{ck.stem}")
+
+
 def main(argv: list[str] | None = None) -> int:
     from pathlib import Path
 
@@ -42,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     from sslsan.evaluation.report import table, TABLE2
 
     args = build_parser().parse_args(argv)
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval_{args.dataset}"
+    out = Path(args.out) if args.out else default_out_dir(args.checkpoint, args.dataset)
     try:
         m = evaluate_checkpoint(args.checkpoint, args.dataset, args.data_root, out, repetitions=args.repetitions,
                                 threshold=args.threshold, device=args.device, batch_size=args.batch_size, seed=args.seed,
