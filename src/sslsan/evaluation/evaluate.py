@@ -10,6 +10,7 @@ Output folder:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -37,7 +38,7 @@ def read_test_manifest(path: str | Path) -> Manifest:
 
 def resolve_threshold(threshold: str | float, model, dataset: str, data_root: str | Path, test: Manifest, *,
                       device, seed: int, repetitions: int, batch_size: int, workers: int = 0,
-                      progress: bool = True) -> tuple[float, dict[str, Any]]:
+                      mode: str = "per_type", progress: bool = True) -> tuple[float, dict[str, Any]]:
     """U_th and where it came from: given; 'auto' = the checkpoint's, else calibrated on the dataset's
     calibration split (DatasetInfo.calibration), else on the test set itself (stated as such)."""
     from sslsan.evaluation.calibrate import calibrate_universal_threshold
@@ -55,11 +56,11 @@ def resolve_threshold(threshold: str | float, model, dataset: str, data_root: st
     cal_path = Path(data_root) / cal_name if cal_name else None
     if cal_path is not None and cal_path.exists() and cal_path.resolve() != Path(test.path).resolve():
         value, info = calibrate_universal_threshold(model, cal_path, device=device, seed=seed, repetitions=repetitions,
-                                                    batch_size=batch_size, workers=workers, progress=progress)
+                                                    mode=mode, batch_size=batch_size, workers=workers, progress=progress)
         return value, {**info, "source": f"calibrated on {cal_path.name} (D6, {info['mode']})"}
     log.warning("no calibration split for %s under %s: calibrating U_th on the test set itself", dataset, data_root)
     value, info = calibrate_universal_threshold(model, test, device=device, seed=seed, repetitions=repetitions,
-                                                batch_size=batch_size, workers=workers, progress=progress)
+                                                mode=mode, batch_size=batch_size, workers=workers, progress=progress)
     return value, {**info, "source": "calibrated on the test set itself (no calibration split found)"}
 
 
@@ -93,6 +94,8 @@ def evaluate_checkpoint(
     figure_examples: int = 3,
     name: str | None = None,
     offscreen: str | Path | None = None,
+    threshold_mode: str = "per_type",
+    negatives_in_db: bool | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate `checkpoint` on `dataset` (a registry name) under `data_root`; returns the metrics.
@@ -100,7 +103,9 @@ def evaluate_checkpoint(
     Writes maps.npz, metrics.json, report.md, offscreen.json, figures and log.jsonl into `out_dir`.
     `threshold`: 'auto' (checkpoint's U_th, else calibrated, see resolve_threshold) or a number.
     `offscreen`: an offscreen.json of an earlier run on the same manifest to reuse its assignment
-    (its repetitions and seed then win over `repetitions` and `seed`).
+    (its repetitions and seed then win over `repetitions` and `seed`). `threshold_mode`: calibration
+    rule, "per_type" or "pooled" (D6). `negatives_in_db`: override the checkpoint's audio config
+    (False = the vssl_eval convention: silence/noise reach the model as linear mel power, D1).
     """
     from sslsan.evaluation.inference import gt_maps, run_inference
     from sslsan.evaluation.report import run_report, write_metrics
@@ -114,6 +119,8 @@ def evaluate_checkpoint(
     manifest = read_test_manifest(manifest_path)
     gt_kind = DATASETS[dataset].gt
     model = load_model(checkpoint, map_location=device)
+    if negatives_in_db is not None:
+        model.audio_config = dataclasses.replace(model.audio_config, negatives_in_db=bool(negatives_in_db))
     out.mkdir(parents=True, exist_ok=True)
     name = name or (checkpoint.parent.parent.name if checkpoint.parent.name == "checkpoints" else checkpoint.stem)
     with JsonlLogger(out / "log.jsonl") as jlog:
@@ -126,7 +133,8 @@ def evaluate_checkpoint(
         else:
             assignment = assign_offscreen(manifest, repetitions, seed)
         thr, thr_info = resolve_threshold(threshold, model, dataset, data_root, manifest, device=device, seed=seed,
-                                          repetitions=repetitions, batch_size=batch_size, workers=workers, progress=progress)
+                                          repetitions=repetitions, batch_size=batch_size, workers=workers,
+                                          mode=threshold_mode, progress=progress)
         jlog.log(event="threshold", **thr_info)
         assignment.save(out / "offscreen.json", manifest)
         res = run_inference(model, manifest, repetitions=repetitions, seed=seed, device=device, batch_size=batch_size,

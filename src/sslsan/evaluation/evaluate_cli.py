@@ -22,6 +22,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", default="auto",
                    help="universal threshold: a number, or 'auto' = the checkpoint's stored one, else calibrated "
                    "on the dataset's calibration split, else on the test set itself (the report says which)")
+    p.add_argument("--threshold-mode", choices=["per_type", "pooled"], default="per_type",
+                   help="calibration rule (DECISIONS D6): max over negative types of the per-type Q3 of the "
+                   "per-sample maxima (per_type), or the Q3 of all negatives pooled")
+    p.add_argument("--negatives-linear", action="store_true",
+                   help="feed silence/noise to the model as linear mel power (the vssl_eval convention) instead of "
+                   "through the same dB front-end as positives (DECISIONS D1 default)")
     p.add_argument("--out", default=None, help="output folder (default: <run>/eval_<dataset> for <run>/checkpoints/best.pt; "
                    "eval_<dataset>_<stem> for other checkpoints)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
@@ -56,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         m = evaluate_checkpoint(args.checkpoint, args.dataset, args.data_root, out, repetitions=args.repetitions,
                                 threshold=args.threshold, device=args.device, batch_size=args.batch_size, seed=args.seed,
                                 workers=args.workers, figure_examples=args.figure_examples, name=args.name, offscreen=args.offscreen,
+                                threshold_mode=args.threshold_mode, negatives_in_db=False if args.negatives_linear else None,
                                 progress=not args.no_progress)
     except (ValueError, FileNotFoundError) as exc:  # our errors are ValueErrors with one-line messages
         print(f"sslsan evaluate: error: {exc}", file=sys.stderr)
