@@ -147,11 +147,16 @@ def test_compare_two_runs(evaluated, tmp_path, capsys):
     second = tmp_path / "given_threshold"
     from sslsan.evaluation import evaluate_checkpoint
 
+    cache = json.loads(evaluated["ckpt"].with_name("best.pt.uth.json").read_text())
+    assert len(cache) == 1 and cache[0]["info"]["value"] == evaluated["metrics"]["threshold"]
     # repeat the first run from its offscreen.json (its repetitions and seed win), at a given threshold
     m2 = evaluate_checkpoint(evaluated["ckpt"], "synth-vggss", evaluated["data"], second, repetitions=5, seed=9,
                              threshold=0.5, batch_size=3, figure_examples=1, offscreen=evaluated["out"] / "offscreen.json",
                              progress=False)
     assert m2["threshold_info"] == {"value": 0.5, "source": "given"} and m2["repetitions"] == REPS
+    m3 = evaluate_checkpoint(evaluated["ckpt"], "synth-vggss", evaluated["data"], tmp_path / "again", repetitions=REPS,
+                             batch_size=8, figure_examples=0, progress=False)  # same calibration: memoised
+    assert m3["threshold"] == evaluated["metrics"]["threshold"] and m3["threshold_info"]["cached"].endswith("best.pt.uth.json")
     with np.load(evaluated["out"] / "maps.npz") as a, np.load(second / "maps.npz") as b:
         for k in ("pos_maps", "neg_maps_silence", "neg_maps_noise", "neg_maps_offscreen", "similarity", "offscreen_index"):
             assert np.array_equal(a[k], b[k]), k  # bit-exact repeat (same device and batch size)

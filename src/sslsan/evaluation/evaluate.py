@@ -5,6 +5,8 @@ Output folder:
   metrics.json    every metric (Tables 1-3, chance baselines) + how the run was made
   report.md       the paper's tables for this set, with the figures
   offscreen.json  the offscreen assignment (DECISIONS D7), so the run can be repeated
+A threshold calibrated for a checkpoint is memoised beside it (<checkpoint>.uth.json, keyed by the
+checkpoint's and the split's hashes and the settings), so several test sets calibrate once.
   fig1_max_similarity.png, fig2_<id>.png, log.jsonl
 """
 
@@ -36,13 +38,42 @@ def read_test_manifest(path: str | Path) -> Manifest:
     return manifest
 
 
+def _calibrate(model, split: Manifest | Path, cache: Path | None, key: dict, **kw) -> tuple[float, dict]:
+    """calibrate_universal_threshold, memoised in `cache` (a JSON list beside the checkpoint) under `key`
+    + the split's hash: evaluating one checkpoint on several test sets calibrates once."""
+    import json
+
+    from sslsan.evaluation.calibrate import calibrate_universal_threshold
+    from sslsan.utils.io import atomic_write_text
+
+    path = Path(split.path if isinstance(split, Manifest) else split)
+    full = {**key, "split_sha256": manifest_hash(path), "mode": kw["mode"], "seed": kw["seed"], "repetitions": kw["repetitions"]}
+    entries: list = []
+    if cache is not None and cache.exists():
+        try:
+            entries = json.loads(cache.read_text())
+        except (OSError, json.JSONDecodeError):
+            entries = []
+        for e in entries:
+            if e.get("key") == full:
+                return float(e["info"]["value"]), {**e["info"], "cached": str(cache)}
+    value, info = calibrate_universal_threshold(model, split, **kw)
+    if cache is not None:
+        try:
+            atomic_write_text(cache, json.dumps(entries + [{"key": full, "info": info}], indent=1) + "\n")
+        except OSError as exc:  # a read-only checkpoint folder only costs the memo
+            log.warning("%s: cannot store the calibrated threshold (%s)", cache, exc)
+    return value, info
+
+
 def resolve_threshold(threshold: str | float, model, dataset: str, data_root: str | Path, test: Manifest, *,
                       device, seed: int, repetitions: int, batch_size: int, workers: int = 0,
-                      mode: str = "per_type", progress: bool = True) -> tuple[float, dict[str, Any]]:
+                      mode: str = "per_type", progress: bool = True, cache: Path | None = None,
+                      cache_key: dict | None = None) -> tuple[float, dict[str, Any]]:
     """U_th and where it came from: given; 'auto' = the checkpoint's, else calibrated on the dataset's
-    calibration split (DatasetInfo.calibration), else on the test set itself (stated as such)."""
-    from sslsan.evaluation.calibrate import calibrate_universal_threshold
+    calibration split (DatasetInfo.calibration), else on the test set itself (stated as such).
 
+    `cache` (+ `cache_key`, e.g. the checkpoint's hash) memoises calibrations across test sets."""
     if not (isinstance(threshold, str) and threshold == "auto"):
         try:
             value = float(threshold)
@@ -52,15 +83,16 @@ def resolve_threshold(threshold: str | float, model, dataset: str, data_root: st
     stored = getattr(model, "universal_threshold", None)
     if stored is not None:
         return float(stored), {"value": float(stored), "source": "checkpoint"}
+    kw = dict(device=device, seed=seed, repetitions=repetitions, mode=mode, batch_size=batch_size, workers=workers,
+              progress=progress)
+    key = {**(cache_key or {}), "negatives_in_db": bool(getattr(model.audio_config, "negatives_in_db", True))}
     cal_name = DATASETS[dataset].calibration if dataset in DATASETS else None
     cal_path = Path(data_root) / cal_name if cal_name else None
     if cal_path is not None and cal_path.exists() and cal_path.resolve() != Path(test.path).resolve():
-        value, info = calibrate_universal_threshold(model, cal_path, device=device, seed=seed, repetitions=repetitions,
-                                                    mode=mode, batch_size=batch_size, workers=workers, progress=progress)
+        value, info = _calibrate(model, cal_path, cache, key, **kw)
         return value, {**info, "source": f"calibrated on {cal_path.name} (D6, {info['mode']})"}
     log.warning("no calibration split for %s under %s: calibrating U_th on the test set itself", dataset, data_root)
-    value, info = calibrate_universal_threshold(model, test, device=device, seed=seed, repetitions=repetitions,
-                                                mode=mode, batch_size=batch_size, workers=workers, progress=progress)
+    value, info = _calibrate(model, test, cache, key, **kw)
     return value, {**info, "source": "calibrated on the test set itself (no calibration split found)"}
 
 
@@ -119,6 +151,7 @@ def evaluate_checkpoint(
     manifest = read_test_manifest(manifest_path)
     gt_kind = DATASETS[dataset].gt
     model = load_model(checkpoint, map_location=device)
+    ckpt_sha = sha256_file(checkpoint)
     if negatives_in_db is not None:
         model.audio_config = dataclasses.replace(model.audio_config, negatives_in_db=bool(negatives_in_db))
     out.mkdir(parents=True, exist_ok=True)
@@ -134,7 +167,9 @@ def evaluate_checkpoint(
             assignment = assign_offscreen(manifest, repetitions, seed)
         thr, thr_info = resolve_threshold(threshold, model, dataset, data_root, manifest, device=device, seed=seed,
                                           repetitions=repetitions, batch_size=batch_size, workers=workers,
-                                          mode=threshold_mode, progress=progress)
+                                          mode=threshold_mode, progress=progress,
+                                          cache=checkpoint.with_name(checkpoint.name + ".uth.json"),
+                                          cache_key={"checkpoint_sha256": ckpt_sha, "image_size": model.image_size})
         jlog.log(event="threshold", **thr_info)
         assignment.save(out / "offscreen.json", manifest)
         res = run_inference(model, manifest, repetitions=repetitions, seed=seed, device=device, batch_size=batch_size,
@@ -146,7 +181,7 @@ def evaluate_checkpoint(
         metrics.update({
             "model": name,
             "checkpoint": str(checkpoint),
-            "checkpoint_sha256": sha256_file(checkpoint),
+            "checkpoint_sha256": ckpt_sha,
             "dataset": dataset,
             "manifest": str(manifest_path),
             "manifest_sha256": manifest_hash(manifest_path),
