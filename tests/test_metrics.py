@@ -112,6 +112,39 @@ def test_count_above_equals_dense_comparison(inclusive):
         np.testing.assert_array_equal(M.count_above(maps, tau, inclusive=inclusive), want)
 
 
+@pytest.mark.parametrize("native,out", [(14, 224), (7, 224), (7, (50, 31)), (5, 5)])
+def test_count_above_stress_against_dense(native, out):
+    """Random, smooth, tied, huge and tiny maps, thresholds on and next to upsampled pixel values."""
+    rng = np.random.default_rng(native)
+    n = 24
+    smooth = np.cumsum(np.cumsum(rng.normal(size=(n, native, native)), axis=1), axis=2) * 0.05
+    kinds = [
+        rng.uniform(-1, 1, size=(n, native, native)),
+        smooth,
+        np.round(rng.uniform(0, 1, size=(n, native, native)) * 3) / 3,
+        rng.uniform(-1, 1, size=(n, native, native)) * 1e3,
+        rng.uniform(0, 1, size=(n, native, native)) * 1e-30,
+    ]
+    for maps in kinds:
+        maps = maps.astype(np.float32)
+        up = M.upsample(maps, out)
+        picks = up.ravel()[rng.integers(0, up.size, size=4)]
+        taus = [0.0, 1 / 3, float(np.median(maps))] + [float(p) for p in picks]
+        taus += [float(np.nextafter(picks[0], F32(np.inf))), float(np.nextafter(picks[1], F32(-np.inf)))]
+        for tau in taus:
+            want = np.count_nonzero(up > F32(tau), axis=(1, 2))
+            np.testing.assert_array_equal(M.count_above(maps, tau, out, chunk_size=7), want)
+
+
+def test_threads_do_not_change_results():
+    pos, gt, negs = _localization_case(7, n=9, reps=2)
+    one = M.localization_scores(pos, gt, negs, 0.3, chunk_size=2, workers=1)
+    two = M.localization_scores(pos, gt, negs, 0.3, chunk_size=2, workers=2)
+    for k in one:
+        np.testing.assert_array_equal(one[k], two[k])
+    np.testing.assert_array_equal(M.upsample(pos, chunk_size=2, workers=2), M.upsample(pos, workers=1))
+
+
 def test_count_above_nan_maps_and_other_sizes():
     rng = np.random.default_rng(5)
     maps = rng.random((3, 7, 9), dtype=np.float32)
