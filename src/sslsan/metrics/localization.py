@@ -64,7 +64,8 @@ def count_rows(mask: np.ndarray) -> np.ndarray:
     """True values of a bool array (..., H, W) per map (..., ), int64."""
     flat = mask.reshape(-1, mask.shape[-2] * mask.shape[-1])
     # a loop of whole-row count_nonzero is ~5x faster than count_nonzero(axis=...)
-    return np.fromiter((np.count_nonzero(row) for row in flat), dtype=np.int64, count=flat.shape[0]).reshape(mask.shape[:-2])
+    counts = np.fromiter((np.count_nonzero(row) for row in flat), dtype=np.int64, count=flat.shape[0])
+    return counts.reshape(mask.shape[:-2])
 
 
 def pia(pred, threshold, *, inclusive: bool = False):
@@ -249,7 +250,9 @@ def minmax_normalize(maps):
         return np.where(flat, m, (m - lo) / np.where(flat, 1, span))
 
 
-def classic_localization_metrics(pos_maps, gt_maps, *, inclusive: bool = False, chunk_size: int = 128) -> dict[str, float]:
+def classic_localization_metrics(
+    pos_maps, gt_maps, *, inclusive: bool = False, chunk_size: int = 128
+) -> dict[str, float]:
     """The classic *relative* protocol of SSL-TIE / SSL-Align / EZ-VSL (model_spec §6), in percent.
 
     Each native map is upsampled, min-max normalised and binarised at its own median
