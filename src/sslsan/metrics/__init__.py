@@ -1,6 +1,15 @@
 """NumPy metrics of SSL-SaN, faithful to the reference evaluation (design/metrics_spec.md).
 
 NumPy in, Python floats / arrays out; no torch. Percent-valued metrics are 0-100.
+
+Maps and GT: `upsample` (cv2 INTER_LINEAR), `count_above`, `gt_map_from_boxes`,
+`boxes_to_pixels`, `gt_map_from_mask`.
+Thresholds: `adaptive_threshold`, `median_threshold`, `universal_threshold` (DECISIONS D6).
+Per map: `ciou`, `pia`. Over entries: `auc`, `aucn`, `f_score`.
+Everything of Table 2 at once: `localization_metrics` (= `aggregate_localization` of
+`localization_scores`); the classic relative protocol of older papers:
+`classic_localization_metrics`, `minmax_normalize`.
+Table 1: `separability`, `alignment_magnitude` (D11). Table 3: `retrieval` (D12).
 """
 
 from sslsan.metrics.common import AUC_GRID, MAP_SIZE, MetricsError

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
 import numpy as np
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 MAP_SIZE = 224
 """Side of the evaluation map in pixels (the reference hard-codes 224 x 224)."""
@@ -51,3 +59,22 @@ def scalar_or_array(x: np.ndarray):
     """Python float for a 0-d result, the array otherwise."""
     x = np.asarray(x)
     return float(x) if x.ndim == 0 else x
+
+
+def default_workers() -> int:
+    """Threads for chunked work: the CPUs this process may use, at most 8."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    return max(1, min(n, 8))
+
+
+def map_chunks(fn: Callable[[T], R], tasks: Iterable[T], workers: int | None) -> list[R]:
+    """`fn` over `tasks`, in threads (NumPy releases the GIL in its loops), results in order."""
+    tasks = list(tasks)
+    workers = default_workers() if workers is None else max(1, int(workers))
+    if workers == 1 or len(tasks) <= 1:
+        return [fn(t) for t in tasks]
+    with ThreadPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+        return list(pool.map(fn, tasks))

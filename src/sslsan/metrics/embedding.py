@@ -42,7 +42,9 @@ def alignment_magnitude(image_emb, audio_emb) -> dict[str, float]:
     v = np.asarray(image_emb, dtype=np.float64)
     a = np.asarray(audio_emb, dtype=np.float64)
     if v.ndim != 2 or v.shape != a.shape or v.shape[0] == 0:
-        raise MetricsError(f"embeddings: expected two non-empty (N, C) arrays of one shape, got {v.shape} and {a.shape}")
+        raise MetricsError(
+            f"embeddings: expected two non-empty (N, C) arrays of one shape, got {v.shape} and {a.shape}"
+        )
     v, a = _unit_rows(v), _unit_rows(a)
     return {
         "alignment": float(np.mean(np.sum(v * a, axis=1))),

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from sslsan.metrics.common import AUC_GRID, MetricsError, as_maps, as_values, scalar_or_array, threshold32
+from sslsan.metrics.common import AUC_GRID, MetricsError, as_maps, as_values, map_chunks, scalar_or_array, threshold32
 from sslsan.metrics.resample import count_above, upsample
 from sslsan.metrics.thresholds import adaptive_threshold, median_threshold
 
@@ -44,18 +44,35 @@ def ciou(pred, gt, threshold, *, inclusive: bool = False):
     if g.shape[-2:] != p.shape[-2:]:
         raise MetricsError(f"gt: shape {g.shape} does not match pred {p.shape}")
     hit = _binarize(p, threshold, inclusive)
-    inter = np.where(hit, g, 0.0).sum(axis=(-2, -1))
-    union = g.sum(axis=(-2, -1)) + np.count_nonzero(hit & (g == 0), axis=(-2, -1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        value = inter / union
+    g_full = np.broadcast_to(g, hit.shape)
+    value, inter, union = _ciou_parts(hit, g_full, g_full.sum(axis=(-2, -1)), g_full == 0)
     return scalar_or_array(value), scalar_or_array(inter), scalar_or_array(union)
+
+
+def _ciou_parts(hit: np.ndarray, g: np.ndarray, g_sum: np.ndarray, g_zero: np.ndarray):
+    lead = hit.shape[:-2]
+    hit2 = hit.reshape(-1, hit.shape[-2] * hit.shape[-1])
+    # sum(P * G) as a dot product (exact for the GT values 0, 0.5, 1 in any order)
+    g2 = np.broadcast_to(g, hit.shape).reshape(hit2.shape)
+    inter = np.einsum("ij,ij->i", hit2, g2, dtype=np.float64, casting="unsafe").reshape(lead)
+    union = g_sum + count_rows(hit & g_zero).reshape(lead)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return inter / union, inter, union
+
+
+def count_rows(mask: np.ndarray) -> np.ndarray:
+    """True values of a bool array (..., H, W) per map (..., ), int64."""
+    flat = mask.reshape(-1, mask.shape[-2] * mask.shape[-1])
+    # a loop of whole-row count_nonzero is ~5x faster than count_nonzero(axis=...)
+    counts = np.fromiter((np.count_nonzero(row) for row in flat), dtype=np.int64, count=flat.shape[0])
+    return counts.reshape(mask.shape[:-2])
 
 
 def pia(pred, threshold, *, inclusive: bool = False):
     """Fraction of the pixels of map(s) `pred` (..., H, W) strictly above float32(threshold)."""
     p = as_maps(pred, "pred")
     hit = _binarize(p, threshold, inclusive)
-    return scalar_or_array(np.count_nonzero(hit, axis=(-2, -1)) / (p.shape[-1] * p.shape[-2]))
+    return scalar_or_array(count_rows(hit) / (p.shape[-1] * p.shape[-2]))
 
 
 def _trapezoid(y: np.ndarray) -> float:
@@ -108,7 +125,8 @@ def localization_scores(
     threshold: float,
     *,
     inclusive: bool = False,
-    chunk_size: int = 128,
+    chunk_size: int = 64,
+    workers: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-entry scores behind `localization_metrics` (same arguments).
 
@@ -116,7 +134,8 @@ def localization_scores(
     cIoU at each map's adaptive threshold, NaN kept; ``threshold_a`` (N,) float32 adaptive
     thresholds; ``pia_<type>`` (R, N) fractions of upsampled negative-map pixels above the
     threshold. Maps are upsampled to the GT size; only `chunk_size` positives are upsampled at a
-    time and negative maps are never stored upsampled.
+    time and negative maps are never stored upsampled. `workers` threads share the chunks
+    (default: the usable CPUs, at most 8); the result does not depend on it.
     """
     pos = as_maps(pos_maps, "pos_maps", min_ndim=3)
     if pos.ndim != 3:
@@ -130,21 +149,24 @@ def localization_scores(
     size = tuple(gt_shape[1:])
     negs = _neg_stack(neg_maps, n)
 
-    ciou_u = np.empty(n)
-    ciou_a = np.empty(n)
-    tau_a = np.empty(n, dtype=np.float32)
-    for c in range(0, n, chunk_size):
-        up = upsample(pos[c : c + chunk_size], size)
-        gt = np.asarray(gt_maps[c : c + chunk_size], dtype=np.float64)
-        ciou_u[c : c + chunk_size] = ciou(up, gt, threshold, inclusive=inclusive)[0]
-        t = np.atleast_1d(adaptive_threshold(up, gt))
-        tau_a[c : c + chunk_size] = t
-        ciou_a[c : c + chunk_size] = ciou(up, gt, t)[0]  # the adaptive rule is always strict
+    def score_chunk(start: int):
+        up = upsample(pos[start : start + chunk_size], size, workers=1)
+        g = np.asarray(gt_maps[start : start + chunk_size])  # kept in its dtype: no float64 copy
+        g_sum, g_zero = g.sum(axis=(-2, -1), dtype=np.float64), g == 0
+        c_u = _ciou_parts(_binarize(up, threshold, inclusive), g, g_sum, g_zero)[0]
+        t = np.atleast_1d(adaptive_threshold(up, g))
+        c_a = _ciou_parts(_binarize(up, t, False), g, g_sum, g_zero)[0]  # the adaptive rule is always strict
+        return c_u, c_a, t
+
+    parts = map_chunks(score_chunk, range(0, n, chunk_size), workers)
+    ciou_u = np.concatenate([p[0] for p in parts])
+    ciou_a = np.concatenate([p[1] for p in parts])
+    tau_a = np.concatenate([p[2] for p in parts]).astype(np.float32)
 
     scores = {"ciou_u": ciou_u, "ciou_a": ciou_a, "threshold_a": tau_a}
     npix = size[0] * size[1]
     for name, arr in negs.items():
-        scores[f"pia_{name}"] = count_above(arr, threshold, size, inclusive=inclusive) / npix
+        scores[f"pia_{name}"] = count_above(arr, threshold, size, inclusive=inclusive, workers=workers) / npix
     return scores
 
 
@@ -181,7 +203,8 @@ def localization_metrics(
     threshold: float,
     *,
     inclusive: bool = False,
-    chunk_size: int = 128,
+    chunk_size: int = 64,
+    workers: int | None = None,
 ) -> dict[str, float]:
     """Every localization metric of SSL-SaN (metrics_spec §3), in percent.
 
@@ -209,7 +232,9 @@ def localization_metrics(
     keys are returned. The positives are scored once: their R identical copies in the reference's
     pooled lists change no fraction or mean.
     """
-    scores = localization_scores(pos_maps, gt_maps, neg_maps, threshold, inclusive=inclusive, chunk_size=chunk_size)
+    scores = localization_scores(
+        pos_maps, gt_maps, neg_maps, threshold, inclusive=inclusive, chunk_size=chunk_size, workers=workers
+    )
     return aggregate_localization(scores)
 
 
@@ -225,7 +250,9 @@ def minmax_normalize(maps):
         return np.where(flat, m, (m - lo) / np.where(flat, 1, span))
 
 
-def classic_localization_metrics(pos_maps, gt_maps, *, inclusive: bool = False, chunk_size: int = 128) -> dict[str, float]:
+def classic_localization_metrics(
+    pos_maps, gt_maps, *, inclusive: bool = False, chunk_size: int = 128
+) -> dict[str, float]:
     """The classic *relative* protocol of SSL-TIE / SSL-Align / EZ-VSL (model_spec §6), in percent.
 
     Each native map is upsampled, min-max normalised and binarised at its own median

@@ -40,7 +40,9 @@ def _direction(sim: np.ndarray, codes: np.ndarray, ks, exclude_self: bool, chunk
     return hits
 
 
-def retrieval(similarity, labels, ks=(1, 5, 10), exclude_self: bool = False, *, chunk_size: int = 512) -> dict[str, float]:
+def retrieval(
+    similarity, labels, ks=(1, 5, 10), exclude_self: bool = False, *, chunk_size: int = 512
+) -> dict[str, float]:
     """Image->audio and audio->image retrieval by class label, in percent.
 
     similarity: (N, N), rows are images and columns audios of the same N pairs (for SSL-TIE
