@@ -61,7 +61,8 @@ class EquivarianceTransform(nn.Module):
         norm = torch.tensor([[2.0 / (n - 1), 0.0, -1.0], [0.0, 2.0 / (n - 1), -1.0], [0.0, 0.0, 1.0]],
                             dtype=torch.float64, device=m.device)
         theta = norm @ torch.linalg.inv(m) @ torch.linalg.inv(norm)  # destination -> source, normalised
-        return F.affine_grid(theta[:, :2].float(), [m.shape[0], channels, n, n], align_corners=True)
+        with torch.autocast(m.device.type, enabled=False):
+            return F.affine_grid(theta[:, :2].float(), [m.shape[0], channels, n, n], align_corners=True)
 
     def forward(self, x: torch.Tensor, params: TransformParams,
                 grid: torch.Tensor | None = None) -> torch.Tensor:
@@ -73,7 +74,7 @@ class EquivarianceTransform(nn.Module):
                 x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
             if grid is None:
                 grid = self.sampling_grid(params, x.shape[1])
-            x = F.grid_sample(x, grid.to(x.device), mode="bilinear", padding_mode="zeros", align_corners=True)
+            x = F.grid_sample(x, grid.to(device=x.device, dtype=x.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
             if out_hw != (self.size, self.size):
                 x = F.interpolate(x, size=out_hw, mode="bilinear", align_corners=False)
             if params.flip:
