@@ -166,7 +166,7 @@ def from_original_state_dict(state_dict: Mapping[str, torch.Tensor]) -> tuple[di
     return out, unused
 
 
-def _summarise(keys: list[str], limit: int = 12) -> str:
+def _summarise(keys: list[str], limit: int = 8) -> str:
     shown = ", ".join(keys[:limit])
     return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
 
