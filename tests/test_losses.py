@@ -369,3 +369,23 @@ def test_objective_under_bf16_autocast_is_finite():
         loss, terms = objective()(model, images, specs, silence, noise, generator=torch.Generator().manual_seed(0))
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     loss.backward()
+
+
+def test_benchmark_original_step_computes_our_loss():
+    """benchmarks/train_step.py compares like with like: in eval mode (no BatchNorm batch effects)
+    the literal original call pattern and our fused step give the same loss."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "train_step.py"
+    spec = importlib.util.spec_from_file_location("train_step_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    images, specs, silence, noise = batch()
+    model = small_model().eval()
+    obj = objective(negatives_in_te_view=False)
+    for seed in (0, 1, 2, 3):  # covers s = 1 (batched views) and s = 0.5
+        ours, _ = obj(model, images, specs, silence, noise, generator=torch.Generator().manual_seed(seed))
+        ref = bench.original_step(model, obj, images, specs, silence.expand(4, -1, -1, -1), noise,
+                                  torch.Generator().manual_seed(seed))
+        assert ours.item() == pytest.approx(ref.item(), rel=1e-5)
