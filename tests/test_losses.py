@@ -389,3 +389,14 @@ def test_benchmark_original_step_computes_our_loss():
         ref = bench.original_step(model, obj, images, specs, silence.expand(4, -1, -1, -1), noise,
                                   torch.Generator().manual_seed(seed))
         assert ours.item() == pytest.approx(ref.item(), rel=1e-5)
+
+
+def test_objective_config_round_trips_through_the_config_machinery(tmp_path):
+    from sslsan.config import load_config, save_config
+
+    cfg = load_config(ObjectiveConfig, None, ["use_noise=false", "scales=[1.0]", "san_reduction=mean"])
+    assert cfg.use_noise is False and cfg.scales == (1.0,) and cfg.san_reduction == "mean"
+    save_config(cfg, tmp_path / "objective.yaml")
+    assert load_config(ObjectiveConfig, tmp_path / "objective.yaml") == cfg
+    with pytest.raises(ValueError):
+        load_config(ObjectiveConfig, None, ["san_reduction=max"])

@@ -133,5 +133,5 @@ class SSLSaNObjective(nn.Module):
                     loss = loss + cfg.lambda_sn * terms[f"loss_{name}"]
                 terms[f"{name}_map_mean"] = s_map.mean()
             terms.update(loss=loss, acc_top1=top1_accuracy(logits), acc_top1_t=top1_accuracy(logits_t),
-                         te_scale=torch.tensor(params.scale))
+                         te_scale=torch.tensor(params.scale, device=loss.device))
         return loss, {k: t.detach() for k, t in terms.items()}

@@ -45,10 +45,13 @@ def _audio_config_cls():
 def unwrap_model(model: nn.Module) -> nn.Module:
     """The Localizer inside DDP/DataParallel/torch.compile wrappers."""
     while True:
-        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
-        if not isinstance(inner, nn.Module):
+        for attr in ("module", "_orig_mod"):
+            inner = getattr(model, attr, None)
+            if isinstance(inner, nn.Module):
+                model = inner
+                break
+        else:
             return model
-        model = inner
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, *, audio_config: Any = None,
