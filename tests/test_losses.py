@@ -161,6 +161,11 @@ def test_te_transform_identity_and_channels():
     torch.testing.assert_close(same, x, atol=1e-6, rtol=0)
     flipped = EquivarianceTransform(size=8)(x, TransformParams(torch.tensor([0, 0]), 1.0, True))
     torch.testing.assert_close(flipped, x.flip(-1), atol=1e-6, rtol=0)
+    # positive angles turn counter-clockwise on screen (y down) about (size/2, size/2)
+    dot = torch.zeros(1, 1, 10, 10)
+    dot[0, 0, 5, 8] = 1.0  # 3 px right of the centre (5, 5)
+    turned = EquivarianceTransform(size=10)(dot, TransformParams(torch.tensor([90]), 1.0, False))
+    assert turned[0, 0, 2, 5].item() == pytest.approx(1.0, abs=1e-5) and turned.sum().item() == pytest.approx(1.0, abs=1e-5)
 
 
 def test_te_draws_are_seeded_and_distributed_as_specified():
@@ -360,6 +365,8 @@ def test_objective_is_reproducible_and_validates_inputs():
         obj(model, images, specs, silence, None)
     with pytest.raises(ValueError, match="silence_spec"):
         obj(model, images, specs, silence.repeat(2, 1, 1, 1), noise)
+    with pytest.raises(ValueError, match="image_size"):
+        obj(model, images[:, :, :32, :32], specs, silence, noise)
 
 
 def test_objective_under_bf16_autocast_is_finite():

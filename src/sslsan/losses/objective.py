@@ -83,6 +83,9 @@ class SSLSaNObjective(nn.Module):
         the mean negative maps, all detached. TE draws come from `generator` (CPU generator).
         """
         cfg, b = self.cfg, images.shape[0]
+        if images.ndim != 4 or tuple(images.shape[-2:]) != (cfg.image_size, cfg.image_size):
+            raise ValueError(f"images must be (B, 3, {cfg.image_size}, {cfg.image_size}) for the TE canvas "
+                             f"(ObjectiveConfig.image_size), got {tuple(images.shape)}")
         params = self.transform.draw(b, generator, device=images.device)
         grid = self.transform.sampling_grid(params)
         images_t = self.transform(images, params, grid).to(images.dtype)
