@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from sslsan.losses import ContrastiveLoss, ObjectiveConfig, SilenceNoiseLoss, SSLSaNObjective
 from sslsan.models import Localizer, ModelConfig
 
-VARIANTS = ("original", "ours")
+VARIANTS = ("original", "ours", "ours_fp32")  # ours_fp32: our step structure without the CUDA extras
 
 
 def original_step(model, objective, images, specs, silence_b, noise, generator):
@@ -66,8 +66,8 @@ def measure(variant: str, batch: int, args: argparse.Namespace, device_name: str
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = args.tf32
         torch.backends.cudnn.allow_tf32 = args.tf32
-    ours = variant == "ours"
-    fast = ours and cuda
+    ours = variant.startswith("ours")
+    fast = variant == "ours" and cuda
     model = Localizer(ModelConfig(width=args.width)).to(device).train()
     fmt = torch.channels_last if fast and args.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
@@ -143,6 +143,9 @@ def run_isolated(variant: str, batch: int, args, device: str) -> dict:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=["original", "ours"],
+                   help="steps to measure; ratios are against 'original' (ours_fp32 = ours without bf16, "
+                        "channels_last and fused Adam, to separate structure from precision)")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128], help="batch sizes to measure")
     p.add_argument("--width", type=float, default=1.0, help="channel multiplier of both ResNet-18 towers")
     p.add_argument("--image-size", type=int, default=224, help="training image side in pixels")
@@ -171,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     print(header + "\n" + "-" * len(header))
     for batch in args.batch_sizes:
         row = {}
-        for variant in VARIANTS:
+        for variant in args.variants:
             res = run_isolated(variant, batch, args, device)
             results.append(res)
             row[variant] = res
@@ -180,21 +183,23 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"{batch:>5}  {variant:<9} {res['samples_per_s']:>10.2f} {res['step_s']:>8.3f} "
                       f"{res['peak_mem_mb']:>9.0f}", flush=True)
-        if all("error" not in r for r in row.values()):
-            o, u = row["original"], row["ours"]
-            ratios[batch] = {"speedup": u["samples_per_s"] / o["samples_per_s"],
-                             "peak_mem_ratio": u["peak_mem_mb"] / o["peak_mem_mb"] if o["peak_mem_mb"] else None}
-            mem = ratios[batch]["peak_mem_ratio"]
-            print(f"{batch:>5}  ours/original: {ratios[batch]['speedup']:.2f}x samples/s, "
+        o = row.get("original")
+        for variant, u in row.items():
+            if variant == "original" or o is None or "error" in o or "error" in u:
+                continue
+            mem = u["peak_mem_mb"] / o["peak_mem_mb"] if o["peak_mem_mb"] else None
+            ratios.setdefault(str(batch), {})[variant] = {"speedup": u["samples_per_s"] / o["samples_per_s"],
+                                                          "peak_mem_ratio": mem}
+            print(f"{batch:>5}  {variant}/original: {u['samples_per_s'] / o['samples_per_s']:.2f}x samples/s, "
                   f"{'n/a' if mem is None else f'{mem:.2f}x'} peak memory")
     if args.json:
         from sslsan.utils.io import atomic_write_text
 
         report = {"device": device, "device_name": name, "torch": torch.__version__,
                   "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                  "results": results, "ratios": {str(k): v for k, v in ratios.items()}}
+                  "results": results, "ratios": ratios}
         atomic_write_text(args.json, json.dumps(report, indent=1) + "\n")
-    return 0 if ratios else 1
+    return 0 if all("error" not in r for r in results) else 1
 
 
 if __name__ == "__main__":
