@@ -189,8 +189,8 @@ def load_model(path: str | Path, map_location: Any = "cpu", *, trusted: bool = F
     ckpt = read_checkpoint(path, map_location, trusted=trusted)
     AudioConfig = _audio_config_cls()
     unused_top: list[str] = []
+    sd, unused = from_original_state_dict(ckpt["state_dict"])
     if is_sslsan_checkpoint(ckpt):
-        sd, unused = from_original_state_dict(ckpt["state_dict"])
         try:
             cfg = ModelConfig(**ckpt["model_config"])
             audio_cfg = AudioConfig(**ckpt["audio_config"])
@@ -198,13 +198,13 @@ def load_model(path: str | Path, map_location: Any = "cpu", *, trusted: bool = F
             raise CheckpointError(f"{path}: bad model/audio config in checkpoint: {exc}") from None
         image_size, threshold = int(ckpt["image_size"]), ckpt["universal_threshold"]
     else:
-        sd, unused = from_original_state_dict(ckpt["state_dict"])
         stem = sd.get("imgnet.bn1.weight")
         cfg = ModelConfig(width=stem.shape[0] / 64 if isinstance(stem, torch.Tensor) and stem.ndim == 1 else 1.0)
         audio_cfg, image_size, threshold = AudioConfig(), 224, None
         unused_top = [k for k in ckpt if k not in ORIGINAL_TOP_LEVEL]
-        if isinstance(ckpt.get("epsilon"), (torch.Tensor, float)):
-            eps = float(torch.as_tensor(ckpt["epsilon"]).flatten()[0])
+        learned = ckpt.get("epsilon", sd.get("epsilon"))  # learnable-epsilon variant ([3RD] in model_spec)
+        if isinstance(learned, (torch.Tensor, float)):
+            eps = float(torch.as_tensor(learned).flatten()[0])
             log.warning("%s: carries a learned epsilon = %.4f (used only by the training loss)", path, eps)
 
     model = Localizer(cfg)
