@@ -179,7 +179,8 @@ def _module_names(keys: list[str]) -> list[str]:
 
 
 def load_model(path: str | Path, map_location: Any = "cpu", *, trusted: bool = False) -> Localizer:
-    """A `Localizer` in eval mode from our checkpoints or original SSL-TIE/SSL-SaN files.
+    """A `Localizer` in eval mode (on `map_location` when it names a device) from our checkpoints
+    or original SSL-TIE/SSL-SaN files.
 
     The model carries `.audio_config` (AudioConfig; paper defaults for original files),
     `.image_size`, `.universal_threshold` and `.unused_checkpoint_keys` (entries it ignored, also
@@ -232,4 +233,6 @@ def load_model(path: str | Path, map_location: Any = "cpu", *, trusted: bool = F
     model.audio_config = audio_cfg
     model.image_size = image_size
     model.universal_threshold = None if threshold is None else float(threshold)
+    if isinstance(map_location, (str, torch.device)):
+        model = model.to(map_location)
     return model.eval()
