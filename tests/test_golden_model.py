@@ -92,7 +92,6 @@ def _outputs(model: Localizer, ref: dict) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("which", ["plain", "module_prefix"])
 def test_original_checkpoint_reproduces_reference(golden, which, caplog):
     meta, ref, plain, prefixed = golden
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     with caplog.at_level("WARNING", logger="sslsan.models"):
         model = load_model(plain if which == "plain" else prefixed)
     assert not model.training
