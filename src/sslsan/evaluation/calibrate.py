@@ -40,7 +40,7 @@ def calibrate_universal_threshold(
     if len(manifest) == 0:
         raise EvaluationError(f"{manifest.path}: calibration split is empty (no samples)")
     res = run_inference(model, manifest, repetitions=repetitions, seed=seed, device=device, batch_size=batch_size,
-                        workers=workers, retrieval=False, progress=progress)
+                        workers=workers, retrieval=False, progress=progress, desc="calibrate U_th")
     neg_max = {t: m.ravel() for t, m in res.neg_max().items()}
     thr = float(universal_threshold(neg_max, mode=mode))
     details = {

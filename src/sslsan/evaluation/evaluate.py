@@ -66,6 +66,20 @@ def _calibrate(model, split: Manifest | Path, cache: Path | None, key: dict, **k
     return value, info
 
 
+def _training_calibration(checkpoint: Path, value: float) -> dict | None:
+    """The calibration record `sslsan train` wrote for this checkpoint (<run>/threshold.json), if it matches."""
+    import json
+
+    run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    try:
+        rec = json.loads((run / "threshold.json").read_text())
+        if abs(float(rec["universal_threshold"]) - value) > 1e-12:
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {k: rec[k] for k in ("manifest", "manifest_sha256", "mode", "seed") if k in rec}
+
+
 def resolve_threshold(threshold: str | float, model, dataset: str, data_root: str | Path, test: Manifest, *,
                       device, seed: int, repetitions: int, batch_size: int, workers: int = 0,
                       mode: str = "per_type", progress: bool = True, cache: Path | None = None,
@@ -82,7 +96,12 @@ def resolve_threshold(threshold: str | float, model, dataset: str, data_root: st
         return value, {"value": value, "source": "given"}
     stored = getattr(model, "universal_threshold", None)
     if stored is not None:
-        return float(stored), {"value": float(stored), "source": "checkpoint"}
+        info = {"value": float(stored), "source": "checkpoint"}
+        if cache is not None:  # `sslsan train` records how it calibrated in <run>/threshold.json
+            record = _training_calibration(cache.with_name(cache.name[: -len(".uth.json")]), float(stored))
+            if record:
+                info["details"] = record
+        return float(stored), info
     kw = dict(device=device, seed=seed, repetitions=repetitions, mode=mode, batch_size=batch_size, workers=workers,
               progress=progress)
     key = {**(cache_key or {}), "negatives_in_db": bool(getattr(model.audio_config, "negatives_in_db", True))}

@@ -152,6 +152,7 @@ def run_inference(
     image_size: int | None = None,
     retrieval: bool = True,
     progress: bool = True,
+    desc: str = "evaluate",
 ) -> InferenceResult:
     """Run `model` (a Localizer) on every sample with positive, silence, noise and offscreen audio.
 
@@ -177,7 +178,7 @@ def run_inference(
     # ---- pass 1: audio embeddings
     audio_ds = AVDataset(manifest, image_transform=None, audio=cfg, load_images=False)
     nb = -(-n // batch_size)
-    bar = tqdm(total=nb * (1 + repetitions) + nb, desc="evaluate", unit="batch", disable=not progress)
+    bar = tqdm(total=nb * (1 + repetitions) + nb, desc=desc, unit="batch", disable=not progress)
     chunks = []
     for batch in _loader(audio_ds, batch_size, workers):
         specs = frontend(batch["wave"].to(device))

@@ -72,6 +72,9 @@ def reference_table(named: dict[str, dict]) -> str:
 def _threshold_line(m: dict) -> str:
     t = m.get("threshold_info") or {}
     src = t.get("source", "given")
+    d = t.get("details") or {}
+    if d.get("manifest"):
+        src += f", calibrated on {Path(d['manifest']).name} ({d.get('mode', 'per_type')}) when trained"
     return f"Universal threshold U_th = {_fmt(m.get('threshold'), 4)} ({src})."
 
 
