@@ -374,7 +374,7 @@ def test_score_maps_of_another_model(tmp_path, capsys):
     neg_noise = neg.copy()
     neg_noise[:, 0] = 1.0  # sample 0 fully highlighted under noise in every repetition
     atomic_savez(tmp_path / "other.npz", ids=np.array([f"s{i}" for i in range(n)]), pos_maps=pos, gt_maps=gt,
-                 neg_maps_silence=neg, neg_maps_noise=neg_noise, neg_maps_offscreen=neg)
+                 neg_maps_silence=neg[0], neg_maps_noise=neg_noise, neg_maps_offscreen=neg)  # (N, h, w): repeated R times
     with pytest.raises(ValueError, match="no 'threshold' array"):
         score_maps(tmp_path / "other.npz")
     m = score_maps(tmp_path / "other.npz", threshold=0.5)

@@ -23,7 +23,8 @@ repetition_seeds     (R,)           int64     seed of each repetition
 
 Maps are the model's output at its own resolution (any h x w, e.g. 14 x 14 or 7 x 7); they are
 upsampled to 224 x 224 (bilinear, half-pixel) and thresholded with a strict `>` as in the reference
-protocol (metrics_spec). Per-sample maxima for Separability and for the universal threshold are taken
+protocol (metrics_spec). A negative of shape (N, h, w) is repeated R times (R = that of the other
+negatives, else 1). Per-sample maxima for Separability and for the universal threshold are taken
 on the native maps. Silence does not depend on the repetition; store R identical copies. Optional
 arrays only switch on their tables (Table 1 needs image_emb + audio_emb, Table 3 similarity + labels).
 """
@@ -82,6 +83,12 @@ def load_maps(path: str | Path) -> dict[str, np.ndarray]:
             arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise MapsFileError(f"{path}: not a readable .npz file ({exc})") from None
+    # an (N, h, w) negative (e.g. silence, the same in every repetition) is repeated R times
+    reps = [arrays[f"neg_maps_{t}"].shape[0] for t in NEGATIVE_TYPES if f"neg_maps_{t}" in arrays and arrays[f"neg_maps_{t}"].ndim == 4]
+    for t in NEGATIVE_TYPES:
+        k = f"neg_maps_{t}"
+        if k in arrays and arrays[k].ndim == 3:
+            arrays[k] = np.repeat(arrays[k][None], max(reps, default=1), axis=0)
     validate_arrays(arrays, str(path))
     return arrays
 
