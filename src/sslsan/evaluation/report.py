@@ -145,7 +145,7 @@ def comparison_markdown(named: dict[str, dict]) -> str:
 
 
 def load_run(path: str | Path) -> tuple[str, dict]:
-    """(name, metrics) of a run directory or a metrics.json file."""
+    """(name, metrics) of a run directory or a metrics.json file; the name is the evaluated model's."""
     path = Path(path)
     f = path / "metrics.json" if path.is_dir() else path
     if not f.exists():
@@ -154,24 +154,34 @@ def load_run(path: str | Path) -> tuple[str, dict]:
         m = json.loads(f.read_text())
     except json.JSONDecodeError as exc:
         raise EvaluationError(f"{f}: not valid JSON ({exc.msg})") from None
-    name = path.name if path.is_dir() else (path.parent.name or path.stem)
-    return name, m
+    name = m.get("model") or (path.name if path.is_dir() else (path.parent.name or path.stem))
+    return str(name), m
 
 
-def compare_runs(paths: Iterable[str | Path], names: list[str] | None = None) -> str:
-    """Markdown comparison of runs given as run directories or metrics.json paths."""
+def named_runs(paths: Iterable[str | Path], names: list[str] | None = None) -> dict[str, tuple[dict, Path]]:
+    """Unique row name → (metrics, run folder) for runs given as folders or metrics.json paths.
+
+    Default names are the evaluated models', with the dataset appended when the runs differ in it."""
+    paths = [Path(p) for p in paths]
     loaded = [load_run(p) for p in paths]
     if names:
         if len(names) != len(loaded):
             raise EvaluationError(f"{len(names)} names for {len(loaded)} runs")
         loaded = [(n, m) for n, (_, m) in zip(names, loaded)]
-    named: dict[str, dict] = {}
-    for n, m in loaded:
+    elif len({m.get("dataset") for _, m in loaded}) > 1:
+        loaded = [(f"{n} @ {m.get('dataset')}", m) for n, m in loaded]
+    named: dict[str, tuple[dict, Path]] = {}
+    for (n, m), p in zip(loaded, paths):
         key, k = n, 2
         while key in named:
             key, k = f"{n} ({k})", k + 1
-        named[key] = m
-    return comparison_markdown(named)
+        named[key] = (m, p if p.is_dir() else p.parent)
+    return named
+
+
+def compare_runs(paths: Iterable[str | Path], names: list[str] | None = None) -> str:
+    """Markdown comparison of runs given as run directories or metrics.json paths."""
+    return comparison_markdown({n: m for n, (m, _) in named_runs(paths, names).items()})
 
 
 def compare_figure(paths: Iterable[str | Path], names: list[str] | None, out: str | Path) -> Path:
@@ -179,13 +189,10 @@ def compare_figure(paths: Iterable[str | Path], names: list[str] | None, out: st
     from sslsan.evaluation.figures import maxima_from_maps, plot_models_max_distributions
     from sslsan.evaluation.scoring import load_maps
 
-    paths = [Path(p) for p in paths]
-    names = names or [load_run(p)[0] for p in paths]
     runs = {}
-    for name, p in zip(names, paths):
-        arrays = load_maps((p if p.is_dir() else p.parent) / "maps.npz")
-        thr = float(arrays["threshold"]) if "threshold" in arrays else None
-        runs[name] = (maxima_from_maps(arrays), thr)
+    for name, (_, folder) in named_runs(paths, names).items():
+        arrays = load_maps(folder / "maps.npz")
+        runs[name] = (maxima_from_maps(arrays), float(arrays["threshold"]) if "threshold" in arrays else None)
     return plot_models_max_distributions(runs, out)
 
 
