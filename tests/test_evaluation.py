@@ -168,6 +168,10 @@ def test_compare_two_runs(evaluated, tmp_path, capsys):
     for head in ("Table 2", "Table 1", "Table 3", "Table 4", "uniform map", "FLOC ↑", "Sep ↑"):
         assert head in text
     assert text.startswith((tmp_path / "cmp.md").read_text())
+    from sslsan.evaluation import compare_runs
+
+    default = compare_runs([evaluated["out"], second])  # same model twice: unique default row names
+    assert "| run |" in default and "| run (2) |" in default
     assert compare_main([str(evaluated["out"]), "--names", "a", "b"]) == 2
     assert "2 names for 1 runs" in capsys.readouterr().err
 
