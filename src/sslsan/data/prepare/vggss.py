@@ -1,0 +1,124 @@
+"""VGG-SS test set (datasets_spec section 1) -> vggss.jsonl.
+
+Input (`--root`): `frames/<id>.jpg` (or SSL-TIE's `frame/`), `audio/<id>.wav` (the ~10 s clip) and the
+annotation file `vggss.json` (list of {"file", "class", "bbox": [[x1, y1, x2, y2], ...]} with
+coordinates normalised to the frame), looked up as `--annotations`, `ROOT/vggss.json`,
+`ROOT/metadata/vggss.json` or vssl_eval's `vggss_annotations.json`.
+
+Boxes are stored as the reference loaders use them: every coordinate clipped to [0, 1]
+(`np.clip(v, 0, 1)`, which turns the 12 corrupt `-2.88e16` values into 0). A box with a non-numeric or
+non-finite coordinate is dropped. Degenerate boxes are kept (they add nothing to the GT map, exactly
+as in the reference); clips whose GT map ends up empty (2 in the official file) are kept and flagged
+`extra.empty_gt` (metrics fall back as the spec says) unless `--drop-empty-gt`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from sslsan.data.manifest import Sample
+from sslsan.data.prepare.common import (
+    AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, MediaError, PrepareError, SkipReport, check_image, finish_testset,
+    first_existing, gt_map_empty, index_folder, load_json, note_audio, rel, timer, youtube_id,
+)
+
+ANNOTATION_NAMES = ("vggss.json", "metadata/vggss.json", "vggss_annotations.json", "metadata/vggss_annotations.json")
+
+
+def clean_boxes(raw, where: str, report: SkipReport) -> list[list[float]]:
+    """Clip normalised boxes to [0, 1]; count corrupt coordinates and drop unusable boxes."""
+    if not isinstance(raw, list):
+        raise PrepareError(f"{where}: 'bbox' must be a list of [x1, y1, x2, y2], got {type(raw).__name__}")
+    boxes: list[list[float]] = []
+    corrupt = False
+    for b in raw:
+        if not (isinstance(b, (list, tuple)) and len(b) == 4 and all(isinstance(v, (int, float)) for v in b)):
+            report.note("dropped_box")
+            corrupt = True
+            continue
+        if not all(math.isfinite(v) for v in b):
+            report.note("dropped_box")
+            corrupt = True
+            continue
+        clipped = [min(max(float(v), 0.0), 1.0) for v in b]
+        if clipped != [float(v) for v in b]:
+            corrupt = True
+        if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+            report.note("degenerate_box")
+        boxes.append(clipped)
+    if corrupt:
+        report.note("corrupt_coordinates")
+    return boxes
+
+
+def read_ids(path: Path) -> set[str]:
+    """Ids of a subset file (vggss_heard_test.csv etc.): first column of each line, extension dropped."""
+    if not path.is_file():
+        raise PrepareError(f"{path}: id list not found")
+    ids = set()
+    for line in path.read_text().splitlines():
+        v = line.split(",")[0].strip()
+        if v and not v.startswith("#"):
+            ids.add(v.rsplit(".", 1)[0] if v.lower().endswith((".mp4", ".jpg", ".wav")) else v)
+    return ids
+
+
+def prepare_vggss(root: str | Path, out: str | Path, annotations: str | Path | None = None,
+                  ids_file: str | Path | None = None, drop_empty_gt: bool = False) -> Path:
+    t0 = timer()
+    root, out = Path(root), Path(out)
+    if not root.is_dir():
+        raise PrepareError(f"{root}: VGG-SS root folder not found")
+    ann_path = Path(annotations) if annotations else first_existing(*(root / n for n in ANNOTATION_NAMES))
+    if ann_path is None:
+        raise PrepareError(f"{root}: no VGG-SS annotation file ({', '.join(ANNOTATION_NAMES)}); pass --annotations")
+    entries = load_json(ann_path)
+    if not isinstance(entries, list):
+        raise PrepareError(f"{ann_path}: expected a JSON list of clips, got {type(entries).__name__}")
+    frame_dir = first_existing(root / "frames", root / "frame")
+    if frame_dir is None:
+        raise PrepareError(f"{root}: no frames/ (or frame/) folder")
+    frames = index_folder(frame_dir, IMAGE_EXTENSIONS)
+    audios = index_folder(root / "audio", AUDIO_EXTENSIONS)
+    keep = read_ids(Path(ids_file)) if ids_file else None
+    out.mkdir(parents=True, exist_ok=True)
+
+    report = SkipReport()
+    samples: list[Sample] = []
+    seen: set[str] = set()
+    for i, e in enumerate(entries):
+        where = f"{ann_path}: entry {i}"
+        if not isinstance(e, dict) or "file" not in e or "bbox" not in e:
+            raise PrepareError(f"{where}: expected an object with 'file' and 'bbox', got {str(e)[:80]}")
+        clip_id = str(e["file"]).rsplit(".", 1)[0] if str(e["file"]).endswith((".mp4", ".jpg")) else str(e["file"])
+        if keep is not None and clip_id not in keep:
+            continue
+        if clip_id in seen:
+            report.note("duplicate_entry")
+            continue
+        seen.add(clip_id)
+        boxes = clean_boxes(e["bbox"], f"{where} ({clip_id})", report)
+        image = frames.get(clip_id, frame_dir / f"{clip_id}.jpg")
+        audio = audios.get(clip_id, root / "audio" / f"{clip_id}.wav")
+        try:
+            check_image(image)
+            seconds = note_audio(audio, report)
+        except MediaError as err:
+            report.add_error(clip_id, err)
+            continue
+        extra = {"audio_seconds": round(seconds, 4)}
+        if youtube_id(clip_id):
+            extra["youtube_id"] = youtube_id(clip_id)
+        if not boxes:
+            report.note("no_box")
+        if gt_map_empty(boxes):
+            report.note("empty_gt")
+            extra["empty_gt"] = True
+            if drop_empty_gt:
+                report.add(clip_id, ann_path, "bad_annotation", "GT map is empty after clipping (--drop-empty-gt)")
+                continue
+        category = e.get("class")
+        samples.append(Sample(id=clip_id, image=rel(image, out), audio=rel(audio, out), boxes=boxes,
+                              category=category, scene_categories=[category] if category else [], extra=extra))
+    return finish_testset("vggss", out, samples, report, t0, annotations=str(ann_path))
