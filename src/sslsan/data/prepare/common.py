@@ -270,6 +270,10 @@ class DecodedClip:
     short: bool  # audio track shorter than the window (stored whole)
 
 
+_TOP_LEVEL_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pdin", b"moof", b"mfra",
+                    b"styp", b"sidx", b"uuid", b"meta", b"junk"}
+
+
 def _cut_box(path: Path) -> str | None:
     """For ISO-BMFF files (MP4/MOV/M4A): the first top-level box that runs past the end of the file.
 
@@ -286,7 +290,7 @@ def _cut_box(path: Path) -> str | None:
                 n = struct.unpack(">Q", head[8:16])[0]
             elif n == 0:
                 n = size - pos
-            if n < 8 or not kind.isascii():
+            if n < 8 or kind not in _TOP_LEVEL_BOXES:
                 return None  # not ISO-BMFF (or garbage): no opinion
             if pos + n > size:
                 return kind.decode("ascii", "replace")
@@ -364,51 +368,23 @@ def _frame_before(container, path: Path, mid: float):
     return best
 
 
-def _decode_audio(container, path: Path, t0: float, t1: float | None, sample_rate: int) -> tuple[np.ndarray, float]:
-    """Mono float32 audio at `sample_rate` covering at least [t0, t1) when present (t1=None: to the end).
+def _load_track(path: Path, sample_rate: int) -> np.ndarray:
+    """The whole audio track, mono float32 at `sample_rate`, via sslsan.audio.load_audio (shared decoder)."""
+    from sslsan.audio import AudioError, load_audio
 
-    Returns (samples, time of the first sample). Resampling happens in one libswresample stream,
-    so sample i of the output lies at `start + i / sample_rate`.
-    """
-    import av
-
-    stream = container.streams.audio[0]
-    tb = stream.time_base
-    if t0 > 0.5:
-        try:
-            container.seek(int((t0 - 0.5) / tb), stream=stream, backward=True)
-        except av.FFmpegError:
-            container.seek(0)
-    else:
-        container.seek(0)
-    # keep the channels and average them ourselves: libswresample's float down-mix sums stereo
-    # channels at 1/sqrt(2) each (louder than the source); the mean is what `ffmpeg -ac 1` to PCM16
-    # and the EZ-VSL loaders produce
-    resampler = av.AudioResampler(format="fltp", rate=sample_rate)
-    chunks: list[np.ndarray] = []
-    first: float | None = None
     try:
-        for frame in container.decode(stream):
-            if first is None:
-                if frame.time is None:
-                    continue
-                first = float(frame.time)
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().mean(axis=0))
-            if t1 is not None and frame.time is not None and frame.time > t1 + 0.1:
-                break
-        for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().mean(axis=0))
-    except av.FFmpegError as exc:
-        if not chunks:
-            raise MediaError(path, "undecodable", f"audio: {_short(exc)}") from None
-        # keep what decoded; the coverage check of the caller decides whether it is enough
-    samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-    return samples, (first if first is not None else t0)
+        return load_audio(path, sample_rate=sample_rate, mono=True).numpy()
+    except AudioError as exc:
+        msg = _short(exc)
+        if "no audio track" in msg or "holds no samples" in msg:
+            raise MediaError(path, "no_audio", msg) from None
+        raise MediaError(path, "truncated" if _cut_box(path) else "undecodable", f"audio: {msg}") from None
 
 
 def decode_clip(path: str | Path, clip_seconds: float = 3.0, sample_rate: int = SAMPLE_RATE) -> DecodedClip:
     """Middle frame and the centred `clip_seconds` audio window of a video file (rules: module doc)."""
+    import av
+
     path = Path(path)
     container = _open(path)
     try:
@@ -421,40 +397,30 @@ def decode_clip(path: str | Path, clip_seconds: float = 3.0, sample_rate: int = 
         frame = _frame_before(container, path, mid)
         image = frame.to_image()
         frame_time = float(frame.time) - start
-
-        want = int(round(clip_seconds * sample_rate))
-        w0, w1 = mid - clip_seconds / 2.0, mid + clip_seconds / 2.0
-        samples, a0 = _decode_audio(container, path, w0, w1, sample_rate)
-        a1 = a0 + len(samples) / sample_rate
-        shifted = short = False
-        if not (a0 <= w0 + 1.0 / sample_rate and a1 >= w1 - 1.0 / sample_rate):
-            # the track does not cover the window (late start, early end, cut file): see the whole track
-            samples, a0 = _decode_audio(container, path, 0.0, None, sample_rate)
-            a1 = a0 + len(samples) / sample_rate
-            if len(samples) == 0:
-                raise MediaError(path, "no_audio", "audio track holds no samples")
-            declared = _declared_end(container.streams.audio[0])
-            if declared is not None and a1 < min(declared, w1) - 0.5:
-                raise MediaError(path, "truncated", f"audio data ends at {a1 - start:.2f} s, the track declares {declared - start:.2f} s")
-            if len(samples) < want:
-                short = True
-                w0 = a0
-            else:
-                shifted = True
-                w0 = min(max(w0, a0), a1 - clip_seconds)
-        i0 = max(0, int(round((w0 - a0) * sample_rate)))
-        wave_out = samples[i0:i0 + want]
-        return DecodedClip(image, frame_time, np.ascontiguousarray(wave_out), w0 - start, duration, shifted, short)
-    except MediaError:
-        raise
-    except Exception as exc:  # any other decoder complaint is an item failure, not a crash
-        import av
-
-        if isinstance(exc, (av.FFmpegError, ValueError, RuntimeError, OSError)):
-            raise MediaError(path, "undecodable", _short(exc)) from None
-        raise
+        stream = container.streams.audio[0]
+        a0 = float(stream.start_time * stream.time_base) if stream.start_time is not None else start
+        declared = _declared_end(stream)
+    except av.FFmpegError as exc:
+        raise MediaError(path, "undecodable", _short(exc)) from None
     finally:
         container.close()
+
+    # The track is decoded whole (10 s of AAC costs milliseconds) by the shared decoder, which
+    # resamples by sample count: sample i of `track` lies at a0 + i / sample_rate.
+    track = _load_track(path, sample_rate)
+    a1 = a0 + len(track) / sample_rate
+    if declared is not None and a1 < declared - 0.5:
+        raise MediaError(path, "truncated", f"audio data ends at {a1 - start:.2f} s, the track declares {declared - start:.2f} s")
+    want = int(round(clip_seconds * sample_rate))
+    w0 = mid - clip_seconds / 2.0
+    shifted = short = False
+    if len(track) < want:
+        short, w0 = True, a0
+    elif w0 < a0 - 0.5 / sample_rate or w0 + clip_seconds > a1 + 0.5 / sample_rate:
+        shifted, w0 = True, min(max(w0, a0), a1 - clip_seconds)
+    i0 = max(0, int(round((w0 - a0) * sample_rate)))
+    wave_out = np.ascontiguousarray(track[i0:i0 + want], dtype=np.float32)
+    return DecodedClip(image, frame_time, wave_out, w0 - start, duration, shifted, short)
 
 
 def timer() -> float:
