@@ -46,6 +46,26 @@ SKIP_REASONS = {
     "bad_annotation": "annotation entry unusable (no valid box/mask/audio reference)",
 }
 
+# Kept-but-counted facts ("notes") that the summary explains.
+NOTES = {
+    "audio_short": "audio shorter than the 3 s clip: stored as is, tiled to 10 s at load",
+    "audio_shifted": "audio track does not cover the centred window: window moved inside the track",
+    "vggsound_test_split": "clips of the VGGSound *test* split (check `sslsan data overlap`)",
+    "no_csv_label": "clips without a row in the VGGSound CSV (category null)",
+    "corrupt_coordinates": "clips with box coordinates outside [0, 1]: clipped like the reference loaders",
+    "dropped_box": "boxes with non-numeric / non-finite coordinates: dropped",
+    "degenerate_box": "zero-area boxes after clipping: kept, they add no GT pixel",
+    "empty_gt": "samples whose GT map is empty: kept and flagged extra.empty_gt",
+    "no_box": "samples without any box",
+    "empty_mask": "all-zero masks",
+    "box_from_mask": "boxes derived from the mask (no box in the box file)",
+    "mask_missing": "no mask file: mask null",
+    "category_from_stem": "no category in the annotation files: target token of the file name used",
+    "category_unmapped": "categories absent from the category map: kept as they are",
+    "groups_not_two_annotations": "IS3 scenes without exactly two annotations",
+    "duplicate_entry": "repeated annotation entries: first one kept",
+}
+
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -111,9 +131,10 @@ def format_summary(name: str, prepared: int, report: SkipReport, seconds: float,
              + (f" ({reused} already done, reused)" if reused else "")
              + f", {len(report)} skipped, {seconds:.1f} s"]
     for reason, n in report.by_reason().items():
-        lines.append(f"  skipped {reason:<14} {n:>7}  ({SKIP_REASONS[reason]})")
+        lines.append(f"  skipped {reason:<26} {n:>7}  ({SKIP_REASONS[reason]})")
     for what, n in sorted(report.notes.items()):
-        lines.append(f"  note    {what:<14} {n:>7}")
+        if n:
+            lines.append(f"  kept    {what:<26} {n:>7}  ({NOTES.get(what, 'kept, counted')})")
     if len(report):
         lines.append(f"  skipped items listed in {out / 'skipped.jsonl'}")
     return "\n".join(lines)
