@@ -53,9 +53,10 @@ def test_middle_frame_and_centred_window(media):
     assert clip.frame_time == pytest.approx(4.96)
     assert clip.wave.dtype == np.float32 and clip.wave.shape == (3 * SR,)
     assert clip.audio_start == pytest.approx(3.5) and not clip.shifted and not clip.short
-    # the window is the 3.5-6.5 s slice of the whole track decoded independently...
+    # the window is the 3.5-6.5 s slice of the whole track decoded by sslsan.audio.load_audio (up to
+    # the sub-sample phase of the seek point: a 440 Hz tone at amplitude < 0.7 moves < 0.03 per 1/2 sample)...
     full = load_audio(media["good"], sample_rate=SR).numpy()
-    np.testing.assert_array_equal(clip.wave, full[int(3.5 * SR):int(6.5 * SR)])
+    np.testing.assert_allclose(clip.wave, full[int(3.5 * SR):int(6.5 * SR)], atol=0.03)
     # ...and the content agrees: the amplitude ramp a(t) at the window edges (AAC is lossy: 0.02)
     first, last = np.abs(clip.wave[:800]).max(), np.abs(clip.wave[-800:]).max()
     assert first == pytest.approx(audio_amplitude(3.5 + 0.05), abs=0.02)
