@@ -70,6 +70,11 @@ def test_mpeg4_mono_22k(media):
     assert np.abs(clip.wave[:800]).max() == pytest.approx(audio_amplitude(0.55), abs=0.02)
 
 
+def test_low_frame_rate(tmp_path):
+    clip = decode_clip(write_video(tmp_path / "slow.mp4", seconds=10.0, fps=4))
+    assert read_frame_index(clip.frame) == 19 and clip.frame_time == pytest.approx(4.75)  # 4.75 s < 5.0 s
+
+
 def test_short_and_early_ending_audio(media):
     short = decode_clip(media["short"])  # 1.5 s of audio: stored whole, the loader tiles it
     assert short.short and not short.shifted
@@ -181,6 +186,16 @@ def test_resume_refuses_other_settings(tmp_path, media):
     cfg.frame_size = 0
     with pytest.raises(PrepareError, match="was prepared with"):
         prepare_vggsound(cfg, progress=False)
+
+
+def test_muted_clips_are_kept_and_counted(tmp_path):
+    videos = tmp_path / "v"
+    write_video(videos / "MMMMMMMMMMM_000000.mp4", seconds=4.0, audio_gain=0.0)
+    write_video(videos / "LLLLLLLLLLL_000000.mp4", seconds=4.0, audio_gain=0.001)  # ~ -65 dBFS
+    res = prepare_vggsound(VGGSoundConfig(str(videos), str(tmp_path / "o"), val_fraction=0.0), progress=False)
+    assert res.prepared == 2 and res.report.notes["audio_near_silent"] == 2
+    rms = {s.id: s.extra["audio_rms"] for s in read_manifest(res.train)}
+    assert rms["MMMMMMMMMMM_000000"] == 0.0 and 0 < rms["LLLLLLLLLLL_000000"] < 1e-3
 
 
 def test_subset_is_seeded(tmp_path, media):

@@ -50,6 +50,7 @@ SKIP_REASONS = {
 NOTES = {
     "audio_short": "audio shorter than the 3 s clip: stored as is, tiled to 10 s at load",
     "audio_shifted": "audio track does not cover the centred window: window moved inside the track",
+    "audio_near_silent": "clips with audio RMS < -60 dBFS (muted videos): kept; silence-like positives",
     "vggsound_test_split": "clips of the VGGSound *test* split (check `sslsan data overlap`)",
     "no_csv_label": "clips without a row in the VGGSound CSV (category null)",
     "corrupt_coordinates": "clips with box coordinates outside [0, 1]: clipped like the reference loaders",

@@ -41,11 +41,13 @@ def _frame(k: int, width: int, height: int) -> np.ndarray:
 
 def write_video(path: str | Path, seconds: float = 10.0, fps: int = 25, width: int = 128, height: int = 96,
                 audio: bool = True, video: bool = True, sample_rate: int = 44100, channels: int = 2,
-                audio_seconds: float | None = None, codec: str = "libx264", faststart: bool = False) -> Path:
+                audio_seconds: float | None = None, codec: str = "libx264", faststart: bool = False,
+                audio_gain: float = 1.0) -> Path:
     """An MP4 (H.264 or MPEG-4 video + AAC audio) with the time-coded content described above.
 
     `audio_seconds` makes the audio track shorter (or longer) than the video; `faststart` puts the
-    index at the front (then a cut file still opens and fails while decoding).
+    index at the front (then a cut file still opens and fails while decoding); `audio_gain` scales
+    the sound (0: a muted video).
     """
     import av
 
@@ -74,7 +76,7 @@ def write_video(path: str | Path, seconds: float = 10.0, fps: int = 25, width: i
         if as_ is not None:
             n = int(round((seconds if audio_seconds is None else audio_seconds) * sample_rate))
             t = np.arange(n) / sample_rate
-            sig = (audio_amplitude(t) * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
+            sig = (audio_gain * audio_amplitude(t) * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
             data = np.repeat(sig[None, :], channels, axis=0)
             hop = 1024
             for i in range(0, n, hop):

@@ -34,6 +34,11 @@ from sslsan.data.prepare.common import (
 )
 
 
+# RMS below -60 dBFS: VGGSound holds muted clips (user_pain section 2); they become silence-like
+# "positives", which matters for a silence-negative loss, so they are counted (and kept)
+NEAR_SILENT_RMS = 1e-3
+
+
 @dataclass
 class VGGSoundConfig:
     videos: str
@@ -145,6 +150,7 @@ def prepare_one(task: tuple[str, str, str, dict[str, Any]]) -> dict[str, Any]:
             "extra": {"source": str(video), "frame_time": round(clip.frame_time, 4),
                       "audio_start": round(clip.audio_start, 4),
                       "audio_seconds": round(len(clip.wave) / settings["sample_rate"], 4),
+                      "audio_rms": round(float(np.sqrt(np.mean(np.square(clip.wave, dtype=np.float64)))), 6),
                       "audio_shifted": clip.shifted, "audio_short": clip.short}}
 
 
@@ -281,6 +287,8 @@ def prepare_vggsound(cfg: VGGSoundConfig, progress: bool = True) -> PrepareResul
             report.note("audio_short")
         if extra.get("audio_shifted"):
             report.note("audio_shifted")
+        if extra.get("audio_rms", 1.0) < NEAR_SILENT_RMS:
+            report.note("audio_near_silent")
         if split == "test":
             report.note("vggsound_test_split")
         if cfg.csv and label is None:
