@@ -278,3 +278,30 @@ def test_overlap(tmp_path, capsys):
     assert overlap.main([str(train), str(test), "--fail-on-overlap"]) == 1
     assert overlap.main([str(train), str(tmp_path / "missing.jsonl")]) == 2
     assert "missing.jsonl" in capsys.readouterr().err
+
+
+def test_vggss_from_vggsound_videos(tmp_path):
+    import wave
+
+    from sslsan.data.prepare.synthetic_media import read_frame_index, write_video
+
+    videos = tmp_path / "vggsound_test"
+    write_video(videos / "AAAAAAAAAAA_000010.mp4", seconds=4.0)
+    write_video(videos / "BBBBBBBBBBB_000020.mp4", seconds=2.0, audio=False)
+    ann = tmp_path / "vggss.json"
+    ann.write_text(json.dumps([{"file": f"{c * 11}_0000{k}0", "class": "x", "bbox": [[0.1, 0.1, 0.6, 0.6]]}
+                               for k, c in enumerate("ABC", 1)]))
+    out = tmp_path / "data"
+    argv = ["vggss", "--videos", str(videos), "--annotations", str(ann), "--out", str(out)]
+    assert cli.main(argv) == 0
+    m = read_manifest(out / "vggss.jsonl")
+    assert [s.id for s in m] == ["AAAAAAAAAAA_000010"]
+    with Image.open(m.resolve(m[0].image)) as im:
+        assert im.size == (128, 96) and read_frame_index(im) == 49  # native size, frame before the middle
+    with wave.open(str(m.resolve(m[0].audio))) as w:  # the whole track, 16 kHz mono
+        assert w.getframerate() == 16000 and w.getnchannels() == 1 and 4.0 <= w.getnframes() / 16000 < 4.1
+    skipped = {json.loads(x)["id"]: json.loads(x)["reason"] for x in (out / "skipped.jsonl").read_text().splitlines()}
+    assert skipped == {"BBBBBBBBBBB_000020": "no_audio", "CCCCCCCCCCC_000030": "missing"}
+    mtime = m.resolve(m[0].audio).stat().st_mtime_ns
+    assert cli.main(argv) == 0  # resumed: the extracted files are kept
+    assert m.resolve(m[0].audio).stat().st_mtime_ns == mtime

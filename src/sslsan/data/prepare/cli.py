@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     s = sub.add_parser("vggss", help="VGG-SS test set -> vggss.jsonl")
-    s.add_argument("--root", required=True, help="folder with frames/<id>.jpg, audio/<id>.wav and vggss.json")
+    s.add_argument("--root", help="folder with frames/<id>.jpg, audio/<id>.wav and vggss.json")
+    s.add_argument("--videos", help="VGGSound test videos (<id>.mp4, searched recursively): clips without a frame/audio "
+                                    "under --root are extracted from them (middle frame + whole track, 16 kHz mono)")
     s.add_argument("--out", required=True, help="output folder (manifest paths are relative to it)")
     s.add_argument("--annotations", help="the vggss.json annotation file (default: looked up under --root)")
     s.add_argument("--ids", help="restrict to the ids of this file (e.g. vggss_heard_test.csv)")
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             from sslsan.data.prepare.vggss import prepare_vggss
 
             prepare_vggss(args.root, args.out, annotations=args.annotations, ids_file=args.ids,
-                          drop_empty_gt=args.drop_empty_gt)
+                          drop_empty_gt=args.drop_empty_gt, videos=args.videos)
         elif args.dataset in ("is3", "is3plus"):
             from sslsan.data.prepare.is3 import prepare_is3
 

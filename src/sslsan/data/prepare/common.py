@@ -178,6 +178,20 @@ def index_folder(folder: Path, extensions: tuple[str, ...]) -> dict[str, Path]:
     return out
 
 
+def find_videos(folder: Path) -> dict[str, Path]:
+    """Clip id (file stem) -> video path, searching `folder` recursively."""
+    if not folder.is_dir():
+        raise PrepareError(f"{folder}: videos folder not found")
+    found: dict[str, Path] = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for name in sorted(filenames):
+            stem, ext = os.path.splitext(name)
+            if ext.lower() in VIDEO_EXTENSIONS and not name.startswith("."):
+                found.setdefault(stem, Path(dirpath) / name)
+    return found
+
+
 def rel(path: Path, start: Path) -> str:
     """Manifest paths are relative to the manifest's folder (absolute when no relative path exists)."""
     try:
@@ -352,6 +366,14 @@ def _declared_end(stream) -> float | None:
     return float(((stream.start_time or 0) + stream.duration) * stream.time_base)
 
 
+def _check_track_end(container, path: Path, start: float, decoded_end: float) -> None:
+    """A track that decodes to well before its declared end is a cut file."""
+    declared = _declared_end(container.streams.audio[0])
+    if declared is not None and decoded_end < declared - 0.5:
+        raise MediaError(path, "truncated",
+                         f"audio data ends at {decoded_end - start:.2f} s, the track declares {declared - start:.2f} s")
+
+
 def _frame_before(container, path: Path, mid: float):
     """The decoded video frame with the largest timestamp strictly below `mid` (see module doc)."""
     import av
@@ -453,10 +475,7 @@ def decode_clip(path: str | Path, clip_seconds: float = 3.0, sample_rate: int = 
             a1 = a0 + len(track) / sample_rate
             if len(track) == 0:
                 raise MediaError(path, "no_audio", "audio track holds no samples")
-            declared = _declared_end(container.streams.audio[0])
-            if declared is not None and a1 < declared - 0.5:
-                raise MediaError(path, "truncated",
-                                 f"audio data ends at {a1 - start:.2f} s, the track declares {declared - start:.2f} s")
+            _check_track_end(container, path, start, a1)
     except av.FFmpegError as exc:
         raise MediaError(path, "undecodable", _short(exc)) from None
     finally:
@@ -470,6 +489,35 @@ def decode_clip(path: str | Path, clip_seconds: float = 3.0, sample_rate: int = 
     i0 = max(0, int(round((w0 - a0) * sample_rate)))
     wave_out = np.ascontiguousarray(track[i0:i0 + want], dtype=np.float32)
     return DecodedClip(image, frame_time, wave_out, w0 - start, duration, shifted, short)
+
+
+def decode_frame_and_track(path: str | Path, sample_rate: int = SAMPLE_RATE) -> tuple[Any, float, np.ndarray]:
+    """(middle frame as PIL image, its time, the whole audio track mono at `sample_rate`) of a video.
+
+    For test clips (VGG-SS from VGGSound test videos): the annotated frame is the middle one and the
+    evaluation reads the whole ~10 s clip.
+    """
+    import av
+
+    path = Path(path)
+    container = _open(path)
+    try:
+        if not container.streams.video:
+            raise MediaError(path, "no_video")
+        if not container.streams.audio:
+            raise MediaError(path, "no_audio")
+        start, duration = _duration(container, path)
+        frame = _frame_before(container, path, start + duration / 2.0)
+        image, frame_time = frame.to_image(), float(frame.time) - start
+        track, a0 = decode_audio_span(container, path, 0.0, None, sample_rate)
+        if len(track) == 0:
+            raise MediaError(path, "no_audio", "audio track holds no samples")
+        _check_track_end(container, path, start, a0 + len(track) / sample_rate)
+    except av.FFmpegError as exc:
+        raise MediaError(path, "undecodable", _short(exc)) from None
+    finally:
+        container.close()
+    return image, frame_time, track
 
 
 def timer() -> float:

@@ -29,7 +29,7 @@ import numpy as np
 from sslsan.data.manifest import Sample, write_manifest
 from sslsan.data.prepare.common import (
     SAMPLE_RATE, VIDEO_EXTENSIONS, MediaError, PrepareError, SkipReport, atomic_write_bytes,
-    atomic_write_text, complete_jpeg, complete_wav, decode_clip, format_summary, jpeg_bytes, timer,
+    atomic_write_text, complete_jpeg, complete_wav, decode_clip, find_videos, format_summary, jpeg_bytes, timer,
     wav_bytes, write_summary, youtube_id,
 )
 
@@ -61,20 +61,6 @@ class VGGSoundConfig:
 
 # --------------------------------------------------------------------------------------------
 # Inputs
-
-
-def find_videos(folder: Path) -> dict[str, Path]:
-    """Clip id (file stem) -> video path, searching `folder` recursively."""
-    if not folder.is_dir():
-        raise PrepareError(f"{folder}: videos folder not found")
-    found: dict[str, Path] = {}
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames.sort()
-        for name in sorted(filenames):
-            stem, ext = os.path.splitext(name)
-            if ext.lower() in VIDEO_EXTENSIONS and not name.startswith("."):
-                found.setdefault(stem, Path(dirpath) / name)
-    return found
 
 
 def read_id_list(path: Path) -> list[str]:

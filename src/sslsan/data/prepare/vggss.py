@@ -5,6 +5,12 @@ annotation file `vggss.json` (list of {"file", "class", "bbox": [[x1, y1, x2, y2
 coordinates normalised to the frame), looked up as `--annotations`, `ROOT/vggss.json`,
 `ROOT/metadata/vggss.json` or vssl_eval's `vggss_annotations.json`.
 
+Without frames/audio (VGG-SS is distributed as annotations only), pass `--videos DIR` with your
+VGGSound test videos: each annotated clip that has no frame/audio under the root is extracted from
+`<id>.mp4` into OUT/vggss_media/: the middle frame (the frame just before the middle, native size,
+as the annotators saw it) and the whole audio track as 16 kHz mono PCM16 WAV (evaluation reads the
+full clip). Extraction is resumable (complete outputs are kept).
+
 Boxes are stored as the reference loaders use them: every coordinate clipped to [0, 1]
 (`np.clip(v, 0, 1)`, which turns the 12 corrupt `-2.88e16` values into 0). A box with a non-numeric or
 non-finite coordinate is dropped. Degenerate boxes are kept (they add nothing to the GT map, exactly
@@ -19,8 +25,9 @@ from pathlib import Path
 
 from sslsan.data.manifest import Sample
 from sslsan.data.prepare.common import (
-    AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, MediaError, PrepareError, SkipReport, check_image, finish_testset,
-    first_existing, gt_map_empty, index_folder, load_json, note_audio, rel, timer, youtube_id,
+    AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, MediaError, PrepareError, SkipReport, atomic_write_bytes, check_image,
+    complete_jpeg, complete_wav, decode_frame_and_track, find_videos, finish_testset, first_existing,
+    gt_map_empty, index_folder, jpeg_bytes, load_json, note_audio, rel, timer, wav_bytes, youtube_id,
 )
 
 ANNOTATION_NAMES = ("vggss.json", "metadata/vggss.json", "vggss_annotations.json", "metadata/vggss_annotations.json")
@@ -64,11 +71,26 @@ def read_ids(path: Path) -> set[str]:
     return ids
 
 
-def prepare_vggss(root: str | Path, out: str | Path, annotations: str | Path | None = None,
-                  ids_file: str | Path | None = None, drop_empty_gt: bool = False) -> Path:
+def extract_from_video(video: Path, frame_path: Path, audio_path: Path) -> None:
+    """Middle frame (JPEG) and whole track (16 kHz mono WAV) of a VGGSound test video; kept if complete."""
+    if complete_jpeg(frame_path) and complete_wav(audio_path):
+        return
+    image, _, track = decode_frame_and_track(video)
+    atomic_write_bytes(frame_path, jpeg_bytes(image))
+    atomic_write_bytes(audio_path, wav_bytes(track))
+
+
+def prepare_vggss(root: str | Path | None, out: str | Path, annotations: str | Path | None = None,
+                  ids_file: str | Path | None = None, drop_empty_gt: bool = False,
+                  videos: str | Path | None = None, progress: bool = True) -> Path:
+    from tqdm import tqdm
+
     t0 = timer()
-    root, out = Path(root), Path(out)
-    if not root.is_dir():
+    out = Path(out)
+    if root is None and (videos is None or annotations is None):
+        raise PrepareError("VGG-SS: give --root (frames/, audio/, vggss.json) or --videos with --annotations")
+    root = Path(root) if root is not None else None
+    if root is not None and not root.is_dir():
         raise PrepareError(f"{root}: VGG-SS root folder not found")
     ann_path = Path(annotations) if annotations else first_existing(*(root / n for n in ANNOTATION_NAMES))
     if ann_path is None:
@@ -76,18 +98,20 @@ def prepare_vggss(root: str | Path, out: str | Path, annotations: str | Path | N
     entries = load_json(ann_path)
     if not isinstance(entries, list):
         raise PrepareError(f"{ann_path}: expected a JSON list of clips, got {type(entries).__name__}")
-    frame_dir = first_existing(root / "frames", root / "frame")
-    if frame_dir is None:
-        raise PrepareError(f"{root}: no frames/ (or frame/) folder")
-    frames = index_folder(frame_dir, IMAGE_EXTENSIONS)
-    audios = index_folder(root / "audio", AUDIO_EXTENSIONS)
+    frame_dir = first_existing(root / "frames", root / "frame") if root is not None else None
+    if frame_dir is None and videos is None:
+        raise PrepareError(f"{root}: no frames/ (or frame/) folder (or pass --videos)")
+    frames = index_folder(frame_dir, IMAGE_EXTENSIONS) if frame_dir else {}
+    audios = index_folder(root / "audio", AUDIO_EXTENSIONS) if root is not None else {}
+    video_files = find_videos(Path(videos)) if videos is not None else {}
+    media = out / "vggss_media"
     keep = read_ids(Path(ids_file)) if ids_file else None
     out.mkdir(parents=True, exist_ok=True)
 
     report = SkipReport()
     samples: list[Sample] = []
     seen: set[str] = set()
-    for i, e in enumerate(entries):
+    for i, e in enumerate(tqdm(entries, desc="prepare vggss", unit="clip", disable=not (progress and video_files))):
         where = f"{ann_path}: entry {i}"
         if not isinstance(e, dict) or "file" not in e or "bbox" not in e:
             raise PrepareError(f"{where}: expected an object with 'file' and 'bbox', got {str(e)[:80]}")
@@ -99,9 +123,16 @@ def prepare_vggss(root: str | Path, out: str | Path, annotations: str | Path | N
             continue
         seen.add(clip_id)
         boxes = clean_boxes(e["bbox"], f"{where} ({clip_id})", report)
-        image = frames.get(clip_id, frame_dir / f"{clip_id}.jpg")
-        audio = audios.get(clip_id, root / "audio" / f"{clip_id}.wav")
+        image, audio = frames.get(clip_id), audios.get(clip_id)
         try:
+            if (image is None or audio is None) and clip_id in video_files:
+                image, audio = media / "frames" / f"{clip_id}.jpg", media / "audio" / f"{clip_id}.wav"
+                extract_from_video(video_files[clip_id], image, audio)
+            if image is None:
+                where_img = frame_dir or Path(videos)
+                raise MediaError(where_img / f"{clip_id}.{'jpg' if frame_dir else 'mp4'}", "missing")
+            if audio is None:
+                raise MediaError((root / "audio" if root else Path(videos)) / f"{clip_id}.wav", "missing")
             check_image(image)
             seconds = note_audio(audio, report)
         except MediaError as err:
