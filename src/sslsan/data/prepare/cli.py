@@ -24,15 +24,22 @@ Then: sslsan evaluate --dataset NAME --data-root OUT, sslsan train with data.tra
 """
 
 
+def _doc(module: str) -> str:
+    """The module docstring of a prepare module: the layout it reads and the rules it applies."""
+    import importlib
+
+    return importlib.import_module(f"sslsan.data.prepare.{module}").__doc__ or ""
+
+
 def build_parser() -> argparse.ArgumentParser:
+    raw = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(prog="sslsan prepare", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="dataset", metavar="NAME", required=True)
 
     v = sub.add_parser("vggsound", help="VGGSound training videos -> frames, 3 s clips, train/val manifests",
-                       description="Decode VGGSound videos (PyAV) into one frame (the frame just before the "
-                                   "clip middle) and the 3 s audio window centred on the middle (16 kHz mono "
-                                   "PCM16 WAV). A re-run with the same --out resumes: finished items are kept.")
+                       description=_doc("vggsound") + "\n" + _doc("common").split("Every failure")[0].split("\n\n", 1)[1],
+                       formatter_class=raw)
     v.add_argument("--videos", required=True, help="folder of video files (searched recursively; file stem = clip id)")
     v.add_argument("--list", dest="list_file", help="text file of clip ids to prepare, one per line (e.g. a 144K "
                                                     "list); ids without a video are reported as missing")
@@ -52,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--clip-seconds", type=float, default=3.0, help="audio window length in seconds (default 3)")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    s = sub.add_parser("vggss", help="VGG-SS test set -> vggss.jsonl")
+    s = sub.add_parser("vggss", help="VGG-SS test set -> vggss.jsonl", description=_doc("vggss"), formatter_class=raw)
     s.add_argument("--root", help="folder with frames/<id>.jpg, audio/<id>.wav and vggss.json")
     s.add_argument("--videos", help="VGGSound test videos (<id>.mp4, searched recursively): clips without a frame/audio "
                                     "under --root are extracted from them (middle frame + whole track, 16 kHz mono)")
@@ -65,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     for plus in (False, True):
         name = "is3plus" if plus else "is3"
         q = sub.add_parser(name, help=("IS3+ (cleaned IS3; layout assumed, see --help)" if plus else "IS3 test set")
-                           + f" -> {name}.jsonl")
+                           + f" -> {name}.jsonl", description=_doc("is3"), formatter_class=raw)
         q.add_argument("--root", required=True,
                        help="IS3+ folder (audio_wav/, category_map.json)" if plus else
                        "IS3 folder (images/, audio_wav/, gt_segmentation/, synthetic3240_bbox.json)")
@@ -82,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--class-dict", help="JSON {category: [stem, ...]} (IS3_class_files_dict.json)")
         q.add_argument("--annotations", help="IS3_annotation.json (categories, when no class dict)")
 
-    a = sub.add_parser("s4", help="AVSBench S4 test split -> s4.jsonl")
+    a = sub.add_parser("s4", help="AVSBench S4 test split -> s4.jsonl", description=_doc("s4"), formatter_class=raw)
     a.add_argument("--root", required=True, help="AVSBench Single-source/ folder (s4_meta_data.csv, s4_data/)")
     a.add_argument("--out", required=True, help="output folder")
     a.add_argument("--split", default="test", choices=["train", "val", "test"], help="split (default test)")

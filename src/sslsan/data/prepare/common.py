@@ -7,9 +7,10 @@ Decoding (VGGSound videos) uses PyAV. The rules, stated once:
   timestamp strictly below ``mid`` (for a 25 fps 10 s clip: the frame at 4.96 s, which is SSL-TIE's
   ``125.jpg`` and slots_ezvsl's ``num_frames // 2``). It is within one frame period of the middle.
 * **Audio window**: ``[mid - clip/2, mid + clip/2)`` (3.5-6.5 s of a 10 s clip), resampled to
-  16 kHz mono by libswresample (channel down-mix), stored as PCM16 WAV. When the audio track does not
-  cover the window, the window is shifted inside the track; a track shorter than the window is stored
-  whole (shorter WAV; the loader tiles it to 10 s, model_spec section 1). Both cases are counted.
+  16 kHz by libswresample, channels averaged (as `ffmpeg -ac 1` to PCM16 and load_audio do), stored
+  as PCM16 WAV. When the audio track does not cover the window, the window is shifted inside the
+  track; a track shorter than the window is stored whole (shorter WAV; the loader tiles it to 10 s,
+  model_spec section 1). Both cases are counted.
 
 Every failure of an item is a :class:`MediaError` with a ``reason`` (one of :data:`SKIP_REASONS`),
 turned into a counted line of the skip report by the caller, never into a crash.
