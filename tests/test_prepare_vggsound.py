@@ -203,10 +203,11 @@ def test_subset_is_seeded(tmp_path, media):
     videos.mkdir()
     for k in range(6):
         (videos / f"{k:011d}_000000.mp4").write_bytes(media["no_audio"].read_bytes())  # fast to reject
-    from sslsan.data.prepare.common import SkipReport
     from sslsan.data.prepare.vggsound import select_items
 
-    pick = lambda seed: [i for i, _ in select_items(VGGSoundConfig(str(videos), "o", subset=3, seed=seed), SkipReport())]  # noqa: E731
+    def pick(seed: int) -> list[str]:
+        return [i for i, _ in select_items(VGGSoundConfig(str(videos), "o", subset=3, seed=seed))]
+
     assert pick(1) == pick(1) and len(pick(1)) == 3
     assert len({tuple(pick(s)) for s in range(6)}) > 1
 

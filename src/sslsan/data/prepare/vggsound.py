@@ -183,7 +183,7 @@ class PrepareResult:
     val: Path
 
 
-def select_items(cfg: VGGSoundConfig, report: SkipReport) -> list[tuple[str, Path | None]]:
+def select_items(cfg: VGGSoundConfig) -> list[tuple[str, Path | None]]:
     """(id, video path or None when the list names a video that is not there), sorted by id."""
     videos = find_videos(Path(cfg.videos))
     if cfg.list_file:
@@ -198,7 +198,8 @@ def select_items(cfg: VGGSoundConfig, report: SkipReport) -> list[tuple[str, Pat
         if cfg.subset < len(ids):
             rng = np.random.default_rng(cfg.seed)
             keep = np.sort(rng.choice(len(ids), size=cfg.subset, replace=False))
-            ids = [sorted(ids)[i] for i in keep]
+            ordered = sorted(ids)
+            ids = [ordered[i] for i in keep]
         else:
             print(f"sslsan prepare vggsound: --subset {cfg.subset} >= {len(ids)} candidate clips; using all",
                   file=sys.stderr)
@@ -217,7 +218,7 @@ def prepare_vggsound(cfg: VGGSoundConfig, progress: bool = True) -> PrepareResul
         raise PrepareError(f"--workers must be >= 1, got {cfg.workers}")
     labels = read_vggsound_csv(Path(cfg.csv)) if cfg.csv else {}
     report = SkipReport()
-    items = select_items(cfg, report)
+    items = select_items(cfg)
     settings = cfg.output_settings()
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, settings)
