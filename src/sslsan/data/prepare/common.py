@@ -254,14 +254,15 @@ def _short(exc: BaseException) -> str:
 
 
 def wav_bytes(wave_f32: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
-    """Mono float waveform in [-1, 1] -> PCM16 WAV bytes."""
-    pcm = np.round(np.clip(wave_f32, -1.0, 1.0) * 32767.0).astype("<i2")
+    """Float waveform in [-1, 1], (N,) mono or (C, N), -> PCM16 WAV bytes."""
+    data = np.atleast_2d(np.asarray(wave_f32))
+    pcm = np.round(np.clip(data, -1.0, 1.0) * 32767.0).astype("<i2")
     buf = io.BytesIO()
     with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
+        w.setnchannels(data.shape[0])
         w.setsampwidth(2)
         w.setframerate(sample_rate)
-        w.writeframes(pcm.tobytes())
+        w.writeframes(np.ascontiguousarray(pcm.T).tobytes())  # interleaved frames
     return buf.getvalue()
 
 
@@ -450,6 +451,26 @@ def decode_audio_span(container, path: Path, t0: float, t1: float | None,
     return np.concatenate(chunks, axis=1).mean(axis=0).astype(np.float32), first
 
 
+def _middle_frame(container, path: Path) -> tuple[float, float, Any, float]:
+    """(start, duration, middle frame as PIL image, its time from the start) after the stream checks."""
+    if not container.streams.video:
+        raise MediaError(path, "no_video")
+    if not container.streams.audio:
+        raise MediaError(path, "no_audio")
+    start, duration = _duration(container, path)
+    frame = _frame_before(container, path, start + duration / 2.0)
+    return start, duration, frame.to_image(), float(frame.time) - start
+
+
+def _whole_track(container, path: Path, start: float, sample_rate: int) -> tuple[np.ndarray, float]:
+    """The whole first audio track (MediaError when it is empty or ends well before its declared end)."""
+    track, a0 = decode_audio_span(container, path, 0.0, None, sample_rate)
+    if len(track) == 0:
+        raise MediaError(path, "no_audio", "audio track holds no samples")
+    _check_track_end(container, path, start, a0 + len(track) / sample_rate)
+    return track, a0
+
+
 def decode_clip(path: str | Path, clip_seconds: float = 3.0, sample_rate: int = SAMPLE_RATE) -> DecodedClip:
     """Middle frame and the centred `clip_seconds` audio window of a video file (rules: module doc)."""
     import av
@@ -457,26 +478,15 @@ def decode_clip(path: str | Path, clip_seconds: float = 3.0, sample_rate: int = 
     path = Path(path)
     container = _open(path)
     try:
-        if not container.streams.video:
-            raise MediaError(path, "no_video")
-        if not container.streams.audio:
-            raise MediaError(path, "no_audio")
-        start, duration = _duration(container, path)
-        mid = start + duration / 2.0
-        frame = _frame_before(container, path, mid)
-        image = frame.to_image()
-        frame_time = float(frame.time) - start
+        start, duration, image, frame_time = _middle_frame(container, path)
         want = int(round(clip_seconds * sample_rate))
-        w0 = mid - clip_seconds / 2.0
+        w0 = start + duration / 2.0 - clip_seconds / 2.0
         track, a0 = decode_audio_span(container, path, w0, w0 + clip_seconds + 0.05, sample_rate)
         a1 = a0 + len(track) / sample_rate
         if a0 > w0 + 0.5 / sample_rate or a1 < w0 + clip_seconds - 0.5 / sample_rate:
             # the track does not cover the window (starts late, ends early, or the file is cut)
-            track, a0 = decode_audio_span(container, path, 0.0, None, sample_rate)
+            track, a0 = _whole_track(container, path, start, sample_rate)
             a1 = a0 + len(track) / sample_rate
-            if len(track) == 0:
-                raise MediaError(path, "no_audio", "audio track holds no samples")
-            _check_track_end(container, path, start, a1)
     except av.FFmpegError as exc:
         raise MediaError(path, "undecodable", _short(exc)) from None
     finally:
@@ -503,17 +513,8 @@ def decode_frame_and_track(path: str | Path, sample_rate: int = SAMPLE_RATE) -> 
     path = Path(path)
     container = _open(path)
     try:
-        if not container.streams.video:
-            raise MediaError(path, "no_video")
-        if not container.streams.audio:
-            raise MediaError(path, "no_audio")
-        start, duration = _duration(container, path)
-        frame = _frame_before(container, path, start + duration / 2.0)
-        image, frame_time = frame.to_image(), float(frame.time) - start
-        track, a0 = decode_audio_span(container, path, 0.0, None, sample_rate)
-        if len(track) == 0:
-            raise MediaError(path, "no_audio", "audio track holds no samples")
-        _check_track_end(container, path, start, a0 + len(track) / sample_rate)
+        start, _, image, frame_time = _middle_frame(container, path)
+        track, _ = _whole_track(container, path, start, sample_rate)
     except av.FFmpegError as exc:
         raise MediaError(path, "undecodable", _short(exc)) from None
     finally:

@@ -100,18 +100,6 @@ def write_wav(path: str | Path, seconds: float, sample_rate: int = 16000, channe
     path.parent.mkdir(parents=True, exist_ok=True)
     t = np.arange(int(round(seconds * sample_rate))) / sample_rate
     sig = (audio_amplitude(t) * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
-    data = wav_bytes(sig, sample_rate)
-    if channels != 1:
-        import io
-        import wave
-
-        pcm = np.round(np.repeat(sig[:, None], channels, axis=1) * 32767).astype("<i2")
-        buf = io.BytesIO()
-        with wave.open(buf, "wb") as w:
-            w.setnchannels(channels)
-            w.setsampwidth(2)
-            w.setframerate(sample_rate)
-            w.writeframes(pcm.tobytes())
-        data = buf.getvalue()
+    data = wav_bytes(np.repeat(sig[None, :], channels, axis=0), sample_rate)
     path.write_bytes(data)
     return path
