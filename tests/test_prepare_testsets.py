@@ -276,6 +276,11 @@ def test_overlap(tmp_path, capsys):
     assert saved["same_id"] == ["plain_name", "zpWuikVorYg_000032"]
     assert saved["same_video"] == ["AAAAAAAAAAA_000010", "plain_name", "zpWuikVorYg_000032"]
     assert overlap.main([str(train), str(test), "--fail-on-overlap"]) == 1
+    ids = tmp_path / "vggss_144k.txt"  # a plain public list works as the training side too
+    ids.write_text("AAAAAAAAAAA_000100.mp4\nCCCCCCCCCCC_000000\n")
+    capsys.readouterr()
+    assert overlap.main([str(ids), str(test)]) == 0
+    assert "same YouTube video:       1" in capsys.readouterr().out
     assert overlap.main([str(train), str(tmp_path / "missing.jsonl")]) == 2
     assert "missing.jsonl" in capsys.readouterr().err
 

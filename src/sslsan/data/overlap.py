@@ -34,6 +34,18 @@ class Overlap:
                 "same_id": self.same_id, "same_video": self.same_video}
 
 
+def read_ids_or_manifest(path: str | Path) -> Manifest:
+    """A JSONL manifest, or a plain id list (.txt/.csv: first column, e.g. a public 144K list) as one."""
+    from sslsan.data.manifest import Sample
+
+    path = Path(path)
+    if path.suffix.lower() in (".txt", ".csv") and path.is_file():
+        ids = [line.split(",")[0].strip() for line in path.read_text().splitlines()]
+        ids = [i.rsplit(".", 1)[0] if i.lower().endswith((".mp4", ".wav", ".jpg")) else i for i in ids]
+        return Manifest(path, [Sample(id=i, image="", audio="") for i in dict.fromkeys(ids) if i and not i.startswith("#")])
+    return read_manifest(path)
+
+
 def _video_of(sample) -> str | None:
     return sample.extra.get("youtube_id") or youtube_id(sample.id)
 
@@ -50,14 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="sslsan data overlap",
                                 description="Report test clips that also occur in a training manifest: by clip id "
                                             "and by YouTube video id (timestamps ignored).")
-    p.add_argument("train", help="training manifest (e.g. OUT/train.jsonl of `sslsan prepare vggsound`)")
+    p.add_argument("train", help="training manifest (e.g. OUT/train.jsonl of `sslsan prepare vggsound`), or a plain "
+                                 "id list (.txt/.csv, e.g. a public 144K list) to check before preparing")
     p.add_argument("test", help="test manifest (e.g. OUT/vggss.jsonl)")
     p.add_argument("--json", help="also save the full lists to this JSON file")
     p.add_argument("--show", type=int, default=10, help="how many overlapping ids to print (default 10)")
     p.add_argument("--fail-on-overlap", action="store_true", help="exit with status 1 when any clip is shared")
     args = p.parse_args(argv)
     try:
-        result = find_overlap(read_manifest(args.train), read_manifest(args.test))
+        result = find_overlap(read_ids_or_manifest(args.train), read_manifest(args.test))
     except ManifestError as exc:
         print(f"sslsan data overlap: error: {exc}", file=sys.stderr)
         return 2

@@ -130,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     except PrepareError as exc:
         print(f"sslsan prepare {args.dataset}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"sslsan prepare {args.dataset}: interrupted; finished items are kept, run the same command "
+              f"again to resume", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -237,11 +237,12 @@ def prepare_vggsound(cfg: VGGSoundConfig, progress: bool = True) -> PrepareResul
             todo.append((clip_id, str(video), str(out), settings))
     reused = len(records)
 
-    def consume(rec: dict[str, Any], log) -> None:
+    def consume(rec: dict[str, Any], log, bar) -> None:
         log.write(json.dumps(rec, separators=(",", ":")) + "\n")
         log.flush()
         if "skip" in rec:
             report.add(rec["id"], rec["skip"]["path"], rec["skip"]["reason"], rec["skip"]["detail"])
+            bar.set_postfix(skipped=len(report), refresh=False)
         else:
             records[rec["id"]] = rec
 
@@ -250,14 +251,14 @@ def prepare_vggsound(cfg: VGGSoundConfig, progress: bool = True) -> PrepareResul
                  dynamic_ncols=True) as bar:
         if cfg.workers == 1 or len(todo) <= 1:
             for task in todo:
-                consume(prepare_one(task), log)
+                consume(prepare_one(task), log, bar)
                 bar.update()
         else:
             # spawn: workers start clean (no inherited threads or open decoders)
             ctx = multiprocessing.get_context("spawn")
             with ctx.Pool(cfg.workers) as pool:
                 for rec in pool.imap_unordered(prepare_one, todo, chunksize=max(1, min(16, len(todo) // (8 * cfg.workers)))):
-                    consume(rec, log)
+                    consume(rec, log, bar)
                     bar.update()
 
     train, val = [], []
