@@ -172,9 +172,13 @@ def test_prepare_end_to_end_and_resume(tmp_path, media, capsys):
     # a damaged output is detected and redone; the others are kept
     victim = out / "audio" / "CCCCCCCCCCC_000030.wav"
     victim.write_bytes(victim.read_bytes()[:100])
+    with open(out / "progress.jsonl", "a") as fh:
+        fh.write('{"id": "AAAAAAAAAAA_0')  # a line torn by a crash is ignored
     assert cli.main(argv) == 0
     assert "3 already done, reused" in capsys.readouterr().out
     assert victim.stat().st_size > 1000
+    assert cli.main(argv) == 0  # the record written after the torn line is intact
+    assert "4 already done, reused" in capsys.readouterr().out
 
 
 def test_resume_refuses_other_settings(tmp_path, media):

@@ -160,6 +160,15 @@ def _done_records(out: Path) -> dict[str, dict[str, Any]]:
     return done
 
 
+def _end_torn_line(path: Path) -> None:
+    """Terminate a last line torn by a crash, so the next record starts on a line of its own."""
+    if path.exists() and path.stat().st_size:
+        with open(path, "rb+") as fh:
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                fh.write(b"\n")
+
+
 def _check_settings(out: Path, settings: dict[str, Any]) -> None:
     path = out / "prepare_config.json"
     if path.exists():
@@ -246,6 +255,7 @@ def prepare_vggsound(cfg: VGGSoundConfig, progress: bool = True) -> PrepareResul
         else:
             records[rec["id"]] = rec
 
+    _end_torn_line(out / "progress.jsonl")
     with open(out / "progress.jsonl", "a") as log, \
             tqdm(total=len(todo), unit="video", desc="prepare vggsound", disable=not progress,
                  dynamic_ncols=True) as bar:
