@@ -202,6 +202,17 @@ def test_muted_clips_are_kept_and_counted(tmp_path):
     assert rms["MMMMMMMMMMM_000000"] == 0.0 and 0 < rms["LLLLLLLLLLL_000000"] < 1e-3
 
 
+def test_small_sets_still_get_a_validation_video(tmp_path, media):
+    videos = tmp_path / "v"
+    videos.mkdir()
+    for name in ("AAAAAAAAAAA_000010", "AAAAAAAAAAA_000020", "BBBBBBBBBBB_000010"):
+        (videos / f"{name}.mp4").write_bytes(media["mpeg4"].read_bytes())
+    res = prepare_vggsound(VGGSoundConfig(str(videos), str(tmp_path / "o"), val_fraction=1e-9), progress=False)
+    val, train = read_manifest(res.val), read_manifest(res.train)
+    assert len({s.group for s in val}) == 1 and {s.group for s in train}.isdisjoint({s.group for s in val})
+    assert len(val) + len(train) == 3
+
+
 def test_subset_is_seeded(tmp_path, media):
     videos = tmp_path / "v"
     videos.mkdir()

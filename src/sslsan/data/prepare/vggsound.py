@@ -100,11 +100,15 @@ def read_vggsound_csv(path: Path) -> dict[str, tuple[str, str]]:
     return out
 
 
-def val_assignment(clip_id: str, seed: int, fraction: float) -> bool:
-    """True if the clip belongs to the validation split: a seeded hash of its YouTube video id."""
+def split_key(clip_id: str, seed: int) -> float:
+    """Uniform [0, 1) number of the clip's YouTube video (the clip id when it has none), seeded."""
     key = youtube_id(clip_id) or clip_id
-    h = int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:8], "big")
-    return h / 2.0**64 < fraction
+    return int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:8], "big") / 2.0**64
+
+
+def val_assignment(clip_id: str, seed: int, fraction: float) -> bool:
+    """True if the clip belongs to the validation split: its video's seeded key is below `fraction`."""
+    return split_key(clip_id, seed) < fraction
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,6 +298,12 @@ def prepare_vggsound(cfg: VGGSoundConfig, progress: bool = True) -> PrepareResul
         sample = Sample(id=clip_id, image=rec["image"], audio=rec["audio"], category=label,
                         scene_categories=[label] if label else [], group=yt, extra=extra)
         (val if val_assignment(clip_id, cfg.seed, cfg.val_fraction) else train).append(sample)
+    if cfg.val_fraction > 0 and not val and len({s.group or s.id for s in train}) >= 2:
+        # a small set drew no validation video: hold out the video with the smallest key, so model
+        # selection always has data (D9); larger sets never get here
+        first = min(train, key=lambda s: split_key(s.id, cfg.seed))
+        val = [s for s in train if (s.group or s.id) == (first.group or first.id)]
+        train = [s for s in train if (s.group or s.id) != (first.group or first.id)]
     train_path = write_manifest(out / "train.jsonl", train)
     val_path = write_manifest(out / "val.jsonl", val)
     report.write(out / "skipped.jsonl")
