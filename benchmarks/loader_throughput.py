@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
 
+    work = None
     if args.data:
         data = Path(args.data)
     else:
@@ -129,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"per_sample_ms": costs, "pcm_wav_read_ms": fast, "results": results},
                                               indent=1))
+    if work is not None:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
