@@ -15,10 +15,16 @@ from torch import nn
 from sslsan.audio import AudioConfig
 from sslsan.models import CheckpointError, Localizer, ModelConfig, load_model, read_checkpoint, save_checkpoint
 
-torch.set_num_threads(1)  # tiny tensors: threads only add contention on the shared 2-core machine
+from test_golden_model import META as GOLDEN_KEYS
 
-REF = Path(__file__).resolve().parents[1] / "shared" / "reference"
-GOLDEN_KEYS = (REF if REF.is_dir() else Path("/work/shared/reference")) / "golden_model_shared.json"
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: extra threads only add contention on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def small(seed=0, width=0.125) -> Localizer:
