@@ -16,15 +16,7 @@ from sslsan.audio import AudioConfig
 from sslsan.models import CheckpointError, Localizer, ModelConfig, load_model, read_checkpoint, save_checkpoint
 
 from test_golden_model import META as GOLDEN_KEYS
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: extra threads only add contention on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from test_losses import one_thread  # noqa: F401  (autouse fixture)
 
 
 def small(seed=0, width=0.125) -> Localizer:
