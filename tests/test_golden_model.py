@@ -20,8 +20,7 @@ from sslsan.models import Localizer, load_model
 
 from conftest import REFERENCE
 
-# ../shared/reference beside the checkout (conftest), or SSLSAN_SHARED=/path/to/shared
-REF = Path(os.environ["SSLSAN_SHARED"]) / "reference" if os.environ.get("SSLSAN_SHARED") else REFERENCE
+REF = REFERENCE  # ../shared/reference beside the checkout, or SSLSAN_SHARED (conftest)
 NPZ, META = REF / "golden_model_shared.npz", REF / "golden_model_shared.json"
 
 pytestmark = pytest.mark.skipif(not NPZ.is_file(), reason=f"{NPZ} not available (shared/ is not beside this checkout)")
