@@ -310,3 +310,13 @@ def test_vggss_from_vggsound_videos(tmp_path):
     mtime = m.resolve(m[0].audio).stat().st_mtime_ns
     assert cli.main(argv) == 0  # resumed: the extracted files are kept
     assert m.resolve(m[0].audio).stat().st_mtime_ns == mtime
+
+
+def test_is3_alternative_folder_names(tmp_path):
+    """SSLalignment's manifest names (visual_frames/, gt_masks/) and the README's typo audio_waw/."""
+    root, out = _is3_root(tmp_path), tmp_path / "data"
+    for old, new in [("images", "visual_frames"), ("audio_wav", "audio_waw"), ("gt_segmentation", "gt_masks")]:
+        (root / old).rename(root / new)
+    assert cli.main(["is3", "--root", str(root), "--out", str(out)]) == 0
+    s = _sample_map(read_manifest(out / "is3.jsonl"))
+    assert len(s) == 5 and all(x.mask for x in s.values())
