@@ -19,7 +19,15 @@ from sslsan.losses import (
 )
 from sslsan.models import Localizer, ModelConfig
 
-torch.set_num_threads(1)  # tiny tensors: threads only add contention on the shared 2-core machine
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: extra threads only add contention on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 EPS, EPS2, TAU, TEMP = 0.65, 0.4, 0.03, 0.07
 IMG, SPEC = 64, (1, 1, 48, 40)  # small inputs: 4x4 image maps, tiny audio tower input

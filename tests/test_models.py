@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,10 +14,8 @@ from torch import nn
 from sslsan.audio import AudioConfig
 from sslsan.models import CheckpointError, Localizer, ModelConfig, load_model, read_checkpoint, save_checkpoint
 
-torch.set_num_threads(1)  # tiny tensors: threads only add contention on the shared 2-core machine
-
-REF = Path(__file__).resolve().parents[1] / "shared" / "reference"
-GOLDEN_KEYS = (REF if REF.is_dir() else Path("/work/shared/reference")) / "golden_model_shared.json"
+from test_golden_model import META as GOLDEN_KEYS
+from test_losses import one_thread  # noqa: F401  (autouse fixture)
 
 
 def small(seed=0, width=0.125) -> Localizer:

@@ -162,7 +162,7 @@ def _band_counts(r0, r1, b0, b1, tau, compare, margin: float) -> np.ndarray:
     upper = _outward32(t64 + margin, up=True)  # float32 bounds, so the tests run on float32 rows
     lower = _outward32(t64 - margin, up=False)
     lo = np.minimum(r0, r1)
-    counts = np.where(lo > upper, k_rows, 0)
+    counts = (lo > upper) * k_rows  # int64; np.where with scalars is 3x slower
     cross = np.flatnonzero((np.maximum(r0, r1) >= lower) & (lo <= upper))
     if not cross.size:
         return counts
