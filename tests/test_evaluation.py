@@ -396,3 +396,21 @@ def test_score_maps_of_another_model(tmp_path, capsys):
     assert score_main([str(tmp_path / "bad.npz"), "--threshold", "0.5"]) == 2
     err = capsys.readouterr().err
     assert "bad.npz" in err and "neg_maps_offscreen has shape (3, 1, 7, 7)" in err
+
+
+@pytest.mark.slow
+def test_paper_setting_end_to_end(tmp_path):
+    """The paper's setting (ResNet-18 width 1, 224 px, 257 x 670 spectrograms of 10 s) gives 14 x 14 maps."""
+    from sslsan.evaluation import evaluate_checkpoint
+    from sslsan.models import Localizer, save_checkpoint
+
+    data = tmp_path / "data"
+    data.mkdir()
+    _write_split(data, "test_vggss.jsonl", 3, 0)
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "paper.pt", Localizer(), universal_threshold=0.3338)  # SSL-TIE's published U_th
+    m = evaluate_checkpoint(ckpt, "synth-vggss", data, tmp_path / "eval", repetitions=1, batch_size=3,
+                            figure_examples=1, progress=False)
+    assert m["map_size"] == [14, 14] and m["threshold_info"]["source"] == "checkpoint" and m["threshold"] == 0.3338
+    with np.load(tmp_path / "eval" / "maps.npz") as z:
+        assert z["image_emb"].shape == (3, 512) and z["neg_maps_noise"].shape == (1, 3, 14, 14)
