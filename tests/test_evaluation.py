@@ -123,6 +123,29 @@ def test_maps_match_a_direct_model_call(evaluated):
             np.testing.assert_allclose(z["neg_maps_silence"][0, i], model.similarity_map(img, spec)[0, 0].numpy(), atol=1e-5)
 
 
+def test_noise_pool_shares_clips(evaluated):
+    """noise_pool=K: sample i hears noise clip i mod K (the same clip keyed (seed, rep, i mod K))."""
+    from sslsan.evaluation.inference import run_inference
+    from sslsan.models import load_model
+
+    model = load_model(evaluated["ckpt"])
+    man = read_manifest(evaluated["data"] / "test_vggss.jsonl")
+    full = np.load(evaluated["out"] / "maps.npz")
+    res = run_inference(model, man, repetitions=REPS, batch_size=3, noise_pool=2, retrieval=False, progress=False)
+    np.testing.assert_allclose(res.neg_maps["noise"][:, :2], full["neg_maps_noise"][:, :2], atol=1e-6)  # keys 0, 1
+    assert not np.allclose(res.neg_maps["noise"][:, 2:], full["neg_maps_noise"][:, 2:], atol=1e-6)
+    np.testing.assert_allclose(res.neg_maps["offscreen"], full["neg_maps_offscreen"], atol=1e-6)
+    # sample 2 hears clip 0 of the repetition
+    from sslsan.data.transforms import ImageEvalTransform, load_image
+    from sslsan.evaluation.negatives import negative_spectrograms
+
+    img = ImageEvalTransform(64)(load_image(man.resolve(man[2].image)))[None]
+    spec = negative_spectrograms("noise", [0], LogMelSpectrogram(model.audio_config), seed=0, rep_seed=1234)
+    with torch.no_grad():
+        np.testing.assert_allclose(res.neg_maps["noise"][0, 2], model.similarity_map(img, spec)[0, 0].numpy(), atol=1e-5)
+    assert res.extra["noise_pool"] == 2
+
+
 def test_score_reproduces_metrics_json(evaluated, capsys):
     from sslsan.evaluation import score_maps
     from sslsan.evaluation.score_cli import main as score_main

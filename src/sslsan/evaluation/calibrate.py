@@ -28,6 +28,7 @@ def calibrate_universal_threshold(
     batch_size: int = 64,
     workers: int = 0,
     progress: bool = True,
+    noise_pool: int | None = None,
 ) -> tuple[float, dict]:
     """Calibrate U_th of `model` on `manifest`; returns (threshold, details for the run record)."""
     from sslsan.evaluation.inference import run_inference
@@ -40,7 +41,8 @@ def calibrate_universal_threshold(
     if len(manifest) == 0:
         raise EvaluationError(f"{manifest.path}: calibration split is empty (no samples)")
     res = run_inference(model, manifest, repetitions=repetitions, seed=seed, device=device, batch_size=batch_size,
-                        workers=workers, retrieval=False, progress=progress, desc="calibrate U_th")
+                        workers=workers, retrieval=False, progress=progress, desc="calibrate U_th",
+                        noise_pool=noise_pool)
     neg_max = {t: m.ravel() for t, m in res.neg_max().items()}
     thr = float(universal_threshold(neg_max, mode=mode))
     details = {
@@ -51,6 +53,7 @@ def calibrate_universal_threshold(
         "n_samples": len(manifest),
         "repetitions": repetitions,
         "seed": seed,
+        "noise_pool": noise_pool,
         "q3_by_type": {t: float(np.quantile(v, 0.75)) for t, v in neg_max.items()},
     }
     return thr, details

@@ -47,7 +47,8 @@ def _calibrate(model, split: Manifest | Path, cache: Path | None, key: dict, **k
     from sslsan.utils.io import atomic_write_text
 
     path = Path(split.path if isinstance(split, Manifest) else split)
-    full = {**key, "split_sha256": manifest_hash(path), "mode": kw["mode"], "seed": kw["seed"], "repetitions": kw["repetitions"]}
+    full = {**key, "split_sha256": manifest_hash(path), "mode": kw["mode"], "seed": kw["seed"], "repetitions": kw["repetitions"],
+            "noise_pool": kw.get("noise_pool")}
     entries: list = []
     if cache is not None and cache.exists():
         try:
@@ -83,7 +84,7 @@ def _training_calibration(checkpoint: Path, value: float) -> dict | None:
 def resolve_threshold(threshold: str | float, model, dataset: str, data_root: str | Path, test: Manifest, *,
                       device, seed: int, repetitions: int, batch_size: int, workers: int = 0,
                       mode: str = "per_type", progress: bool = True, cache: Path | None = None,
-                      cache_key: dict | None = None) -> tuple[float, dict[str, Any]]:
+                      cache_key: dict | None = None, noise_pool: int | None = None) -> tuple[float, dict[str, Any]]:
     """U_th and where it came from: given; 'auto' = the checkpoint's, else calibrated on the dataset's
     calibration split (DatasetInfo.calibration), else on the test set itself (stated as such).
 
@@ -103,7 +104,7 @@ def resolve_threshold(threshold: str | float, model, dataset: str, data_root: st
                 info["details"] = record
         return float(stored), info
     kw = dict(device=device, seed=seed, repetitions=repetitions, mode=mode, batch_size=batch_size, workers=workers,
-              progress=progress)
+              progress=progress, noise_pool=noise_pool)
     key = {**(cache_key or {}), "negatives_in_db": bool(getattr(model.audio_config, "negatives_in_db", True))}
     cal_name = DATASETS[dataset].calibration if dataset in DATASETS else None
     cal_path = Path(data_root) / cal_name if cal_name else None
@@ -147,6 +148,7 @@ def evaluate_checkpoint(
     offscreen: str | Path | None = None,
     threshold_mode: str = "per_type",
     negatives_in_db: bool | None = None,
+    noise_pool: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate `checkpoint` on `dataset` (a registry name) under `data_root`; returns the metrics.
@@ -157,6 +159,8 @@ def evaluate_checkpoint(
     (its repetitions and seed then win over `repetitions` and `seed`). `threshold_mode`: calibration
     rule, "per_type" or "pooled" (D6). `negatives_in_db`: override the checkpoint's audio config
     (False = the vssl_eval convention: silence/noise reach the model as linear mel power, D1).
+    `noise_pool`: K noise clips per repetition shared by all samples (a speed option; None = one
+    clip per sample, the reference protocol); recorded in metrics.json.
     """
     from sslsan.evaluation.inference import gt_maps, run_inference
     from sslsan.evaluation.report import run_report, write_metrics
@@ -186,13 +190,13 @@ def evaluate_checkpoint(
             assignment = assign_offscreen(manifest, repetitions, seed)
         thr, thr_info = resolve_threshold(threshold, model, dataset, data_root, manifest, device=device, seed=seed,
                                           repetitions=repetitions, batch_size=batch_size, workers=workers,
-                                          mode=threshold_mode, progress=progress,
+                                          mode=threshold_mode, progress=progress, noise_pool=noise_pool,
                                           cache=checkpoint.with_name(checkpoint.name + ".uth.json"),
                                           cache_key={"checkpoint_sha256": ckpt_sha, "image_size": model.image_size})
         jlog.log(event="threshold", **thr_info)
         assignment.save(out / "offscreen.json", manifest)
         res = run_inference(model, manifest, repetitions=repetitions, seed=seed, device=device, batch_size=batch_size,
-                            workers=workers, offscreen=assignment, progress=progress)
+                            workers=workers, offscreen=assignment, progress=progress, noise_pool=noise_pool)
         arrays = result_arrays(res, gt, thr)
         save_maps(out / "maps.npz", arrays)
         metrics = score_arrays(arrays)
@@ -211,6 +215,7 @@ def evaluate_checkpoint(
             "offscreen_fallback_draws": assignment.fallback,
             "offscreen_source": str(offscreen) if offscreen is not None else "drawn (D7)",
             "negatives_in_db": bool(cfg.negatives_in_db),
+            "noise_pool": noise_pool,
             "image_size": res.extra["image_size"],
             "audio": {k: getattr(cfg, k) for k in ("sample_rate", "tile_seconds", "n_fft", "hop_length", "n_mels")},
             "device": str(device),

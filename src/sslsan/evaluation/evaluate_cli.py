@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--negatives-linear", action="store_true",
                    help="feed silence/noise to the model as linear mel power (the vssl_eval convention) instead of "
                    "through the same dB front-end as positives (DECISIONS D1 default)")
+    p.add_argument("--noise-pool", type=int, default=None, metavar="K",
+                   help="speed option, not the reference protocol: draw only K noise clips per repetition, shared "
+                   "by all samples (default: one clip per sample)")
     p.add_argument("--out", default=None, help="output folder (default: <run>/eval_<dataset> for <run>/checkpoints/best.pt; "
                    "eval_<dataset>_<stem> for other checkpoints)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
@@ -63,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                                 threshold=args.threshold, device=args.device, batch_size=args.batch_size, seed=args.seed,
                                 workers=args.workers, figure_examples=args.figure_examples, name=args.name, offscreen=args.offscreen,
                                 threshold_mode=args.threshold_mode, negatives_in_db=False if args.negatives_linear else None,
+                                noise_pool=args.noise_pool,
                                 progress=not args.no_progress)
     except (ValueError, FileNotFoundError) as exc:  # our errors are ValueErrors with one-line messages
         print(f"sslsan evaluate: error: {exc}", file=sys.stderr)

@@ -153,11 +153,15 @@ def run_inference(
     retrieval: bool = True,
     progress: bool = True,
     desc: str = "evaluate",
+    noise_pool: int | None = None,
 ) -> InferenceResult:
     """Run `model` (a Localizer) on every sample with positive, silence, noise and offscreen audio.
 
     `audio_config` / `image_size` default to those the checkpoint carries (`model.audio_config`,
     `model.image_size`). `retrieval=False` skips the N x N similarity matrix (calibration).
+    `noise_pool=K` (not the reference protocol, a speed option): per repetition only K noise clips
+    are drawn and sample i hears clip i mod K, so the audio tower runs K instead of N times per
+    repetition; None (default) draws one clip per sample as the reference does.
     """
     from sslsan.data.datasets import AVDataset
 
@@ -186,13 +190,16 @@ def run_inference(
         bar.update()
     audio_emb = torch.cat(chunks)
     sil = _run(lambda: model.audio_embedding(negative_spectrograms("silence", [0], frontend, device=device)), where)[0].float()
-    noise_emb = torch.empty((repetitions, n, audio_emb.shape[1]), dtype=torch.float32, device=device)
+    n_noise = n if noise_pool is None else max(1, min(int(noise_pool), n))
+    noise_emb = torch.empty((repetitions, n_noise, audio_emb.shape[1]), dtype=torch.float32, device=device)
     for r, rs in enumerate(seeds):
-        for k in range(0, n, batch_size):
-            idx = list(range(k, min(n, k + batch_size)))
+        for k in range(0, n_noise, batch_size):
+            idx = list(range(k, min(n_noise, k + batch_size)))
             specs = negative_spectrograms("noise", idx, frontend, seed=seed, rep_seed=rs, device=device)
             noise_emb[r, k:k + len(idx)] = _run(lambda: model.audio_embedding(specs), where).float()
             bar.update()
+    bar.total -= (nb - (-(-n_noise // batch_size))) * repetitions
+    bar.refresh()
 
     # ---- pass 2: images; every map is the image's features against an audio embedding
     off = torch.as_tensor(offscreen.index, device=device)
@@ -204,7 +211,7 @@ def run_inference(
         _check_embeddings(model, feat, audio_emb, where)
         pos.append(_pair_maps(feat, audio_emb[idx]).cpu())
         neg["silence"].append(torch.einsum("bchw,c->bhw", feat, sil).expand(repetitions, -1, -1, -1).cpu())
-        neg["noise"].append(_pair_maps(feat, noise_emb[:, idx]).cpu())
+        neg["noise"].append(_pair_maps(feat, noise_emb[:, idx % n_noise]).cpu())
         neg["offscreen"].append(_pair_maps(feat, audio_emb[off[:, idx]]).cpu())
         img_emb.append(F.normalize(feat.mean(dim=(-2, -1)), dim=1).cpu())
         if retrieval:
@@ -223,7 +230,7 @@ def run_inference(
         similarity=torch.cat(sim).numpy() if retrieval else None,
         offscreen=offscreen,
         repetition_seeds=list(seeds),
-        extra={"image_size": size, "negatives_in_db": bool(cfg.negatives_in_db)},
+        extra={"image_size": size, "negatives_in_db": bool(cfg.negatives_in_db), "noise_pool": noise_pool},
     )
 
 
