@@ -112,6 +112,9 @@ def run_report(m: dict, title: str, figures: list[str] | None = None) -> str:
         "",
         table(named, TABLE3, "model") if "retrieval" in m else m.get("retrieval_note", "retrieval not computed"),
         "",
+        "Similarity of image i and audio j = max of their map; relevant = same manifest `category`; the gallery "
+        "includes each query's own pair (DECISIONS D12). P@K = hits in the top K / K, A@K = at least one hit.",
+        "",
         "## Per-sample maximum similarity",
         "",
         markdown_table(["audio", "mean", "median", "Q1", "Q3"],
