@@ -437,3 +437,20 @@ def test_paper_setting_end_to_end(tmp_path):
     assert m["map_size"] == [14, 14] and m["threshold_info"]["source"] == "checkpoint" and m["threshold"] == 0.3338
     with np.load(tmp_path / "eval" / "maps.npz") as z:
         assert z["image_emb"].shape == (3, 512) and z["neg_maps_noise"].shape == (1, 3, 14, 14)
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu(evaluated, tmp_path):
+    """The same evaluation on CUDA gives the CPU's maps (TF32 off) and the same offscreen/noise draws."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from sslsan.evaluation import evaluate_checkpoint
+
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    evaluate_checkpoint(evaluated["ckpt"], "synth-vggss", evaluated["data"], tmp_path / "gpu", repetitions=REPS,
+                        batch_size=3, figure_examples=0, device="cuda", progress=False)
+    with np.load(evaluated["out"] / "maps.npz") as a, np.load(tmp_path / "gpu" / "maps.npz") as b:
+        assert np.array_equal(a["offscreen_index"], b["offscreen_index"])
+        for k in ("pos_maps", "neg_maps_silence", "neg_maps_noise", "neg_maps_offscreen", "similarity"):
+            np.testing.assert_allclose(a[k], b[k], atol=1e-4, err_msg=k)
