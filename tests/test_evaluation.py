@@ -440,10 +440,9 @@ def test_paper_setting_end_to_end(tmp_path):
 
 
 @pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_matches_cpu(evaluated, tmp_path):
     """The same evaluation on CUDA gives the CPU's maps (TF32 off) and the same offscreen/noise draws."""
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
     from sslsan.evaluation import evaluate_checkpoint
 
     torch.backends.cudnn.allow_tf32 = False
