@@ -441,12 +441,12 @@ def test_paper_setting_end_to_end(tmp_path):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_cuda_matches_cpu(evaluated, tmp_path):
+def test_cuda_matches_cpu(evaluated, tmp_path, monkeypatch):
     """The same evaluation on CUDA gives the CPU's maps (TF32 off) and the same offscreen/noise draws."""
     from sslsan.evaluation import evaluate_checkpoint
 
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     evaluate_checkpoint(evaluated["ckpt"], "synth-vggss", evaluated["data"], tmp_path / "gpu", repetitions=REPS,
                         batch_size=3, figure_examples=0, device="cuda", progress=False)
     with np.load(evaluated["out"] / "maps.npz") as a, np.load(tmp_path / "gpu" / "maps.npz") as b:
