@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import colorsys
 import dataclasses
+import functools
 import io
 import json
 import math
@@ -101,27 +102,28 @@ class Category:
         }
 
 
-_HARM8 = tuple(float(k) for k in range(1, 9))
+_TABLE = 4096  # wavetable length of periodic (integer-partial) sounds
+_HARM12 = tuple(float(k) for k in range(1, 13))
 _ODD = (1.0, 3.0, 5.0, 7.0, 9.0)
 
 # Shapes, hues and sounds are all distinct between categories; patterns repeat (6 x 2).
 CATEGORY_LIBRARY: tuple[Category, ...] = (
     Category("bell", "disc", 0.0, "rings",
-             SoundRecipe("harmonic", (520, 700), partials=(1.0, 2.76, 5.40, 8.93), rolloff=0.7,
+             SoundRecipe("harmonic", (380, 480), partials=(1.0, 2.76, 5.40, 8.93), rolloff=0.7,
                          rate=(1.0, 1.8), decay=0.35)),
     Category("engine", "square", 30.0, "stripes",
-             SoundRecipe("harmonic", (55, 80), partials=tuple(float(k) for k in range(1, 25)),
-                         rolloff=0.6, am_rate=(9, 14), am_depth=0.5)),
+             SoundRecipe("harmonic", (45, 65), partials=tuple(float(k) for k in range(1, 17)),
+                         rolloff=1.0, am_rate=(9, 14), am_depth=0.5)),
     Category("whistle", "triangle", 60.0, "dots",
-             SoundRecipe("harmonic", (1900, 2500), partials=(1.0, 2.0), rolloff=3.0,
+             SoundRecipe("harmonic", (1800, 2300), partials=(1.0, 2.0), rolloff=3.0,
                          fm_rate=(5, 7), fm_depth=0.03)),
     Category("drum", "star", 90.0, "checker",
              SoundRecipe("noise", (110, 170), bandwidth=1.2, rate=(2.0, 3.5), decay=0.09)),
     Category("rain", "hexagon", 120.0, "gradient",
-             SoundRecipe("noise", (5000, 6200), bandwidth=0.8, am_rate=(0.3, 0.8), am_depth=0.3)),
+             SoundRecipe("noise", (6500, 7500), bandwidth=1.2, am_rate=(0.3, 0.8), am_depth=0.3)),
     Category("siren", "cross", 150.0, "solid",
-             SoundRecipe("harmonic", (650, 800), partials=(1.0, 2.0, 3.0), rolloff=1.2,
-                         fm_rate=(0.35, 0.6), fm_depth=0.25)),
+             SoundRecipe("harmonic", (900, 1100), partials=(1.0, 2.0, 3.0), rolloff=1.2,
+                         fm_rate=(0.35, 0.6), fm_depth=0.2)),
     Category("cricket", "ring", 180.0, "stripes",
              SoundRecipe("harmonic", (4200, 4700), partials=(1.0,), rate=(2.0, 3.0), duty=0.35,
                          am_rate=(28, 40), am_depth=0.9)),
@@ -129,13 +131,13 @@ CATEGORY_LIBRARY: tuple[Category, ...] = (
              SoundRecipe("harmonic", (210, 290), partials=_ODD, rolloff=1.0,
                          rate=(0.6, 0.9), duty=0.85)),
     Category("buzzer", "crescent", 240.0, "checker",
-             SoundRecipe("harmonic", (120, 160), partials=_HARM8, rolloff=0.3,
+             SoundRecipe("harmonic", (150, 190), partials=_HARM12, rolloff=0.3,
                          rate=(3.0, 4.5), duty=0.5)),
     Category("bird", "arrow", 270.0, "gradient",
-             SoundRecipe("chirp", (2300, 2900), partials=(1.0, 2.0), rolloff=2.5,
-                         rate=(4.0, 6.0), duty=0.45, sweep=1.6)),
+             SoundRecipe("chirp", (2800, 3300), partials=(1.0, 2.0), rolloff=2.5,
+                         rate=(4.0, 6.0), duty=0.45, sweep=1.5)),
     Category("clock", "heart", 300.0, "solid",
-             SoundRecipe("click", (1300, 1700), bandwidth=0.7, rate=(1.8, 2.6), decay=0.012)),
+             SoundRecipe("click", (900, 1100), bandwidth=0.7, rate=(3.0, 4.0), decay=0.025)),
     Category("wind", "capsule", 330.0, "rings",
              SoundRecipe("noise", (450, 650), bandwidth=1.0, am_rate=(0.2, 0.45), am_depth=0.7)),
 )
@@ -226,84 +228,107 @@ def _uniform(rng: np.random.Generator, lo_hi: tuple[float, float]) -> float:
     return float(lo if hi <= lo else rng.uniform(lo, hi))
 
 
+_F32 = np.float32
+_TWO_PI = _F32(2 * np.pi)
+
+
+@functools.lru_cache(maxsize=8)
+def _grid(n: int, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cached float32 time axis (n,), rfft frequencies and their log2 (floored at 1 Hz)."""
+    f = np.fft.rfftfreq(n, 1.0 / sr).astype(_F32)
+    return np.arange(n, dtype=_F32) / _F32(sr), f, np.log2(np.maximum(f, _F32(1.0)))
+
+
+def _spectral_noise(rng: np.random.Generator, n: int, gain: np.ndarray) -> np.ndarray:
+    """Noise with magnitude response `gain` (one value per rfft bin): random-phase spectrum, float32."""
+    phase = rng.random(gain.size, dtype=_F32) * _TWO_PI
+    return np.fft.irfft(gain * (np.cos(phase) + 1j * np.sin(phase)).astype(np.complex64), n).astype(_F32)
+
+
 def _bandpass_noise(rng: np.random.Generator, n: int, sr: int, centre: float, octaves: float) -> np.ndarray:
-    """White noise shaped in the frequency domain by a Gaussian on a log-frequency axis."""
-    spec = np.fft.rfft(rng.standard_normal(n))
-    f = np.fft.rfftfreq(n, 1.0 / sr)
-    with np.errstate(divide="ignore"):
-        d = np.log2(np.maximum(f, 1.0) / centre) / max(octaves / 2.0, 1e-3)
-    x = np.fft.irfft(spec * np.exp(-0.5 * d * d), n)
-    return x / (np.abs(x).max() + 1e-12)
+    """Noise band: a Gaussian response on a log-frequency axis around `centre`, peak 1."""
+    _, _, logf = _grid(n, sr)
+    d = (logf - _F32(np.log2(centre))) / _F32(max(octaves / 2.0, 1e-3))
+    x = _spectral_noise(rng, n, np.exp(_F32(-0.5) * d * d))
+    return x / (np.abs(x).max() + _F32(1e-12))
 
 
 def _event_envelope(rng: np.random.Generator, t: np.ndarray, recipe: SoundRecipe) -> tuple[np.ndarray, np.ndarray]:
-    """Amplitude envelope and time-since-event-onset of a (possibly rhythmic) sound."""
+    """Amplitude envelope and time-since-event-onset (float32) of a (possibly rhythmic) sound."""
     rate = _uniform(rng, recipe.rate)
     if rate <= 0:
-        tau = t.copy()
-        fade = np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.02)
-        return fade, tau
+        fade = np.minimum(_F32(1.0), np.minimum(t, t[-1] - t) * _F32(50.0))  # 20 ms fades
+        return fade, t
     period = 1.0 / rate
     # jittered onsets, starting before t=0 so the clip may open mid-event
     k = np.arange(-1, int(t[-1] / period) + 2)
-    onsets = (k + rng.uniform(0, 1)) * period + rng.normal(0, 0.04 * period, k.size)
-    onsets.sort()
-    idx = np.clip(np.searchsorted(onsets, t, side="right") - 1, 0, onsets.size - 1)
-    tau = t - onsets[idx]
-    valid = tau >= 0
-    tau = np.where(valid, tau, 0.0)
-    attack = np.minimum(1.0, tau / 0.004)
+    onsets = np.sort((k + rng.uniform(0, 1)) * period + rng.normal(0, 0.04 * period, k.size)).astype(_F32)
+    idx = np.maximum(np.searchsorted(onsets, t, side="right") - 1, 0)
+    tau = np.maximum(t - onsets[idx], _F32(0.0))
+    attack = np.minimum(_F32(1.0), tau * _F32(250.0))  # 4 ms attack
     if recipe.decay > 0:
-        env = attack * np.exp(-tau / (recipe.decay * rng.uniform(0.8, 1.25)))
+        env = attack * np.exp(tau * _F32(-1.0 / (recipe.decay * rng.uniform(0.8, 1.25))))
     else:
-        dur = recipe.duty * period
-        release = np.clip((dur - tau) / 0.015, 0.0, 1.0)
+        release = np.clip((_F32(recipe.duty * period) - tau) * _F32(1 / 0.015), _F32(0.0), _F32(1.0))
         env = attack * release
-    return env * valid, tau
+    return env, tau
 
 
 def synthesize_sound(recipe: SoundRecipe, rng: np.random.Generator, n: int, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """One clip of a category's sound, float64 (n,), peak 1. All jitter comes from `rng`."""
-    t = np.arange(n) / sr
+    """One clip of a category's sound, float32 (n,), peak 1. All jitter comes from `rng`."""
+    t, _, _ = _grid(n, sr)
     env, tau = _event_envelope(rng, t, recipe)
     if recipe.am_depth > 0:
-        am_rate = _uniform(rng, recipe.am_rate)
-        env = env * (1.0 - recipe.am_depth * (0.5 + 0.5 * np.sin(2 * np.pi * am_rate * t + rng.uniform(0, 2 * np.pi))))
+        am = _F32(2 * np.pi * _uniform(rng, recipe.am_rate)) * t + _F32(rng.uniform(0, 2 * np.pi))
+        env = env * (_F32(1.0 - recipe.am_depth / 2) - _F32(recipe.am_depth / 2) * np.sin(am))
     f0 = float(np.exp(rng.uniform(np.log(recipe.f_range[0]), np.log(recipe.f_range[1]))))
     if recipe.kind in ("harmonic", "chirp"):
-        freq = np.full(n, f0)
+        freq = np.full(n, _F32(f0))
         if recipe.fm_depth > 0:
-            fm_rate = _uniform(rng, recipe.fm_rate)
-            freq = freq * (1.0 + recipe.fm_depth * np.sin(2 * np.pi * fm_rate * t + rng.uniform(0, 2 * np.pi)))
+            fm = _F32(2 * np.pi * _uniform(rng, recipe.fm_rate)) * t + _F32(rng.uniform(0, 2 * np.pi))
+            freq = freq * (_F32(1.0) + _F32(recipe.fm_depth) * np.sin(fm))
         if recipe.kind == "chirp":
-            rate = max(recipe.rate[0], 1e-3)
-            freq = freq * recipe.sweep ** np.clip(tau * rate / max(recipe.duty, 1e-3), 0.0, 1.0)
-        phase = 2 * np.pi * np.cumsum(freq) / sr
-        x = np.zeros(n)
-        for i, ratio in enumerate(recipe.partials):
-            audible = freq * ratio < 0.45 * sr  # no aliased partials
-            if not audible.any():
-                continue
-            amp = (1.0 / (i + 1) ** recipe.rolloff) * rng.uniform(0.7, 1.0)
-            x += amp * audible * np.sin(ratio * phase + rng.uniform(0, 2 * np.pi))
+            ramp = np.minimum(tau * _F32(max(recipe.rate[0], 1e-3) / max(recipe.duty, 1e-3)), _F32(1.0))
+            freq = freq * np.exp(ramp * _F32(np.log(recipe.sweep)))
+        # running phase in cycles, accumulated in float64 (float32 would drift over 3 s), then wrapped
+        cycles = np.cumsum(freq, dtype=np.float64) / sr
+        cycles = (cycles - np.floor(cycles)).astype(_F32)
+        amps = [(1.0 / (i + 1) ** recipe.rolloff) * rng.uniform(0.7, 1.0) for i in range(len(recipe.partials))]
+        phases = rng.uniform(0, 2 * np.pi, len(recipe.partials))
+        fmax = float(freq.max())
+        keep = [i for i, r in enumerate(recipe.partials) if r * fmax < 0.45 * sr]  # no aliased partials
+        if all(float(recipe.partials[i]).is_integer() for i in keep):
+            # periodic: one cycle in a table, read at the running phase (cost independent of partials)
+            theta = np.arange(_TABLE + 1) * (2 * np.pi / _TABLE)
+            table = np.zeros(_TABLE + 1)
+            for i in keep:
+                table += amps[i] * np.sin(recipe.partials[i] * theta + phases[i])
+            table = table.astype(_F32)
+            pos = cycles * _F32(_TABLE)
+            i0 = np.minimum(pos.astype(np.intp), _TABLE - 1)  # float32 rounding can give cycles == 1.0
+            lo = np.take(table, i0)
+            x = lo + (pos - np.floor(pos)) * (np.take(table, i0 + 1) - lo)
+        else:
+            x = np.zeros(n, dtype=_F32)
+            for i in keep:
+                x += _F32(amps[i]) * np.sin(_TWO_PI * _F32(recipe.partials[i]) * cycles + _F32(phases[i]))
     elif recipe.kind in ("noise", "click"):
         x = _bandpass_noise(rng, n, sr, f0, recipe.bandwidth)
     else:
         raise SynthError(f"unknown sound kind {recipe.kind!r}")
     x = x * env
-    return x / (np.abs(x).max() + 1e-12)
+    return x / (np.abs(x).max() + _F32(1e-12))
 
 
 def ambience(rng: np.random.Generator, n: int, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Background noise with a random 1/f^alpha colour and slow level drift, unit RMS."""
-    spec = np.fft.rfft(rng.standard_normal(n))
-    f = np.fft.rfftfreq(n, 1.0 / sr)
+    """Background noise with a random 1/f^alpha colour and slow level drift, float32, unit RMS."""
+    t, _, logf = _grid(n, sr)
     alpha = rng.uniform(0.5, 1.6)
-    spec *= 1.0 / np.maximum(f, 20.0) ** (alpha / 2.0)
-    x = np.fft.irfft(spec, n)
-    drift = 1.0 + 0.3 * np.sin(2 * np.pi * rng.uniform(0.05, 0.3) * np.arange(n) / sr + rng.uniform(0, 2 * np.pi))
-    x = x * drift
-    return x / (np.sqrt(np.mean(x * x)) + 1e-12)
+    gain = np.exp2(np.maximum(logf, _F32(np.log2(20.0))) * _F32(-alpha / 2.0))
+    x = _spectral_noise(rng, n, gain)
+    drift = _F32(2 * np.pi * rng.uniform(0.05, 0.3)) * t + _F32(rng.uniform(0, 2 * np.pi))
+    x *= _F32(1.0) + _F32(0.3) * np.sin(drift)
+    return x / (np.sqrt(np.mean(x * x)) + _F32(1e-12))
 
 
 def mix_clip(
@@ -311,13 +336,13 @@ def mix_clip(
 ) -> np.ndarray:
     """Sum the sources at their gains, add ambience at `snr_db`, scale to a random peak; float32 in [-1, 1]."""
     n = sounds[0].size
-    src = np.zeros(n)
+    src = np.zeros(n, dtype=_F32)
     for s, g in zip(sounds, gains_db):
-        src += s * 10.0 ** (g / 20.0)
-    rms = np.sqrt(np.mean(src * src)) + 1e-12
-    x = src + ambience(rng, n, sr) * rms * 10.0 ** (-snr_db / 20.0)
+        src += s * _F32(10.0 ** (g / 20.0))
+    rms = float(np.sqrt(np.mean(src * src))) + 1e-12
+    x = src + ambience(rng, n, sr) * _F32(rms * 10.0 ** (-snr_db / 20.0))
     peak = rng.uniform(0.25, 0.9)  # loudness variation
-    return (x * (peak / (np.abs(x).max() + 1e-12))).astype(np.float32)
+    return (x * _F32(peak / (float(np.abs(x).max()) + 1e-12))).astype(_F32)
 
 
 def wav_bytes(x: np.ndarray, sr: int = SAMPLE_RATE) -> bytes:
@@ -412,63 +437,76 @@ def _hsv(h: float, s: float, v: float) -> np.ndarray:
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Textured, cluttered background: low-saturation gradient + blotches + faint clutter + grain."""
-    base = _hsv(rng.uniform(0, 360), rng.uniform(0.03, 0.25), rng.uniform(0.35, 0.75))
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    a = rng.uniform(0, 2 * np.pi)
-    grad = (np.cos(a) * (xx - 0.5) + np.sin(a) * (yy - 0.5)) * rng.uniform(0.1, 0.3)
+    """Textured, cluttered background, float32 (size, size, 3) in [0, 1].
+
+    A low-saturation colour with a gradient and blotches (a small random field, upsampled), faint
+    clutter (lines, outlines, patches that belong to no category) and grain.
+    """
     g = int(rng.integers(3, 8))
-    blot = Image.fromarray((rng.random((g, g, 3)) * 255).astype(np.uint8)).resize((size, size), Image.BICUBIC)
-    blot = (np.asarray(blot, dtype=np.float64) / 255.0 - 0.5) * rng.uniform(0.1, 0.25)
-    img = np.clip(base[None, None, :] + grad[..., None] + blot, 0, 1)
-    # clutter: thin low-saturation lines, outlines and patches that belong to no category
-    canvas = Image.fromarray((img * 255).astype(np.uint8))
-    draw = ImageDraw.Draw(canvas)
+    base = _hsv(rng.uniform(0, 360), rng.uniform(0.03, 0.25), rng.uniform(0.35, 0.75))
+    a = rng.uniform(0, 2 * np.pi)
+    ramp = np.linspace(-0.5, 0.5, g)
+    grad = (np.cos(a) * ramp[None, :] + np.sin(a) * ramp[:, None]) * rng.uniform(0.1, 0.3)
+    blot = (rng.random((g, g, 3)) - 0.5) * rng.uniform(0.1, 0.25)
+    field = np.clip(base + grad[..., None] + blot, 0, 1)
+    canvas = Image.fromarray((field * 255 + 0.5).astype(np.uint8)).resize((size, size), Image.BICUBIC)
+    clutter = canvas.copy()
+    draw = ImageDraw.Draw(clutter)
     for _ in range(int(rng.integers(4, 11))):
         col = tuple(int(c * 255) for c in _hsv(rng.uniform(0, 360), rng.uniform(0.0, 0.2), rng.uniform(0.2, 0.9)))
-        x0, y0 = rng.uniform(-0.1, 1.0, 2) * size
-        w, h = rng.uniform(0.05, 0.4, 2) * size
+        x0, y0 = (rng.uniform(-0.1, 1.0, 2) * size).tolist()
+        w, h = (rng.uniform(0.05, 0.4, 2) * size).tolist()
         kind = int(rng.integers(0, 3))
         width = max(1, int(rng.uniform(0.005, 0.02) * size))
         if kind == 0:
-            draw.line([(x0, y0), (x0 + w, y0 + h * rng.choice([-1, 1]))], fill=col, width=width)
+            draw.line([(x0, y0), (x0 + w, y0 + h * float(rng.choice([-1, 1])))], fill=col, width=width)
         elif kind == 1:
             draw.ellipse([x0, y0, x0 + w, y0 + h], outline=col, width=width)
         else:
             draw.rectangle([x0, y0, x0 + w * 0.5, y0 + h * 0.5], fill=col)
-    img = 0.5 * img + 0.5 * np.asarray(canvas, dtype=np.float64) / 255.0
-    img += rng.normal(0, 0.02, img.shape)
-    return np.clip(img, 0, 1)
+    img = np.asarray(Image.blend(canvas, clutter, 0.5), dtype=np.float32) * np.float32(1 / 255)
+    img += (rng.random(img.shape, dtype=np.float32) - np.float32(0.5)) * np.float32(0.07)  # grain, std 0.02
+    return np.clip(img, 0, 1, out=img)
 
 
-def _object_alpha(obj: SceneObject, size: int) -> np.ndarray:
-    """Anti-aliased coverage (size, size) in [0, 1] of one object."""
-    s = size * _SUPERSAMPLE
-    layer = Image.new("L", (s, s), 0)
-    draw = ImageDraw.Draw(layer)
+def _object_alpha(obj: SceneObject, size: int) -> tuple[tuple[slice, slice], np.ndarray]:
+    """Anti-aliased coverage of one object: its window (rows, cols) in the image and alpha there in [0, 1].
+
+    Drawn at _SUPERSAMPLE x resolution inside the window only, then box-filtered.
+    """
+    ss = _SUPERSAMPLE
     c, si = math.cos(obj.angle), math.sin(obj.angle)
     rot = np.array([[c, -si], [si, c]])
-    for poly, fill in SHAPES[CATEGORY_LIBRARY[obj.category].shape]:
-        pts = (poly @ rot.T) * obj.radius * s + np.array([obj.cx, obj.cy]) * s
-        draw.polygon([tuple(p) for p in pts.tolist()], fill=255 * fill)
-    a = np.asarray(layer, dtype=np.float32).reshape(size, _SUPERSAMPLE, size, _SUPERSAMPLE).mean((1, 3))
-    return a / 255.0
+    polys = [((poly @ rot.T) * obj.radius + np.array([obj.cx, obj.cy])) * size for poly, _ in SHAPES[CATEGORY_LIBRARY[obj.category].shape]]
+    lo = np.floor(np.min([p.min(0) for p in polys], axis=0)).astype(int)
+    hi = np.ceil(np.max([p.max(0) for p in polys], axis=0)).astype(int) + 1
+    x0, y0 = np.maximum(lo, 0).tolist()
+    x1, y1 = np.minimum(hi, size).tolist()
+    window = (slice(y0, max(y0, y1)), slice(x0, max(x0, x1)))
+    w, h = max(0, x1 - x0), max(0, y1 - y0)
+    if w == 0 or h == 0:
+        return window, np.zeros((h, w), np.float32)
+    layer = Image.new("L", (w * ss, h * ss), 0)
+    draw = ImageDraw.Draw(layer)
+    for pts, (_, fill) in zip(polys, SHAPES[CATEGORY_LIBRARY[obj.category].shape]):
+        draw.polygon([tuple(p) for p in ((pts - [x0, y0]) * ss).tolist()], fill=255 * fill)
+    a = np.asarray(layer, dtype=np.float32).reshape(h, ss, w, ss).mean((1, 3))
+    return window, a * np.float32(1 / 255)
 
 
 def _object_texture(obj: SceneObject, size: int, ys: slice, xs: slice) -> np.ndarray:
     """RGB surface of the object over the window (ys, xs), in object coordinates so it rotates with it."""
     cat = CATEGORY_LIBRARY[obj.category]
-    yy, xx = np.mgrid[ys, xs]
-    px = (xx + 0.5) / size - obj.cx
-    py = (yy + 0.5) / size - obj.cy
+    py = ((np.arange(ys.start, ys.stop, dtype=np.float32) + 0.5) / size - obj.cy)[:, None]
+    px = ((np.arange(xs.start, xs.stop, dtype=np.float32) + 0.5) / size - obj.cx)[None, :]
     c, s = math.cos(obj.angle), math.sin(obj.angle)
     u = (c * px + s * py) / obj.radius
     v = (-s * px + c * py) / obj.radius
-    w = PATTERNS[cat.pattern](u, v, obj.pattern_freq)[..., None]
-    primary = _hsv(obj.hue, obj.sat, obj.val)
-    secondary = _hsv(obj.hue, obj.sat, obj.val * obj.dark)
+    w = PATTERNS[cat.pattern](u, v, obj.pattern_freq).astype(np.float32)[..., None]
+    primary = _hsv(obj.hue, obj.sat, obj.val).astype(np.float32)
+    secondary = _hsv(obj.hue, obj.sat, obj.val * obj.dark).astype(np.float32)
     shade = (1.0 + 0.12 * (-u - v) / 2.0)[..., None]  # light from the top left
-    return np.clip(((1 - w) * primary + w * secondary) * shade, 0, 1)
+    return np.clip((primary + w * (secondary - primary)) * shade, 0, 1)
 
 
 def render_scene(objects: list[SceneObject], rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -480,21 +518,19 @@ def render_scene(objects: list[SceneObject], rng: np.random.Generator, size: int
     img = _background(rng, size)
     covers = []
     for obj in objects:
-        alpha = _object_alpha(obj, size)
-        rows = np.flatnonzero(alpha.any(1))
-        cols = np.flatnonzero(alpha.any(0))
-        if rows.size:
-            ys, xs = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
-            a = alpha[ys, xs, None]
-            img[ys, xs] = img[ys, xs] * (1 - a) + _object_texture(obj, size, ys, xs) * a
-        covers.append(alpha >= 0.5)
+        (ys, xs), alpha = _object_alpha(obj, size)
+        cover = np.zeros((size, size), dtype=bool)
+        if alpha.size:
+            a = alpha[..., None]
+            img[ys, xs] += (_object_texture(obj, size, ys, xs) - img[ys, xs]) * a
+            cover[ys, xs] = alpha >= 0.5
+        covers.append(cover)
     visible = []
-    for i, cov in enumerate(covers):
-        above = np.zeros_like(cov)
-        for later in covers[i + 1 :]:
-            above |= later
-        visible.append(cov & ~above)
-    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8), visible
+    above = np.zeros((size, size), dtype=bool)
+    for cover in reversed(covers):
+        visible.append(cover & ~above)
+        above |= cover
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8), visible[::-1]
 
 
 def mask_box(mask: np.ndarray) -> list[float]:
@@ -561,9 +597,19 @@ class Scene:
     names: list[str] = field(default_factory=list)
 
 
-def make_scene(rng: np.random.Generator, cfg: SynthConfig, n_objects: int, n_sounding: int, min_sep: float) -> Scene:
-    """Distinct categories, random poses, `n_sounding` of the objects marked as sounding."""
-    cats = [int(c) for c in rng.choice(cfg.n_categories, size=n_objects, replace=False)]
+def make_scene(
+    rng: np.random.Generator,
+    cfg: SynthConfig,
+    n_objects: int,
+    n_sounding: int,
+    min_sep: float,
+    cats: list[int] | None = None,
+) -> Scene:
+    """Distinct categories (random unless `cats` is given), random poses, `n_sounding` objects sounding."""
+    if cats is None:
+        cats = [int(c) for c in rng.choice(cfg.n_categories, size=n_objects, replace=False)]
+    if len(cats) != n_objects or len(set(cats)) != n_objects:
+        raise SynthError(f"a scene needs {n_objects} distinct categories, got {cats}")
     objs = _place_objects(rng, cats, cfg, min_sep)
     for k in rng.choice(n_objects, size=n_sounding, replace=False):
         objs[int(k)].sounding = True
@@ -634,7 +680,7 @@ def generate_item(split: str, index: int, cfg: SynthConfig, root: Path) -> list[
             mask |= scene.masks[i]
         names = [scene.names[i] for i in idx]
         rows.append(
-            dataclasses.asdict(Sample(
+            vars(Sample(
                 id=f"{split}_{stem}{suffix}",
                 image=image_rel,
                 audio=_write(root, f"{split}/audio/{stem}{suffix}.wav", wav_bytes(wave_, cfg.sample_rate)),
@@ -696,6 +742,15 @@ def generate_dataset(
     cfg.validate()
     out = Path(out)
     _prepare_out(out, overwrite)
+    meta = {
+        "generator": GENERATOR,
+        "version": GENERATOR_VERSION,
+        "complete": False,  # an interrupted run leaves this, so --overwrite can recognise the folder
+        "seed": cfg.seed,
+        "config": dataclasses.asdict(cfg),
+        "categories": [c.describe() for c in categories(cfg.n_categories)],
+    }
+    atomic_write_text(out / "dataset.json", json.dumps(meta, indent=1) + "\n")
     tasks = [(split, i) for split in SPLIT_MANIFESTS for i in range(cfg.split_size(split))]
     rows: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLIT_MANIFESTS}
     bar = tqdm(total=len(tasks), desc="synth scenes", unit="scene", disable=not progress)
@@ -719,14 +774,8 @@ def generate_dataset(
             pool.join()
     for split, manifest in SPLIT_MANIFESTS.items():
         write_manifest(out / manifest, (Sample(**r) for r in rows[split]))
-    meta = {
-        "generator": GENERATOR,
-        "version": GENERATOR_VERSION,
-        "seed": cfg.seed,
-        "config": dataclasses.asdict(cfg),
-        "sizes": {SPLIT_MANIFESTS[s]: len(r) for s, r in rows.items()},
-        "categories": [c.describe() for c in categories(cfg.n_categories)],
-    }
+    meta["complete"] = True
+    meta["sizes"] = {SPLIT_MANIFESTS[s]: len(r) for s, r in rows.items()}
     atomic_write_text(out / "dataset.json", json.dumps(meta, indent=1) + "\n")
     return meta
 
