@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import colorsys
-import io
 import json
 import wave
 from collections import defaultdict
@@ -88,9 +87,12 @@ def test_same_seed_gives_identical_files_for_any_worker_count(seed0, seed0_paral
 def test_different_seeds_give_different_scenes(seed0, seed1):
     assert (seed0 / "train.jsonl").read_bytes() != (seed1 / "train.jsonl").read_bytes()
     a, b = read_manifest(seed0 / "train.jsonl"), read_manifest(seed1 / "train.jsonl")
-    same_images = sum(torch.equal(load_image(a.resolve(x.image)), load_image(b.resolve(y.image))) for x, y in zip(a, b))
-    same_audio = sum(torch.equal(load_audio(a.resolve(x.audio)), load_audio(b.resolve(y.audio))) for x, y in zip(a, b))
-    assert same_images == 0 and same_audio == 0
+    for x, y in zip(a, b):
+        assert a.resolve(x.image).read_bytes() != b.resolve(y.image).read_bytes()
+        assert a.resolve(x.audio).read_bytes()[44:] != b.resolve(y.audio).read_bytes()[44:]  # past the header
+    x, y = a[0], b[0]
+    assert not torch.equal(load_image(a.resolve(x.image)), load_image(b.resolve(y.image)))
+    assert not torch.equal(load_audio(a.resolve(x.audio)), load_audio(b.resolve(y.audio)))
 
 
 # ---------------------------------------------------------------------------------- formats, fields
@@ -103,14 +105,16 @@ def test_files_decode_with_the_project_loaders(seed0):
     names = {c["name"] for c in meta["categories"]}
     for split, m in _manifests(seed0).items():
         assert meta["sizes"][SPLIT_MANIFESTS[split]] == len(m) > 0
-        for s in m:
+        for i, s in enumerate(m):
             img = load_image(m.resolve(s.image))
             assert img.dtype == torch.uint8 and img.shape == (3, cfg.image_size, cfg.image_size)
-            wav = load_audio(m.resolve(s.audio))
-            assert wav.dtype == torch.float32 and wav.shape == (cfg.clip_samples,)
-            assert 0.2 < float(wav.abs().max()) <= 1.0
             with wave.open(str(m.resolve(s.audio))) as w:
                 assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 16000)
+                assert w.getnframes() == cfg.clip_samples
+            if i < 3:  # PyAV decoding is the slow part; the headers above cover every file
+                wav = load_audio(m.resolve(s.audio))
+                assert wav.dtype == torch.float32 and wav.shape == (cfg.clip_samples,)
+                assert 0.2 < float(wav.abs().max()) <= 1.0
             assert _mask(m, s).shape == (cfg.image_size, cfg.image_size)
             assert s.category in names and s.category in s.scene_categories
             assert set(s.extra["sounding"]) <= set(s.scene_categories) <= names
@@ -296,9 +300,9 @@ def test_show_writes_a_contact_sheet(seed0, tmp_path):
     from sslsan.data.show import main
 
     png = tmp_path / "sheet.png"
-    assert main([str(seed0), "--manifest", "test_is3", "--n", "4", "--out", str(png)]) == 0
+    assert main([str(seed0), "--manifest", "test_is3", "--n", "2", "--out", str(png)]) == 0
     with Image.open(png) as im:
         assert im.format == "PNG" and im.width > 300 and im.height > 200
-    assert main([str(seed0 / "train.jsonl"), "--n", "3", "--seed", "1"]) == 0
+    assert main([str(seed0 / "train.jsonl"), "--n", "1", "--seed", "1"]) == 0
     assert (seed0 / "contact_train.png").exists()
     assert main([str(tmp_path / "missing")]) == 2

@@ -67,8 +67,9 @@ def render_contact_sheet(
 
     cols = max(1, min(cols, len(indices)))
     rows = math.ceil(len(indices) / cols)
-    fig = plt.figure(figsize=(3.0 * cols, 4.1 * rows))
-    outer = fig.add_gridspec(rows, cols, hspace=0.28, wspace=0.08)
+    height = 4.1 * rows + 0.6
+    fig = plt.figure(figsize=(3.0 * cols, height))
+    outer = fig.add_gridspec(rows, cols, hspace=0.28, wspace=0.08, top=1 - 0.9 / height, bottom=0.2 / height)
     frontends: dict[int, LogMelSpectrogram] = {}
     for k, i in enumerate(indices):
         s = manifest[i]
@@ -107,7 +108,7 @@ def render_contact_sheet(
         sax.set_yticks([])
         sax.tick_params(labelsize=6, pad=1)
     fig.suptitle(f"{manifest.path.name}: {len(indices)} of {len(manifest)} samples "
-                 f"(yellow: mask, red dashes: box; below: log-mel, 0-{n_mels} mel bins vs seconds)", fontsize=10, y=0.995)
+                 f"(yellow: mask, red dashes: box; below: log-mel, 0-{n_mels} mel bins vs seconds)", fontsize=10, y=1 - 0.15 / height)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)

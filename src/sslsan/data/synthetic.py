@@ -292,7 +292,6 @@ def synthesize_sound(recipe: SoundRecipe, rng: np.random.Generator, n: int, sr: 
             freq = freq * np.exp(ramp * _F32(np.log(recipe.sweep)))
         # running phase in cycles, accumulated in float64 (float32 would drift over 3 s), then wrapped
         cycles = np.cumsum(freq, dtype=np.float64) / sr
-        cycles = (cycles - np.floor(cycles)).astype(_F32)
         amps = [(1.0 / (i + 1) ** recipe.rolloff) * rng.uniform(0.7, 1.0) for i in range(len(recipe.partials))]
         phases = rng.uniform(0, 2 * np.pi, len(recipe.partials))
         fmax = float(freq.max())
@@ -304,14 +303,15 @@ def synthesize_sound(recipe: SoundRecipe, rng: np.random.Generator, n: int, sr: 
             for i in keep:
                 table += amps[i] * np.sin(recipe.partials[i] * theta + phases[i])
             table = table.astype(_F32)
-            pos = cycles * _F32(_TABLE)
+            pos = (cycles - np.floor(cycles)).astype(_F32) * _F32(_TABLE)
             i0 = np.minimum(pos.astype(np.intp), _TABLE - 1)  # float32 rounding can give cycles == 1.0
             lo = np.take(table, i0)
             x = lo + (pos - np.floor(pos)) * (np.take(table, i0 + 1) - lo)
         else:
             x = np.zeros(n, dtype=_F32)
-            for i in keep:
-                x += _F32(amps[i]) * np.sin(_TWO_PI * _F32(recipe.partials[i]) * cycles + _F32(phases[i]))
+            for i in keep:  # inharmonic partials: wrap each partial's own phase before the float32 sin
+                c = recipe.partials[i] * cycles
+                x += _F32(amps[i]) * np.sin(_TWO_PI * (c - np.floor(c)).astype(_F32) + _F32(phases[i]))
     elif recipe.kind in ("noise", "click"):
         x = _bandpass_noise(rng, n, sr, f0, recipe.bandwidth)
     else:
