@@ -658,12 +658,9 @@ def generate_item(split: str, index: int, cfg: SynthConfig, root: Path) -> list[
         scene = make_scene(rng, cfg, 2, 2, min_sep=1.0)
         annotations = [[o] for o in scene.objects]
     else:
-        if split == "test_vggss":
-            n_obj = int(rng.integers(1, cfg.max_objects + 1))
-            n_snd = 1
-        else:
-            n_obj = int(rng.integers(1, cfg.max_objects + 1))
-            n_snd = 2 if n_obj >= 2 and rng.random() < cfg.p_two_sounding else 1
+        n_obj = int(rng.integers(1, cfg.max_objects + 1))
+        two = split != "test_vggss" and n_obj >= 2 and rng.random() < cfg.p_two_sounding
+        n_snd = 2 if two else 1
         scene = make_scene(rng, cfg, n_obj, n_snd, min_sep=0.75)
         sounding = [o for o in scene.objects if o.sounding]
         rng.shuffle(sounding)  # which sounding object is loudest is random
