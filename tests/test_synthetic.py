@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from sslsan.audio import AudioConfig, LogMelSpectrogram, load_audio
+from sslsan.data.datasets import AVDataset
 from sslsan.data.manifest import read_manifest
 from sslsan.data.registry import DATASETS, dataset_manifest
 from sslsan.data.synthetic import (
@@ -31,7 +32,7 @@ from sslsan.data.synthetic import (
     render_scene,
     synthesize_sound,
 )
-from sslsan.data.transforms import load_image
+from sslsan.data.transforms import ImageEvalTransform, load_image
 from sslsan.utils.seed import numpy_rng
 
 
@@ -123,6 +124,8 @@ def test_files_decode_with_the_project_loaders(seed0):
             assert len(s.boxes) == len(s.extra["sounding"])
     for name in ("synth-vggss", "synth-is3", "synth-val"):
         assert dataset_manifest(name, seed0) == seed0 / DATASETS[name].manifest
+    item = AVDataset(seed0 / "train.jsonl", ImageEvalTransform(32))[5]
+    assert item["image"].shape == (3, 32, 32) and item["wave"].shape == (AudioConfig().tile_samples,)
 
 
 def test_boxes_are_the_bounding_boxes_of_the_masks(seed0):
