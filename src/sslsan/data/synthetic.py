@@ -33,6 +33,7 @@ from typing import Any, Iterator
 import numpy as np
 from PIL import Image, ImageDraw
 
+from sslsan.audio import SAMPLE_RATE
 from sslsan.data.manifest import Sample, write_manifest
 from sslsan.data.registry import DATASETS
 from sslsan.utils.io import atomic_write_text
@@ -40,7 +41,6 @@ from sslsan.utils.seed import numpy_rng
 
 GENERATOR = "sslsan.data.synthetic"
 GENERATOR_VERSION = 1
-SAMPLE_RATE = 16000
 
 # split name -> manifest file name (the registry names the test manifests) and rng key
 SPLIT_MANIFESTS = {
@@ -200,7 +200,7 @@ class SynthConfig:
         return int(round(self.clip_seconds * self.sample_rate))
 
     def split_size(self, split: str) -> int:
-        return getattr(self, {"train": "n_train", "val": "n_val"}.get(split, "n_" + split))
+        return getattr(self, "n_" + split)  # n_train, n_val, n_test_vggss, n_test_is3 (images)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
