@@ -122,15 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
         "the clip's category, and a log-mel spectrogram of the clip.",
     )
     p.add_argument("dir", metavar="DIR", help="a data root written by `sslsan data synth`/`prepare`, or a manifest .jsonl file")
-    p.add_argument("--manifest", default=None,
+    p.add_argument("--manifest", default=None, metavar="NAME",
                    help="manifest inside DIR to show, e.g. test_is3 or train.jsonl (default: the first of "
                    "test_vggss, test_is3, val, train that exists)")
-    p.add_argument("--n", type=int, default=16, help="number of samples to show (default 16)")
-    p.add_argument("--cols", type=int, default=4, help="cells per row (default 4)")
-    p.add_argument("--seed", type=int, default=None,
+    p.add_argument("--n", type=int, metavar="N", default=16, help="number of samples to show (default 16)")
+    p.add_argument("--cols", type=int, metavar="N", default=4, help="cells per row (default 4)")
+    p.add_argument("--seed", type=int, metavar="S", default=None,
                    help="show a seeded random subset instead of the first N samples")
-    p.add_argument("--n-mels", type=int, default=64, help="mel bins of the displayed spectrograms (default 64)")
-    p.add_argument("--out", default=None,
+    p.add_argument("--n-mels", type=int, metavar="N", default=64, help="mel bins of the displayed spectrograms (default 64)")
+    p.add_argument("--out", default=None, metavar="PNG",
                    help="output PNG (default: contact_<manifest name>.png next to the manifest)")
     return p
 

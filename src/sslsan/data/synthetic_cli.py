@@ -20,23 +20,23 @@ def build_parser() -> argparse.ArgumentParser:
         "The same seed gives byte-identical output for any number of workers.",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created; must be empty unless --overwrite)")
-    p.add_argument("--seed", type=int, default=_D.seed, help=f"generator seed (default {_D.seed})")
+    p.add_argument("--seed", type=int, metavar="S", default=_D.seed, help=f"generator seed (default {_D.seed})")
     p.add_argument("--preset", choices=sorted(PRESETS), default="default",
                    help="size preset: 'default' (3000/300/500/250 scenes at 224 px) or 'tiny' (a few dozen "
                    "64 px items in seconds, for tests); the options below override it")
-    p.add_argument("--n-train", type=int, default=None, help=f"training scenes (default {_D.n_train})")
-    p.add_argument("--n-val", type=int, default=None, help=f"validation scenes, for model selection and threshold calibration (default {_D.n_val})")
-    p.add_argument("--n-test-vggss", type=int, default=None,
+    p.add_argument("--n-train", type=int, metavar="N", default=None, help=f"training scenes (default {_D.n_train})")
+    p.add_argument("--n-val", type=int, metavar="N", default=None, help=f"validation scenes, for model selection and threshold calibration (default {_D.n_val})")
+    p.add_argument("--n-test-vggss", type=int, metavar="N", default=None,
                    help=f"test scenes of the VGG-SS-like protocol, one sounding object each (default {_D.n_test_vggss})")
-    p.add_argument("--n-test-is3", type=int, default=None,
+    p.add_argument("--n-test-is3", type=int, metavar="N", default=None,
                    help=f"test images of the IS3-like protocol; each gives two samples (default {_D.n_test_is3})")
-    p.add_argument("--image-size", type=int, default=None, help=f"square frame side in pixels (default {_D.image_size})")
-    p.add_argument("--n-categories", type=int, default=None, help=f"sound categories, 2-12 (default {_D.n_categories})")
-    p.add_argument("--max-objects", type=int, default=None, help=f"most objects per train/val/VGG-SS scene, 1-3 (default {_D.max_objects})")
+    p.add_argument("--image-size", type=int, metavar="PX", default=None, help=f"square frame side in pixels (default {_D.image_size})")
+    p.add_argument("--n-categories", type=int, metavar="K", default=None, help=f"sound categories, 2-12 (default {_D.n_categories})")
+    p.add_argument("--max-objects", type=int, metavar="K", default=None, help=f"most objects per train/val/VGG-SS scene, 1-3 (default {_D.max_objects})")
     p.add_argument("--snr-db", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                    help=f"range of the sound-to-ambience ratio in dB (default {_D.snr_db[0]:g} {_D.snr_db[1]:g})")
-    p.add_argument("--jpeg-quality", type=int, default=None, help=f"JPEG quality of the frames (default {_D.jpeg_quality})")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--jpeg-quality", type=int, metavar="Q", default=None, help=f"JPEG quality of the frames (default {_D.jpeg_quality})")
+    p.add_argument("--workers", type=int, metavar="N", default=None,
                    help="worker processes (default: the usable CPUs, at most 8); does not change the output")
     p.add_argument("--overwrite", action="store_true", help="replace a benchmark previously written to --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
