@@ -149,3 +149,14 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
         io._atomic(target, lambda fh: (fh.write("partial"), (_ for _ in ()).throw(Boom())), "w")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]
+
+
+def test_atomic_write_has_usual_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "p.txt", "x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "p.txt").stat().st_mode & 0o777 == 0o644
