@@ -1,0 +1,271 @@
+"""Image front-end (design/model_spec.md §2), in torch so it runs per sample on the CPU or batched on a GPU.
+
+Training: MoCo-v2 augmentation as SSL-TIE uses it — RandomResizedCrop(224, scale (0.3, 1), ratio
+(3/4, 4/3)), ColorJitter(0.4, 0.4, 0.4, 0.1) with p 0.8 (random order), RandomGrayscale(p 0.2),
+Gaussian blur σ ~ U(0.1, 2) with p 0.5, horizontal flip p 0.5, ImageNet normalisation.
+Evaluation: squash the whole frame to 224×224 (bicubic, no crop; DECISIONS D4), ImageNet normalisation.
+
+Every random draw comes from an explicit `torch.Generator` (CPU), so a transform is deterministic
+given its generator whatever device the pixels are on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_GRAY = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, as PIL/torchvision grayscale
+
+
+class ImageError(ValueError):
+    """An image file that is missing, empty or cannot be decoded (message names the file)."""
+
+
+def load_image(path: str | Path) -> torch.Tensor:
+    """Decode any PIL-readable image to uint8 RGB (3, H, W)."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{path}: image file not found")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not an image")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: empty file (0 bytes)")
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{path}: cannot decode image (corrupt or unsupported: {exc})") from None
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+
+
+def _as_float_batch(img: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """uint8 or float [0, 1] image(s) → float32 (B, 3, H, W) in [0, 1]; also says if input was unbatched."""
+    single = img.dim() == 3
+    x = img.unsqueeze(0) if single else img
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"expected an image (3, H, W) or batch (B, 3, H, W), got {tuple(img.shape)}")
+    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    return x, single
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def denormalize(x: torch.Tensor) -> torch.Tensor:
+    """Inverse of `normalize`: back to [0, 1] RGB for display."""
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x * std + mean).clamp(0, 1)
+
+
+def resize(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
+    """Antialiased resize (PIL-like when shrinking) of a float batch (B, C, H, W)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=True)
+
+
+class ImageEvalTransform:
+    """Squash the whole frame to size×size (bicubic, no crop), clamp to [0, 1], ImageNet-normalise."""
+
+    def __init__(self, size: int = 224):
+        self.size = size
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        x, single = _as_float_batch(img)
+        x = normalize(resize(x, (self.size, self.size), mode="bicubic").clamp(0, 1))
+        return x[0] if single else x
+
+
+def _grayscale(x: torch.Tensor) -> torch.Tensor:
+    w = torch.tensor(_GRAY, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x * w).sum(dim=1, keepdim=True)
+
+
+def _blend(a: torch.Tensor, b: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    return (factor * a + (1 - factor) * b).clamp(0, 1)
+
+
+def _rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
+    r, g, b = x.unbind(1)
+    maxc, _ = x.max(dim=1)
+    minc, _ = x.min(dim=1)
+    delta = maxc - minc
+    s = torch.where(maxc > 0, delta / maxc.clamp_min(1e-12), torch.zeros_like(maxc))
+    safe = delta.clamp_min(1e-12)
+    rc, gc, bc = (maxc - r) / safe, (maxc - g) / safe, (maxc - b) / safe
+    h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
+    h = torch.where(delta > 0, (h / 6.0) % 1.0, torch.zeros_like(h))
+    return torch.stack([h, s, maxc], dim=1)
+
+
+def _hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    h, s, v = x.unbind(1)
+    i = torch.floor(h * 6.0)
+    f = h * 6.0 - i
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    i = i.long() % 6
+    r = torch.stack([v, q, p, p, t, v], 1).gather(1, i.unsqueeze(1)).squeeze(1)
+    g = torch.stack([t, v, v, q, p, p], 1).gather(1, i.unsqueeze(1)).squeeze(1)
+    b = torch.stack([p, p, t, v, v, q], 1).gather(1, i.unsqueeze(1)).squeeze(1)
+    return torch.stack([r, g, b], dim=1)
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, max_sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur with a per-sample σ (B,), reflect padding."""
+    b, c, h, w = x.shape
+    radius = int(math.ceil(3 * max_sigma))
+    k = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    kern = torch.exp(-0.5 * (k[None, :] / sigma[:, None].to(x)) ** 2)
+    kern = kern / kern.sum(dim=1, keepdim=True)  # (B, K)
+    weight = kern.repeat_interleave(c, dim=0)  # (B*C, K)
+    y = x.reshape(1, b * c, h, w)
+    pad_h, pad_w = min(radius, h - 1), min(radius, w - 1)
+    y = F.pad(y, (pad_w, pad_w, 0, 0), mode="reflect")
+    y = F.conv2d(y, weight[:, None, None, radius - pad_w : radius + pad_w + 1], groups=b * c)
+    y = F.pad(y, (0, 0, pad_h, pad_h), mode="reflect")
+    y = F.conv2d(y, weight[:, None, radius - pad_h : radius + pad_h + 1, None], groups=b * c)
+    return y.reshape(b, c, h, w)
+
+
+@dataclass
+class CropParams:
+    """Geometry drawn for one image: crop box in pixels (top, left, height, width) and flip."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+    flip: bool
+
+
+class ImageTrainTransform:
+    """MoCo-v2 training augmentation (SSL-TIE `--img_aug moco_v2`), batched or per sample."""
+
+    def __init__(
+        self,
+        size: int = 224,
+        scale: tuple[float, float] = (0.3, 1.0),
+        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1),
+        jitter_p: float = 0.8,
+        grayscale_p: float = 0.2,
+        blur_p: float = 0.5,
+        blur_sigma: tuple[float, float] = (0.1, 2.0),
+        flip_p: float = 0.5,
+    ):
+        self.size, self.scale, self.ratio = size, scale, ratio
+        self.jitter, self.jitter_p, self.grayscale_p = jitter, jitter_p, grayscale_p
+        self.blur_p, self.blur_sigma, self.flip_p = blur_p, blur_sigma, flip_p
+
+    def crop_params(self, height: int, width: int, generator: torch.Generator | None = None) -> CropParams:
+        """RandomResizedCrop box (torchvision rule: 10 tries, then a centre crop within `ratio`) + flip."""
+        area = height * width
+        log_r = (math.log(self.ratio[0]), math.log(self.ratio[1]))
+        box = None
+        for _ in range(10):
+            u = torch.rand(2, generator=generator, dtype=torch.float64).tolist()
+            target = area * (self.scale[0] + u[0] * (self.scale[1] - self.scale[0]))
+            aspect = math.exp(log_r[0] + u[1] * (log_r[1] - log_r[0]))
+            w = int(round(math.sqrt(target * aspect)))
+            h = int(round(math.sqrt(target / aspect)))
+            if 0 < w <= width and 0 < h <= height:
+                i = int(torch.randint(0, height - h + 1, (1,), generator=generator))
+                j = int(torch.randint(0, width - w + 1, (1,), generator=generator))
+                box = (i, j, h, w)
+                break
+        if box is None:
+            in_ratio = width / height
+            if in_ratio < self.ratio[0]:
+                w, h = width, int(round(width / self.ratio[0]))
+            elif in_ratio > self.ratio[1]:
+                h, w = height, int(round(height * self.ratio[1]))
+            else:
+                w, h = width, height
+            box = ((height - h) // 2, (width - w) // 2, h, w)
+        flip = bool(torch.rand(1, generator=generator, dtype=torch.float64) < self.flip_p)
+        return CropParams(*box, flip=flip)
+
+    def geometry(self, x: torch.Tensor, params: list[CropParams], mode: str = "bilinear") -> torch.Tensor:
+        """Apply crop+resize+flip to a float batch (also to masks, with mode='nearest')."""
+        out = []
+        for xi, p in zip(x, params):
+            crop = xi[:, p.top : p.top + p.height, p.left : p.left + p.width].unsqueeze(0)
+            if mode == "nearest":
+                crop = F.interpolate(crop, size=(self.size, self.size), mode="nearest")
+            else:
+                crop = resize(crop, (self.size, self.size), mode=mode)
+            out.append(crop.flip(-1) if p.flip else crop)
+        return torch.cat(out, dim=0)
+
+    @staticmethod
+    def transform_boxes(boxes: torch.Tensor, p: CropParams, height: int, width: int) -> torch.Tensor:
+        """Map normalised xyxy boxes (N, 4) of the source image through the crop/flip (clipped to [0, 1])."""
+        b = boxes.clone().double()
+        x1 = (b[:, 0] * width - p.left) / p.width
+        x2 = (b[:, 2] * width - p.left) / p.width
+        y1 = (b[:, 1] * height - p.top) / p.height
+        y2 = (b[:, 3] * height - p.top) / p.height
+        if p.flip:
+            x1, x2 = 1 - x2, 1 - x1
+        return torch.stack([x1, y1, x2, y2], dim=1).clamp(0, 1)
+
+    def colour(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Colour jitter (random order), grayscale and blur, with per-sample draws."""
+        b = x.shape[0]
+        bri, con, sat, hue = self.jitter
+        u = torch.rand(b, 8, generator=generator, dtype=torch.float64)
+        order = torch.stack([torch.randperm(4, generator=generator) for _ in range(b)])  # (B, 4)
+        dev = x.device
+        apply_jit = (u[:, 0] < self.jitter_p).to(dev)
+        factors = {
+            0: (1 - bri + 2 * bri * u[:, 1]).float().to(dev),
+            1: (1 - con + 2 * con * u[:, 2]).float().to(dev),
+            2: (1 - sat + 2 * sat * u[:, 3]).float().to(dev),
+            3: (-hue + 2 * hue * u[:, 4]).float().to(dev),
+        }
+        for pos in range(4):
+            for op in range(4):
+                sel = apply_jit & (order[:, pos] == op).to(dev)
+                if not bool(sel.any()):
+                    continue
+                f = factors[op][:, None, None, None]
+                if op == 0:
+                    y = _blend(x, torch.zeros_like(x), f)
+                elif op == 1:
+                    mean = _grayscale(x).mean(dim=(1, 2, 3), keepdim=True)
+                    y = _blend(x, mean.expand_as(x), f)
+                elif op == 2:
+                    y = _blend(x, _grayscale(x).expand_as(x), f)
+                else:
+                    hsv = _rgb_to_hsv(x)
+                    hsv = torch.stack([(hsv[:, 0] + f[:, 0]) % 1.0, hsv[:, 1], hsv[:, 2]], dim=1)
+                    y = _hsv_to_rgb(hsv)
+                x = torch.where(sel[:, None, None, None], y, x)
+        gray = (u[:, 5] < self.grayscale_p).to(dev)
+        x = torch.where(gray[:, None, None, None], _grayscale(x).expand_as(x), x)
+        blur = (u[:, 6] < self.blur_p).to(dev)
+        if bool(blur.any()):
+            sigma = self.blur_sigma[0] + u[:, 7] * (self.blur_sigma[1] - self.blur_sigma[0])
+            x = torch.where(blur[:, None, None, None], _gaussian_blur(x, sigma, self.blur_sigma[1]), x)
+        return x
+
+    def __call__(self, img: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """uint8 / [0, 1] float image (3, H, W) or batch (B, 3, H, W) → normalised float32 size×size."""
+        x, single = _as_float_batch(img)
+        params = [self.crop_params(x.shape[-2], x.shape[-1], generator) for _ in range(x.shape[0])]
+        x = self.colour(self.geometry(x, params), generator)
+        x = normalize(x)
+        return x[0] if single else x

@@ -1,0 +1,93 @@
+"""Shared test fixtures: small real media files written with PyAV / PIL inside the tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+REFERENCE = SHARED / "reference"
+
+
+def reference_file(name: str) -> Path:
+    """A golden file from ../shared/reference (skips the test only when shared/ is not beside the repo)."""
+    path = REFERENCE / name
+    if not path.exists():
+        pytest.skip(f"{path} not available (shared/ is not beside this checkout)")
+    return path
+
+
+def write_audio(path: Path, wave: np.ndarray, sample_rate: int, codec: str | None = None) -> Path:
+    """Write (C, N) or (N,) float waveform in [-1, 1] with PyAV; codec chosen from the suffix."""
+    import av
+
+    wave = np.atleast_2d(np.asarray(wave, dtype=np.float32))
+    channels = wave.shape[0]
+    codec = codec or {".wav": "pcm_s16le", ".flac": "flac", ".mp3": "libmp3lame", ".ogg": "libopus", ".m4a": "aac"}[path.suffix]
+    layout = "mono" if channels == 1 else "stereo"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=sample_rate, layout=layout)
+        fmt = stream.codec_context.codec.audio_formats[0].name
+        frame_size = 1024
+        pts = 0
+        for start in range(0, wave.shape[1], frame_size):
+            chunk = np.ascontiguousarray(wave[:, start : start + frame_size])
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+            frame.sample_rate = sample_rate
+            frame.pts = pts
+            pts += chunk.shape[1]
+            resampler = av.AudioResampler(format=fmt, layout=layout, rate=sample_rate)
+            for f in resampler.resample(frame):
+                for packet in stream.encode(f):
+                    out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def write_video(path: Path, seconds: float = 2.0, fps: int = 10, size: int = 64, audio: np.ndarray | None = None, sample_rate: int = 16000) -> Path:
+    """Small MP4 (mpeg4 video, optional AAC audio) with a moving square."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("mpeg4", rate=fps)
+        vs.width = vs.height = size
+        vs.pix_fmt = "yuv420p"
+        a_s = None
+        if audio is not None:
+            a_s = out.add_stream("aac", rate=sample_rate, layout="mono")
+        for i in range(int(seconds * fps)):
+            img = np.zeros((size, size, 3), np.uint8)
+            img[8:24, (i * 3) % (size - 16) : (i * 3) % (size - 16) + 16] = (200, 50, 50)
+            for p in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(p)
+        for p in vs.encode(None):
+            out.mux(p)
+        if a_s is not None:
+            fmt = a_s.codec_context.codec.audio_formats[0].name
+            resampler = av.AudioResampler(format=fmt, layout="mono", rate=sample_rate)
+            n = a_s.codec_context.frame_size or 1024
+            pts = 0
+            for start in range(0, len(audio), n):
+                chunk = np.ascontiguousarray(audio[None, start : start + n].astype(np.float32))
+                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+                frame.sample_rate = sample_rate
+                frame.pts = pts
+                pts += chunk.shape[1]
+                for f in resampler.resample(frame):
+                    for p in a_s.encode(f):
+                        out.mux(p)
+            for p in a_s.encode(None):
+                out.mux(p)
+    return path
+
+
+def sine(freq: float, seconds: float, sample_rate: int, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
