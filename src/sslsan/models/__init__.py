@@ -1,0 +1,22 @@
+"""ResNet-18 towers, the `Localizer` and its checkpoints (model_spec §3, DECISIONS D10)."""
+
+from sslsan.models.checkpoint import (
+    CheckpointError,
+    load_model,
+    read_checkpoint,
+    save_checkpoint,
+    unwrap_model,
+)
+from sslsan.models.localizer import Localizer, ModelConfig
+from sslsan.models.resnet import ResNet18Tower
+
+__all__ = [
+    "CheckpointError",
+    "Localizer",
+    "ModelConfig",
+    "ResNet18Tower",
+    "load_model",
+    "read_checkpoint",
+    "save_checkpoint",
+    "unwrap_model",
+]

@@ -1,0 +1,86 @@
+"""The SSL-TIE / SSL-SaN audio-visual localizer (model_spec §3.2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sslsan.models.resnet import ResNet18Tower, init_weights
+
+TensorOrTensors = torch.Tensor | Sequence[torch.Tensor] | None
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of the two ResNet-18 towers."""
+
+    width: float = 1.0  # channel multiplier of both towers (1.0 = the paper, 512-d features)
+
+
+class Localizer(nn.Module):
+    """Image tower `imgnet` (3-channel) and audio tower `audnet` (1-channel spectrogram).
+
+    S(a, v)[h, w] = <v[:, h, w], a>, the cosine between the L2-normalised image feature at each
+    position and the L2-normalised, globally max-pooled audio embedding; it lies in [0, 1] because
+    both are post-ReLU. `forward` encodes (use it under DDP so gradients are synchronised).
+    """
+
+    def __init__(self, cfg: ModelConfig = ModelConfig(), generator: torch.Generator | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.imgnet = ResNet18Tower(3, cfg.width)
+        self.audnet = ResNet18Tower(1, cfg.width)
+        init_weights(self, generator)
+        # Inference metadata; `load_model` fills these from the checkpoint.
+        self.audio_config = None
+        self.image_size = 224
+        self.universal_threshold: float | None = None
+        self.unused_checkpoint_keys: list[str] = []
+
+    @property
+    def embed_dim(self) -> int:
+        return self.imgnet.out_channels
+
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, C, H/16, W/16), L2-normalised over C (float32 even under autocast)."""
+        # fp32 from here on: cosine maps near the mask thresholds need more than bf16's 8 bits.
+        return F.normalize(self.imgnet(images).float(), dim=1)
+
+    def audio_embedding(self, specs: torch.Tensor) -> torch.Tensor:
+        """(B, 1, F, T) spectrograms -> (B, C): global max pool of layer4, L2-normalised."""
+        return F.normalize(self.audnet(specs).amax(dim=(2, 3)).float(), dim=1)
+
+    def similarity_map(self, images: torch.Tensor, specs: torch.Tensor) -> torch.Tensor:
+        """S(a_j, v_j) for each pair: (B, 1, h, w) raw cosine map."""
+        return self.pair_map(self.image_features(images), self.audio_embedding(specs))
+
+    @staticmethod
+    def pair_map(image_features: torch.Tensor, audio_embedding: torch.Tensor) -> torch.Tensor:
+        """Map of image j with audio j: (B, C, h, w), (B, C) -> (B, 1, h, w)."""
+        return torch.einsum("bchw,bc->bhw", image_features, audio_embedding).unsqueeze(1)
+
+    @staticmethod
+    def cross_map(image_features: torch.Tensor, audio_embedding: torch.Tensor) -> torch.Tensor:
+        """Every image against every audio: (N, C, h, w), (K, C) -> (N, K, h, w)."""
+        return torch.einsum("nchw,kc->nkhw", image_features, audio_embedding)
+
+    def forward(self, images: TensorOrTensors = None, specs: TensorOrTensors = None):
+        """Encode images and/or spectrograms -> (image_features, audio_embedding).
+
+        Each argument is a tensor, a sequence of tensors or None; every tensor of a sequence is its
+        own tower call (its own BatchNorm batch), and the result mirrors the argument's structure.
+        Putting every tower call of a training step into one `forward` keeps DDP's hooks correct.
+        """
+        return _map(self.image_features, images), _map(self.audio_embedding, specs)
+
+
+def _map(fn, x: TensorOrTensors):
+    if x is None:
+        return None
+    if isinstance(x, torch.Tensor):
+        return fn(x)
+    return [fn(t) for t in x]
