@@ -23,7 +23,7 @@ from PIL import Image
 from sslsan.config import ConfigError, load_config, save_config, to_dict
 from sslsan.data.manifest import Sample, read_manifest, write_manifest
 from sslsan.engine import TrainConfig, TrainDataError, train
-from sslsan.engine.config import ABLATIONS, ablation_overrides
+from sslsan.engine.config import ABLATIONS, ablation_overrides, resolve_train_config
 from sslsan.engine.train import (
     InputBuilder,
     KeyedSampler,
@@ -97,7 +97,7 @@ TINY = [
 
 
 def tiny_config(root: Path, *more: str) -> TrainConfig:
-    return load_config(TrainConfig, "synth_cpu", [*TINY, f"data.root={root}", *more])
+    return resolve_train_config(load_config(TrainConfig, "synth_cpu", [*TINY, f"data.root={root}", *more]))
 
 
 @pytest.fixture(scope="module")

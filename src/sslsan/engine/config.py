@@ -7,6 +7,7 @@ DECISIONS D9); `src/sslsan/configs/*.yaml` override them. Unknown keys are error
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -88,6 +89,13 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainSection = field(default_factory=TrainSection)
     eval: EvalSection = field(default_factory=EvalSection)
+
+
+def resolve_train_config(cfg: TrainConfig) -> TrainConfig:
+    """Fill settings that follow from others: the TE canvas (objective.image_size) is the training image size."""
+    if cfg.objective.image_size != cfg.data.image_size:
+        cfg = dataclasses.replace(cfg, objective=dataclasses.replace(cfg.objective, image_size=cfg.data.image_size))
+    return cfg
 
 
 # The paper's Table 4, in row order: shipped config names under configs/ablation/.

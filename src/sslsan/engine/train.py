@@ -38,8 +38,8 @@ from sslsan.audio import LogMelSpectrogram, SpecAugment, noise, silence
 from sslsan.config import ConfigError, save_config, to_dict
 from sslsan.data.datasets import AVDataset
 from sslsan.data.manifest import Manifest, ManifestError, manifest_hash, read_manifest
-from sslsan.data.transforms import ImageEvalTransform, ImageTrainTransform, load_image
-from sslsan.engine.config import DataConfig, TrainConfig
+from sslsan.data.transforms import ImageEvalTransform, ImageTrainTransform
+from sslsan.engine.config import DataConfig, TrainConfig, resolve_train_config
 from sslsan.engine.distributed import (
     DistInfo,
     all_reduce_sum,
@@ -54,6 +54,7 @@ from sslsan.utils.logging import JsonlLogger
 from sslsan.utils.seed import make_generator, seed_everything, seed_worker
 
 # Independent random streams (first key after the seed of make_generator).
+STREAM_INIT = 0  # model initialisation
 STREAM_IMAGE = 1  # image augmentation, per (epoch, sample index)
 STREAM_NOISE = 2  # noise waveform, per (epoch, sample index)
 STREAM_STEP = 3  # SpecAugment + TE transforms, per (epoch, step, rank)
@@ -131,7 +132,6 @@ class TrainItems(Dataset):
         self.transform = ImageTrainTransform(cfg.data.image_size) if train else ImageEvalTransform(cfg.data.image_size)
         self.power_cache = power_cache
         self.with_noise = with_noise
-        # audio comes from the cache when there is one: the base dataset then only reads audio otherwise
         self.base = AVDataset(manifest, image_transform=None, audio=cfg.audio, load_images=True)
 
     def __len__(self) -> int:
@@ -140,7 +140,7 @@ class TrainItems(Dataset):
     def __getitem__(self, key: tuple[int, int] | int) -> dict[str, Any]:
         epoch, i = key if isinstance(key, tuple) else (0, int(key))
         if self.power_cache is not None:
-            image = load_image(self.manifest.resolve(self.manifest[i].image))
+            image = self.base.load_image(i)
             item: dict[str, Any] = {"index": i, "power": self.power_cache[i]}
         else:
             raw = self.base[i]
@@ -210,8 +210,8 @@ class InputBuilder:
         a = cfg.audio
         self.specaug = SpecAugment(p=a.specaug_p, time_mask=a.time_mask, freq_mask=a.freq_mask) if a.spec_augment else None
         o = cfg.objective
-        self.need_silence = bool(o.use_silence or o.loss_silence)
-        self.need_noise = bool(o.use_noise or o.loss_noise)
+        self.need_silence = o.needs_silence
+        self.need_noise = o.needs_noise
         self.channels_last = cfg.train.channels_last and device.type == "cuda"
         self.silence_spec = None
         if self.need_silence:
@@ -279,7 +279,8 @@ def autocast(device: torch.device, amp: bool):
 
 
 def build_model(cfg: TrainConfig, device: torch.device) -> Localizer:
-    model = Localizer(cfg.model).to(device)
+    """The localizer, initialised from (seed, STREAM_INIT) whatever the global RNG state."""
+    model = Localizer(cfg.model, generator=make_generator(cfg.train.seed, STREAM_INIT)).to(device)
     if cfg.train.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     return model
@@ -361,15 +362,24 @@ def git_sha() -> str | None:
 
 
 def rng_states() -> dict[str, Any]:
-    states: dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Global RNG states in types a weights_only checkpoint load accepts (our draws are keyed; this is belt and braces)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    states: dict[str, Any] = {
+        "python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()],
+        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
 
 
 def set_rng_states(states: dict[str, Any]) -> None:
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = states["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(states["cuda"])
@@ -592,6 +602,7 @@ def train(
     Under torchrun, every rank calls this; rank 0 writes. `progress`: tqdm bars (default: on a TTY).
     """
     run_dir = Path(run_dir)
+    cfg = resolve_train_config(cfg)
     dev = resolve_device(device if device is not None else cfg.train.device)
     info = init_distributed(dev)
     if info.enabled and dev.type == "cuda":
