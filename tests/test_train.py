@@ -138,8 +138,9 @@ def test_end_to_end_run_directory(data_root, tmp_path):
         model = load_model(path)
         assert not model.training
         raw = read_checkpoint(path)
-        assert raw["train_state"]["epoch"] == (2 if name == "latest" else best_epoch)
-        assert {"optimizer", "scheduler", "rng", "step"} <= set(raw["train_state"])
+        assert raw["epoch"] == (2 if name == "latest" else best_epoch) and raw["step"] == 2 * raw["epoch"]
+        assert raw["config"] == to_dict(cfg)
+        assert {"optimizer", "scheduler", "rng", "best_val"} <= set(raw["train_state"])
     # the scheduler is ReduceLROnPlateau, stepped on the validation loss (D9)
     assert read_checkpoint(run / "checkpoints" / "latest.pt")["train_state"]["scheduler"]["best"] == pytest.approx(
         min(r["val"]["loss"] for r in epochs)
@@ -164,7 +165,7 @@ def test_resume_gives_the_same_weights(data_root, tmp_path):
     """Epochs 1+2 in one go == epoch 1, stop, resume for epoch 2 (also with a different worker count)."""
     full = train(tiny_config(data_root), tmp_path / "full", device="cpu")
     part = train(tiny_config(data_root, "train.epochs=1"), tmp_path / "part", device="cpu")
-    assert read_checkpoint(part / "checkpoints" / "latest.pt")["train_state"]["epoch"] == 1
+    assert read_checkpoint(part / "checkpoints" / "latest.pt")["epoch"] == 1
     train(tiny_config(data_root, "data.num_workers=2"), part, device="cpu", resume=True)
 
     a = read_checkpoint(full / "checkpoints" / "latest.pt")
@@ -173,7 +174,7 @@ def test_resume_gives_the_same_weights(data_root, tmp_path):
     assert wa.keys() == wb.keys()
     for k in wa:
         torch.testing.assert_close(wb[k], wa[k], rtol=0, atol=1e-6, msg=k)
-    assert a["train_state"]["step"] == b["train_state"]["step"] == 4
+    assert a["step"] == b["step"] == 4
     # and the logged losses of epoch 2 replay too
     la = [r["loss"] for r in read_jsonl(full / "log.jsonl") if r.get("kind") == "train"]
     lb = [r["loss"] for r in read_jsonl(part / "log.jsonl") if r.get("kind") == "train"]
@@ -341,7 +342,7 @@ def test_cli_trains_then_refuses_to_overwrite_and_resumes(data_root, tmp_path, c
     assert "--resume" in capsys.readouterr().err
     # resume with the run directory's own config, extended by one epoch
     assert train_main(["--run-dir", str(run_dir), "--resume", "train.epochs=2", "--no-progress"]) == 0
-    assert read_checkpoint(run_dir / "checkpoints" / "latest.pt")["train_state"]["epoch"] == 2
+    assert read_checkpoint(run_dir / "checkpoints" / "latest.pt")["epoch"] == 2
     assert len(json.loads((run_dir / "run.json").read_text())["sessions"]) == 2
     # a resume that changes what is learned is refused
     assert train_main(["--run-dir", str(run_dir), "--resume", "optim.lr=0.5", "--no-progress"]) == 2

@@ -531,9 +531,9 @@ def _save(state: _RunState, path: Path, val: dict[str, float], universal_thresho
         image_size=s.cfg.data.image_size,
         universal_threshold=universal_threshold,
         config=to_dict(s.cfg),
+        epoch=s.epoch,  # completed epochs
+        step=s.global_step,
         train_state={
-            "epoch": s.epoch,
-            "step": s.global_step,
             "best_val": s.best_val,
             "val": val,
             "optimizer": s.optimizer.state_dict(),
@@ -556,7 +556,7 @@ def _restore(state: _RunState, path: Path) -> None:
     if s.scheduler is not None and ts.get("scheduler") is not None:
         s.scheduler.load_state_dict(ts["scheduler"])
     s.step_module.objective.load_state_dict(ts.get("objective") or {})
-    s.epoch, s.global_step, s.best_val = int(ts["epoch"]), int(ts["step"]), float(ts["best_val"])
+    s.epoch, s.global_step, s.best_val = int(raw["epoch"]), int(raw["step"]), float(ts["best_val"])
     set_rng_states(ts["rng"])
 
 
@@ -583,7 +583,8 @@ def _calibrate(state: _RunState, run_dir: Path, logger: JsonlLogger, val_manifes
     atomic_write_text(run_dir / "threshold.json", json.dumps(record, indent=2, default=float) + "\n")
     raw = read_checkpoint(best, map_location="cpu")
     save_checkpoint(best, model, audio_config=cfg.audio, image_size=cfg.data.image_size,
-                    universal_threshold=float(threshold), config=raw.get("config"), train_state=raw.get("train_state"))
+                    universal_threshold=float(threshold), config=raw.get("config"), epoch=raw.get("epoch"),
+                    step=raw.get("step"), train_state=raw.get("train_state"))
     logger.log(kind="calibration", universal_threshold=float(threshold), manifest=str(manifest))
 
 
