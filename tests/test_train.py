@@ -205,7 +205,6 @@ def test_ddp_gloo_two_processes_equals_single_process(data_root, tmp_path):
     ddp_weights = load_model(tmp_path / "ddp" / "checkpoints" / "latest.pt").state_dict()
     ddp_loss = [r for r in read_jsonl(tmp_path / "ddp" / "log.jsonl") if r.get("kind") == "train"][0]["loss"]
 
-    torch.set_num_threads(1)
     seed_everything(cfg.train.seed)
     model = build_model(cfg, torch.device("cpu"))
     step_module = StepModule(model, SSLSaNObjective(cfg.objective))
@@ -325,6 +324,12 @@ def test_cli_errors_are_one_clear_line(data_root, tmp_path, capsys):
     (wrong / "notes.txt").write_text("x")
     msg = run("--config", "synth_cpu", "--data-root", str(wrong), "--run-dir", str(tmp_path / "r"))
     assert str(wrong / "train.jsonl") in msg and "sslsan prepare" in msg
+    # a manifest naming files that are not there: counted, the first one named
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "train.jsonl").write_text((data_root / "train.jsonl").read_text())
+    msg = run("--config", "synth_cpu", "--data-root", str(bad), "--run-dir", str(tmp_path / "r"))
+    assert "16 file(s)" in msg and str(bad / "frames" / "train000.jpg") in msg
     (wrong / "train.jsonl").write_text("")
     assert "empty" in run("--config", "synth_cpu", "--data-root", str(wrong), "--run-dir", str(tmp_path / "r"))
     assert "nothing to resume" in run("--config", "synth_cpu", "--data-root", str(data_root), "--run-dir", str(tmp_path / "r"), "--resume")

@@ -92,10 +92,15 @@ def resolve_manifest_path(data: DataConfig, name: str | None, what: str) -> Path
 
 
 def read_split(path: Path, what: str) -> Manifest:
+    """Read a manifest and check that every file it names exists (one clear error instead of a worker crash)."""
     try:
-        return read_manifest(path)
+        manifest = read_manifest(path)
     except ManifestError as exc:
         raise TrainDataError(f"{exc} ({what} split); {SUGGEST_DATA}") from None
+    missing = [p for smp in manifest for p in (manifest.resolve(smp.image), manifest.resolve(smp.audio)) if not p.exists()]
+    if missing:
+        raise TrainDataError(f"{path}: {len(missing)} file(s) named in the {what} manifest are missing, e.g. {missing[0]}")
+    return manifest
 
 
 class KeyedSampler(DistributedSampler):
@@ -413,8 +418,9 @@ class _Averager:
         if not self.sums and not info.enabled:
             return {}
         keys = sorted(self.sums)
-        vec = torch.stack([self.sums[k] for k in keys] + [torch.tensor(self.count, device=device)]) if keys else torch.tensor([self.count], device=device)
-        vec = all_reduce_sum(vec.to(device), info).cpu()
+        count = torch.tensor([self.count], dtype=torch.float32, device=device)
+        vec = torch.cat([torch.stack([self.sums[k].to(device) for k in keys]), count]) if keys else count
+        vec = all_reduce_sum(vec, info).cpu()
         total = float(vec[-1])
         return {k: float(vec[i]) / max(total, 1e-12) for i, k in enumerate(keys)}
 
@@ -602,9 +608,18 @@ def train(
     threshold.json (when calibration runs). `resume=True` continues from checkpoints/latest.pt.
     Under torchrun, every rank calls this; rank 0 writes. `progress`: tqdm bars (default: on a TTY).
     """
-    run_dir = Path(run_dir)
     cfg = resolve_train_config(cfg)
     dev = resolve_device(device if device is not None else cfg.train.device)
+    threads = torch.get_num_threads()
+    if cfg.train.threads is not None and dev.type == "cpu":
+        torch.set_num_threads(cfg.train.threads)
+    try:
+        return _train(cfg, Path(run_dir), dev, resume, progress)
+    finally:
+        torch.set_num_threads(threads)  # a process-wide setting: give the caller back its own
+
+
+def _train(cfg: TrainConfig, run_dir: Path, dev: torch.device, resume: bool, progress: bool | None) -> Path:
     info = init_distributed(dev)
     if info.enabled and dev.type == "cuda":
         dev = torch.device("cuda", info.local_rank)
@@ -613,8 +628,6 @@ def train(
     if progress is None:
         progress = sys.stderr.isatty()
     progress = progress and info.is_main
-    if cfg.train.threads is not None and dev.type == "cpu":
-        torch.set_num_threads(cfg.train.threads)
 
     ckpt_dir = run_dir / "checkpoints"
     latest = ckpt_dir / "latest.pt"
@@ -720,9 +733,9 @@ def train(
                       f"{' (best)' if is_best else ''}, lr {s.optimizer.param_groups[0]['lr']:.2e}, "
                       f"{epoch_s:.0f} s, eta {eta_s / 60:.1f} min", file=sys.stderr, flush=True)
             barrier(info)
+        # rank 0 alone; the other ranks are done (no collective follows, so no barrier can time out)
         if info.is_main and cfg.eval.calibrate_threshold and (ckpt_dir / "best.pt").exists():
             _calibrate(s, run_dir, logger, val_path)
-        barrier(info)
     finally:
         logger.close()
     return run_dir

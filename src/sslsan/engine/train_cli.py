@@ -69,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         out = train(cfg, run_dir, device=args.device, resume=args.resume,
                     progress=False if args.no_progress else None)
     except (ValueError, FileNotFoundError) as exc:  # ConfigError, ManifestError, TrainDataError, ... are ValueErrors
-        print(f"sslsan train: error: {exc}", file=sys.stderr)
+        # first line only: errors re-raised from DataLoader workers append the worker's traceback
+        print(f"sslsan train: error: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sslsan train: interrupted; continue with --resume (the last finished epoch is in checkpoints/latest.pt)",
