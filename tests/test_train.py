@@ -39,7 +39,6 @@ from sslsan.engine.train_cli import main as train_main
 from sslsan.losses import SSLSaNObjective
 from sslsan.models import load_model, read_checkpoint
 from sslsan.utils.logging import read_jsonl
-from sslsan.utils.seed import seed_everything
 
 SR = 16000
 
@@ -205,7 +204,27 @@ def test_ddp_gloo_two_processes_equals_single_process(data_root, tmp_path):
     ddp_weights = load_model(tmp_path / "ddp" / "checkpoints" / "latest.pt").state_dict()
     ddp_loss = [r for r in read_jsonl(tmp_path / "ddp" / "log.jsonl") if r.get("kind") == "train"][0]["loss"]
 
-    seed_everything(cfg.train.seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the torchrun processes (OMP_NUM_THREADS=1): same kernels, same rounding
+    try:
+        losses, model = _reference_ddp_step(cfg, data_root)
+    finally:
+        torch.set_num_threads(threads)
+
+    assert ddp_loss == pytest.approx(sum(losses) / 2, abs=1e-5)
+    ref = _params(model.state_dict())
+    init = build_model(cfg, torch.device("cpu")).state_dict()
+    changed = 0
+    for k, v in ref.items():
+        if "running_" in k:
+            continue
+        torch.testing.assert_close(ddp_weights[k], v, rtol=1e-5, atol=1e-6, msg=k)
+        changed += not torch.equal(v, init[k])
+    assert changed > 0  # the step moved the weights, so the comparison is not trivially of the init
+
+
+def _reference_ddp_step(cfg: TrainConfig, data_root: Path):
+    """Single process: each rank's half-batch separately, gradients averaged, one Adam step."""
     model = build_model(cfg, torch.device("cpu"))
     step_module = StepModule(model, SSLSaNObjective(cfg.objective))
     optimizer = build_optimizer(model, cfg, torch.device("cpu"))
@@ -223,21 +242,7 @@ def test_ddp_gloo_two_processes_equals_single_process(data_root, tmp_path):
         (loss / 2).backward()
         losses.append(loss.item())
     optimizer.step()
-
-    assert ddp_loss == pytest.approx(sum(losses) / 2, abs=1e-5)
-    ref = _params(model.state_dict())
-    changed = 0
-    for k, v in ref.items():
-        if "running_" in k:
-            continue
-        torch.testing.assert_close(ddp_weights[k], v, rtol=1e-5, atol=1e-6, msg=k)
-        changed += not torch.equal(v, build_model_init(cfg)[k])
-    assert changed > 0  # the step moved the weights, so the comparison is not trivially of the init
-
-
-def build_model_init(cfg: TrainConfig) -> dict[str, torch.Tensor]:
-    seed_everything(cfg.train.seed)
-    return build_model(cfg, torch.device("cpu")).state_dict()
+    return losses, model
 
 
 def test_input_builder_negatives_and_spectrogram_cache(data_root):
