@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import wave
@@ -31,10 +32,12 @@ from sslsan.engine.train import (
     TrainItems,
     build_model,
     build_optimizer,
-    compute_power_cache,
+    load_or_compute_power_cache,
+    power_cache_path,
     forward_loss,
     step_generator,
 )
+from sslsan.engine.distributed import DistInfo
 from sslsan.engine.train_cli import main as train_main
 from sslsan.losses import SSLSaNObjective
 from sslsan.models import load_model, read_checkpoint
@@ -245,7 +248,7 @@ def _reference_ddp_step(cfg: TrainConfig, data_root: Path):
     return losses, model
 
 
-def test_input_builder_negatives_and_spectrogram_cache(data_root):
+def test_input_builder_negatives_and_spectrogram_cache(data_root, tmp_path):
     cfg = tiny_config(data_root)
     dev = torch.device("cpu")
     builder = InputBuilder(cfg, dev)
@@ -275,8 +278,16 @@ def test_input_builder_negatives_and_spectrogram_cache(data_root):
     tie = InputBuilder(tiny_config(data_root, *ablation_overrides("ssl_tie")), dev)
     z = tie(batch, augment=False, generator=step_generator(7, 0, 0, 0))
     assert z["silence_spec"] is None and z["noise_specs"] is None
-    # the mel cache holds exactly what the front-end computes per batch
-    cache = compute_power_cache(items.manifest, cfg, builder.frontend, dev, progress=False)
+    # the mel cache holds exactly what the front-end computes per batch; stored once, then read back
+    copy = tmp_path / "copy"
+    shutil.copytree(data_root, copy, ignore=shutil.ignore_patterns(".sslsan_cache"))
+    m = read_manifest(copy / "train.jsonl")
+    cache, source = load_or_compute_power_cache(m, cfg, builder.frontend, dev, DistInfo(), progress=False)
+    assert source == "computed" and power_cache_path(m, cfg).exists()
+    again, source = load_or_compute_power_cache(m, cfg, builder.frontend, dev, DistInfo(), progress=False)
+    assert source == "disk" and torch.equal(again, cache)
+    other = tiny_config(data_root, "audio.n_mels=12")  # another front-end: another cache file
+    assert power_cache_path(m, other) != power_cache_path(m, cfg)
     cached = TrainItems(items.manifest, cfg, train=True, power_cache=cache, with_noise=True)
     cb = torch.utils.data.default_collate([cached[(0, i)] for i in range(4)])
     xc = builder(cb, augment=False, generator=step_generator(7, 0, 0, 0))
@@ -358,3 +369,17 @@ def test_cli_trains_then_refuses_to_overwrite_and_resumes(data_root, tmp_path, c
     assert train_main(["--run-dir", str(run_dir), "--resume", "optim.lr=0.5", "--no-progress"]) == 2
     assert "optim.lr" in capsys.readouterr().err
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["epochs"] == 2
+
+
+def test_table4_switches_reach_the_objective(data_root, tmp_path):
+    """SSL-TIE logs no silence/noise terms and feeds no negatives; silence-only logs exactly L_S."""
+    def terms(name: str) -> set[str]:
+        cfg = tiny_config(data_root, *ablation_overrides(name), "train.epochs=1", "train.max_steps_per_epoch=1",
+                          "data.val_manifest=null")
+        run = train(cfg, tmp_path / name, device="cpu")
+        rec = [r for r in read_jsonl(run / "log.jsonl") if r.get("kind") == "train"][0]
+        assert math.isfinite(rec["loss"])
+        return {k for k in rec if k.startswith(("loss_", "silence_", "noise_"))}
+
+    assert terms("ssl_tie") == {"loss_cl", "loss_cl_t", "loss_te"}
+    assert terms("s_ls") == {"loss_cl", "loss_cl_t", "loss_te", "loss_silence", "silence_map_mean"}

@@ -31,6 +31,7 @@ class DataConfig:
     # Compute each clip's mel power once (in memory, before epoch 1) instead of per step: the CPU demo's
     # big saving. SpecAugment and dB are still applied per step, so training sees the same inputs.
     cache_spectrograms: bool = False
+    cache_on_disk: bool = True  # keep the cache beside the manifest (.sslsan_cache/) for the next run on this data
     cache_max_gib: float = 8.0  # refuse a cache larger than this (the paper's 257x670 spectrograms: ~0.7 MB a clip)
 
 

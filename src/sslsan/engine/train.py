@@ -15,6 +15,7 @@ computed once per run. The objective (sslsan.losses) runs under bf16 autocast on
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -30,7 +31,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from torch.utils.data import default_collate
 from tqdm.auto import tqdm
 
 from sslsan import __version__
@@ -49,7 +49,7 @@ from sslsan.engine.distributed import (
 )
 from sslsan.losses import SSLSaNObjective
 from sslsan.models import Localizer, load_model, read_checkpoint, save_checkpoint
-from sslsan.utils.io import atomic_write_text
+from sslsan.utils.io import atomic_torch_save, atomic_write_text
 from sslsan.utils.logging import JsonlLogger
 from sslsan.utils.seed import make_generator, seed_everything, seed_worker
 
@@ -177,13 +177,57 @@ def compute_power_cache(
             f"(> data.cache_max_gib={cfg.data.cache_max_gib}); turn the cache off or raise the limit"
         )
     ds = AVDataset(manifest, image_transform=None, audio=cfg.audio, load_images=False)
-    loader = DataLoader(ds, batch_size=64, shuffle=False, num_workers=cfg.data.num_workers, worker_init_fn=seed_worker)
+    # decoding dominates and the main process mostly waits: use every core, whatever training uses
+    workers = max(cfg.data.num_workers, min(os.cpu_count() or 1, 8))
+    loader = DataLoader(ds, batch_size=32, shuffle=False, num_workers=workers, worker_init_fn=seed_worker)
     cache = torch.empty(len(manifest), 1, n_mels, n_frames, dtype=torch.float32)
     with torch.no_grad():
         for batch in tqdm(loader, desc=f"mel cache {manifest.path.name}", unit="batch", disable=not progress, leave=False):
             power = frontend.power(batch["wave"].to(device, non_blocking=True)).float()
             cache[batch["index"]] = power.cpu()
     return cache.share_memory_()
+
+
+# front-end settings the cached mel power depends on (augmentation and negatives do not matter)
+_CACHE_KEYS = ("sample_rate", "tile_seconds", "n_fft", "hop_length", "n_mels")
+
+
+def power_cache_path(manifest: Manifest, cfg: TrainConfig) -> Path:
+    """Where the mel cache of `manifest` is kept on disk: beside the manifest, keyed by its hash and the front-end."""
+    audio = to_dict(cfg.audio)
+    key = json.dumps({"manifest": manifest_hash(manifest.path), **{k: audio[k] for k in _CACHE_KEYS}, "v": 1}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return manifest.path.parent / ".sslsan_cache" / f"mel_{manifest.path.stem}_{digest}.pt"
+
+
+def load_or_compute_power_cache(
+    manifest: Manifest, cfg: TrainConfig, frontend: LogMelSpectrogram, device: torch.device, info: DistInfo,
+    *, progress: bool,
+) -> tuple[torch.Tensor, str]:
+    """The mel cache and where it came from ("disk" or "computed").
+
+    With `data.cache_on_disk`, a cache an earlier run stored for the same manifest and front-end is
+    read back; otherwise rank 0 computes and stores it (atomically) while the other DDP ranks wait
+    and read. A data folder that cannot be written to only loses the reuse.
+    """
+    if not cfg.data.cache_on_disk:
+        return compute_power_cache(manifest, cfg, frontend, device, progress=progress), "computed"
+    path = power_cache_path(manifest, cfg)
+    want = (len(manifest), 1, cfg.audio.n_mels, frontend.n_frames)
+    if info.is_main and not path.exists():
+        cache = compute_power_cache(manifest, cfg, frontend, device, progress=progress)
+        try:
+            atomic_torch_save(cache, path)
+        except OSError as exc:
+            print(f"sslsan train: mel cache not stored ({path}: {exc})", file=sys.stderr)
+        barrier(info)
+        return cache, "computed"
+    barrier(info)
+    if path.exists():
+        cache = torch.load(path, map_location="cpu", weights_only=True)
+        if tuple(cache.shape) == want:
+            return cache.share_memory_(), "disk"
+    return compute_power_cache(manifest, cfg, frontend, device, progress=progress), "computed"
 
 
 def make_loader(items: TrainItems, sampler, batch_size: int, cfg: TrainConfig, device: torch.device, *, drop_last: bool) -> DataLoader:
@@ -330,6 +374,7 @@ RESUMABLE_CHANGES = {
     "data.prefetch_factor",
     "data.root",
     "data.cache_spectrograms",
+    "data.cache_on_disk",
     "data.cache_max_gib",
     "eval.calibrate_threshold",
     "eval.calibration_manifest",
@@ -690,8 +735,13 @@ def _train(cfg: TrainConfig, run_dir: Path, dev: torch.device, resume: bool, pro
 
     train_cache = val_cache = None
     if cfg.data.cache_spectrograms:
-        train_cache = compute_power_cache(train_m, cfg, s.builder.frontend, dev, progress=progress)
-        val_cache = compute_power_cache(val_m, cfg, s.builder.frontend, dev, progress=progress) if val_m else None
+        t0 = time.perf_counter()
+        fe = s.builder.frontend
+        train_cache, source = load_or_compute_power_cache(train_m, cfg, fe, dev, info, progress=progress)
+        val_cache = load_or_compute_power_cache(val_m, cfg, fe, dev, info, progress=progress)[0] if val_m else None
+        logger.log(kind="mel_cache", clips=len(train_m) + (len(val_m) if val_m else 0), source=source,
+                   mib=(train_cache.numel() + (val_cache.numel() if val_cache is not None else 0)) * 4 / 2**20,
+                   seconds=time.perf_counter() - t0)
     with_noise = s.builder.need_noise
     train_items = TrainItems(train_m, cfg, train=True, power_cache=train_cache, with_noise=with_noise)
     s.sampler = KeyedSampler(train_items, num_replicas=info.world_size, rank=info.rank, shuffle=True,
@@ -710,7 +760,9 @@ def _train(cfg: TrainConfig, run_dir: Path, dev: torch.device, resume: bool, pro
         for epoch in range(start_epoch, cfg.train.epochs):
             t_epoch = time.perf_counter()
             train_means = train_one_epoch(s, epoch, logger, progress)
+            t_val = time.perf_counter()
             val = evaluate(s)
+            val_s = time.perf_counter() - t_val
             s.epoch = epoch + 1
             monitored = val.get("loss", train_means.get("loss", math.nan))
             if s.scheduler is not None:
@@ -727,7 +779,7 @@ def _train(cfg: TrainConfig, run_dir: Path, dev: torch.device, resume: bool, pro
                     _save(s, ckpt_dir / "best.pt", val)
                 logger.log(kind="epoch", epoch=s.epoch, step=s.global_step, train=train_means,
                            val=val, monitored="val_loss" if val else "train_loss", best=is_best, best_val=s.best_val,
-                           lr=s.optimizer.param_groups[0]["lr"], epoch_s=epoch_s)
+                           lr=s.optimizer.param_groups[0]["lr"], epoch_s=epoch_s, val_s=val_s)
                 vtxt = f"val loss {val['loss']:.4f}" if val else "no val split"
                 print(f"epoch {s.epoch}/{cfg.train.epochs}: train loss {train_means.get('loss', math.nan):.4f}, {vtxt}"
                       f"{' (best)' if is_best else ''}, lr {s.optimizer.param_groups[0]['lr']:.2e}, "
