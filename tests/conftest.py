@@ -11,7 +11,8 @@ import torch
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# ../shared beside the checkout (as in CI), or SSLSAN_SHARED=/path/to/shared
+SHARED = Path(os.environ.get("SSLSAN_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
 REFERENCE = SHARED / "reference"
 
 

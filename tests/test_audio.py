@@ -211,3 +211,19 @@ def test_cuda_matches_cpu():
         pytest.skip("no CUDA device")
     x = torch.randn(4, 48000) * 0.1
     assert torch.allclose(spectrogram(x.cuda()).cpu(), spectrogram(x), atol=1e-2)
+
+
+def test_wav_fast_path_equals_pyav_decode(tmp_path):
+    from sslsan.audio import _decode_with_av, _read_pcm_wav
+
+    rng = np.random.default_rng(0)
+    stereo = (0.3 * rng.standard_normal((2, 16000))).clip(-1, 1)
+    path = write_audio(tmp_path / "s.wav", stereo, 16000)
+    fast = _read_pcm_wav(path, 16000)
+    assert fast is not None and fast.shape == (2, 16000)
+    assert np.array_equal(fast, _decode_with_av(path, 16000))
+    assert _read_pcm_wav(path, 22050) is None  # another rate: PyAV resamples
+    # a truncated WAV is not read by the fast path; PyAV decodes what is there
+    (tmp_path / "cut.wav").write_bytes(path.read_bytes()[:30000])
+    assert _read_pcm_wav(tmp_path / "cut.wav", 16000) is None
+    assert 0 < len(load_audio(tmp_path / "cut.wav")) < 16000

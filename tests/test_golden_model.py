@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,12 +16,12 @@ import torch
 from sslsan.losses import ContrastiveLoss
 from sslsan.models import Localizer, load_model
 
-REF = Path(__file__).resolve().parents[1] / "shared" / "reference"
-if not REF.is_dir():
-    REF = Path("/work/shared/reference")
+from conftest import REFERENCE
+
+REF = REFERENCE  # ../shared/reference beside the checkout, or SSLSAN_SHARED (conftest)
 NPZ, META = REF / "golden_model_shared.npz", REF / "golden_model_shared.json"
 
-pytestmark = pytest.mark.skipif(not NPZ.is_file(), reason="golden_model_shared reference not available")
+pytestmark = pytest.mark.skipif(not NPZ.is_file(), reason=f"{NPZ} not available (shared/ is not beside this checkout)")
 
 
 def rebuild_state_dict(meta: dict) -> tuple[dict[str, torch.Tensor], np.random.Generator]:
@@ -92,7 +91,6 @@ def _outputs(model: Localizer, ref: dict) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("which", ["plain", "module_prefix"])
 def test_original_checkpoint_reproduces_reference(golden, which, caplog):
     meta, ref, plain, prefixed = golden
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     with caplog.at_level("WARNING", logger="sslsan.models"):
         model = load_model(plain if which == "plain" else prefixed)
     assert not model.training

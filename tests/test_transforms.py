@@ -117,3 +117,17 @@ def test_geometry_keeps_boxes_and_masks_consistent():
         assert torch.allclose(got, tb, atol=2.5 / 96), (p, got, tb)
         checked += 1
     assert checked > 10
+
+
+def test_hsv_conversion_matches_colorsys():
+    import colorsys
+
+    from sslsan.data.transforms import _hsv_to_rgb, _rgb_to_hsv
+
+    y = torch.rand(2, 3, 6, 6)
+    y[0, :, 0, 0] = 0.5  # grey: hue 0
+    y[0, :, 0, 1] = torch.tensor([1.0, 1.0, 0.0])  # a tie between two maxima
+    hsv = _rgb_to_hsv(y)
+    ref = torch.tensor([colorsys.rgb_to_hsv(*y[b, :, i, j].tolist()) for b in range(2) for i in range(6) for j in range(6)])
+    assert torch.allclose(hsv, ref.view(2, 6, 6, 3).permute(0, 3, 1, 2), atol=1e-6)
+    assert torch.allclose(_hsv_to_rgb(hsv), y, atol=1e-6)

@@ -59,14 +59,38 @@ class AudioConfig:
 # ----------------------------------------------------------------------------------------- loading
 
 
+def _read_pcm_wav(path: Path, sample_rate: int) -> np.ndarray | None:
+    """(C, N) float32 of a plain PCM WAV already at `sample_rate`, via the standard library; None otherwise.
+
+    Prepared datasets store 16 kHz PCM16 WAVs: reading them this way costs ~0.5 ms instead of ~15 ms
+    through a demuxer + resampler, which is what keeps a training loader ahead of the GPU.
+    """
+    import wave
+
+    try:
+        with wave.open(str(path), "rb") as w:
+            if w.getframerate() != sample_rate or w.getsampwidth() not in (1, 2, 4) or w.getcomptype() != "NONE":
+                return None
+            channels, width, frames = w.getnchannels(), w.getsampwidth(), w.getnframes()
+            raw = w.readframes(frames)
+    except (wave.Error, EOFError, OSError):
+        return None  # not a plain PCM WAV (float, extensible, ...): PyAV decides
+    if len(raw) != frames * channels * width or frames == 0:
+        return None  # truncated or empty: let PyAV report it
+    if width == 1:
+        data = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
+    else:
+        dtype, scale = ("<i2", 32768.0) if width == 2 else ("<i4", 2147483648.0)
+        data = np.frombuffer(raw, dtype).astype(np.float32) / scale
+    return data.reshape(frames, channels).T
+
+
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, mono: bool = True) -> torch.Tensor:
     """Decode an audio file (WAV/FLAC/MP3/OGG, or the audio track of MP4/MKV) with PyAV.
 
     Resamples to `sample_rate`. Returns float32: (N,) when `mono` (mean of the channels), else (C, N).
     Raises AudioError naming the file when it is missing, empty, corrupt or has no audio.
     """
-    import av
-
     path = Path(path)
     if not path.exists():
         raise AudioError(f"{path}: audio file not found")
@@ -74,32 +98,40 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, mono: bool = Tr
         raise AudioError(f"{path}: is a folder, not an audio file")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file (0 bytes)")
-    chunks: list[np.ndarray] = []
+    data = _read_pcm_wav(path, sample_rate) if path.suffix.lower() == ".wav" else None
+    if data is None:
+        data = _decode_with_av(path, sample_rate)
+    wave = torch.from_numpy(np.ascontiguousarray(data))
+    return wave.mean(dim=0) if mono else wave
+
+
+def _decode_with_av(path: Path, sample_rate: int) -> np.ndarray:
+    import av
+
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:
                 raise AudioError(f"{path}: no audio track")
             stream = container.streams.audio[0]
             channels = stream.codec_context.channels or 1
-            resampler = av.AudioResampler(format="fltp", layout=stream.layout.name if stream.layout else None, rate=sample_rate)
+            fifo = av.AudioFifo()
             for frame in container.decode(stream):
-                frame.pts = None  # resample by sample count; broken timestamps must not drop audio
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray())
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray())
+                frame.pts = None  # the fifo checks timestamp continuity; broken timestamps must not drop audio
+                fifo.write(frame)
+            if fifo.samples == 0:
+                raise AudioError(f"{path}: audio track holds no samples")
+            # one resampler call for the whole track: per-frame calls cost more than the decoding itself
+            resampler = av.AudioResampler(format="fltp", layout=stream.layout.name if stream.layout else None, rate=sample_rate)
+            chunks = [f.to_ndarray() for f in resampler.resample(fifo.read())]
+            chunks += [f.to_ndarray() for f in resampler.resample(None)]
     except AudioError:
         raise
     except (av.error.FFmpegError, ValueError, OSError) as exc:
         raise AudioError(f"{path}: cannot decode audio (corrupt or unsupported file: {exc})") from None
-    if not chunks:
-        raise AudioError(f"{path}: audio track holds no samples")
     data = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
     if data.shape[1] == 0:
         raise AudioError(f"{path}: audio track holds no samples")
-    data = data[:channels] if data.shape[0] >= channels else data
-    wave = torch.from_numpy(np.ascontiguousarray(data))
-    return wave.mean(dim=0) if mono else wave
+    return data[:channels]
 
 
 # ----------------------------------------------------------------------------------- waveform ops

@@ -100,27 +100,22 @@ def _blend(a: torch.Tensor, b: torch.Tensor, factor: torch.Tensor) -> torch.Tens
 
 def _rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
     r, g, b = x.unbind(1)
-    maxc, _ = x.max(dim=1)
-    minc, _ = x.min(dim=1)
-    delta = maxc - minc
-    s = torch.where(maxc > 0, delta / maxc.clamp_min(1e-12), torch.zeros_like(maxc))
+    maxc, argmax = x.max(dim=1)
+    delta = maxc - x.min(dim=1).values
+    s = delta / maxc.clamp_min(1e-12)
     safe = delta.clamp_min(1e-12)
-    rc, gc, bc = (maxc - r) / safe, (maxc - g) / safe, (maxc - b) / safe
-    h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
-    h = torch.where(delta > 0, (h / 6.0) % 1.0, torch.zeros_like(h))
+    # hue sector by the channel holding the maximum (ties resolve to the first, as colorsys does)
+    h = torch.where(argmax == 0, (g - b) / safe, torch.where(argmax == 1, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe))
+    h = torch.remainder(h / 6.0, 1.0) * (delta > 0)
     return torch.stack([h, s, maxc], dim=1)
 
 
 def _hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    h, s, v = x.unbind(1)
-    i = torch.floor(h * 6.0)
-    f = h * 6.0 - i
-    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    i = i.long() % 6
-    r = torch.stack([v, q, p, p, t, v], 1).gather(1, i.unsqueeze(1)).squeeze(1)
-    g = torch.stack([t, v, v, q, p, p], 1).gather(1, i.unsqueeze(1)).squeeze(1)
-    b = torch.stack([p, p, t, v, v, q], 1).gather(1, i.unsqueeze(1)).squeeze(1)
-    return torch.stack([r, g, b], dim=1)
+    # closed form of the six-sector rule: c = v - v*s*clamp(min(k, 4 - k), 0, 1), k = (n + 6h) mod 6
+    h, s, v = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+    n = torch.tensor([5.0, 3.0, 1.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    k = torch.remainder(n + 6.0 * h, 6.0)
+    return v - v * s * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
 
 
 def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, max_sigma: float) -> torch.Tensor:
@@ -253,7 +248,7 @@ class ImageTrainTransform:
                     hsv = _rgb_to_hsv(x)
                     hsv = torch.stack([(hsv[:, 0] + f[:, 0]) % 1.0, hsv[:, 1], hsv[:, 2]], dim=1)
                     y = _hsv_to_rgb(hsv)
-                x = torch.where(sel[:, None, None, None], y, x)
+                x = y if bool(sel.all()) else torch.where(sel[:, None, None, None], y, x)
         gray = (u[:, 5] < self.grayscale_p).to(dev)
         x = torch.where(gray[:, None, None, None], _grayscale(x).expand_as(x), x)
         blur = (u[:, 6] < self.blur_p).to(dev)

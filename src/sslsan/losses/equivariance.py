@@ -55,13 +55,16 @@ class EquivarianceTransform(nn.Module):
 
     def sampling_grid(self, params: TransformParams, channels: int = 1) -> torch.Tensor:
         """grid_sample grid (B, size, size, 2) realising the warp at `size`×`size`."""
-        n = self.size
-        m = rotation_matrix(params.angles, params.scale, (n / 2.0, n / 2.0))
+        n, c = self.size, self.size / 2.0
+        # destination -> source: the inverse of a scaled rotation about c is rotation by -θ, scale 1/s
+        inverse = rotation_matrix(-params.angles, 1.0 / params.scale, (c, c))
         # pixel -> [-1, 1] with align_corners=True: u = 2x/(n-1) - 1
-        norm = torch.tensor([[2.0 / (n - 1), 0.0, -1.0], [0.0, 2.0 / (n - 1), -1.0], [0.0, 0.0, 1.0]],
-                            dtype=torch.float64, device=m.device)
-        theta = norm @ torch.linalg.inv(m) @ torch.linalg.inv(norm)  # destination -> source, normalised
-        return F.affine_grid(theta[:, :2].float(), [m.shape[0], channels, n, n], align_corners=True)
+        k = 2.0 / (n - 1)
+        norm = torch.tensor([[k, 0.0, -1.0], [0.0, k, -1.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+        norm_inv = torch.tensor([[1 / k, 0.0, 1 / k], [0.0, 1 / k, 1 / k], [0.0, 0.0, 1.0]], dtype=torch.float64)
+        theta = norm.to(inverse.device) @ inverse @ norm_inv.to(inverse.device)
+        with torch.autocast(inverse.device.type, enabled=False):
+            return F.affine_grid(theta[:, :2].float(), [inverse.shape[0], channels, n, n], align_corners=True)
 
     def forward(self, x: torch.Tensor, params: TransformParams,
                 grid: torch.Tensor | None = None) -> torch.Tensor:
@@ -73,7 +76,7 @@ class EquivarianceTransform(nn.Module):
                 x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
             if grid is None:
                 grid = self.sampling_grid(params, x.shape[1])
-            x = F.grid_sample(x, grid.to(x.device), mode="bilinear", padding_mode="zeros", align_corners=True)
+            x = F.grid_sample(x, grid.to(device=x.device, dtype=x.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
             if out_hw != (self.size, self.size):
                 x = F.interpolate(x, size=out_hw, mode="bilinear", align_corners=False)
             if params.flip:

@@ -83,6 +83,9 @@ class SSLSaNObjective(nn.Module):
         the mean negative maps, all detached. TE draws come from `generator` (CPU generator).
         """
         cfg, b = self.cfg, images.shape[0]
+        if images.ndim != 4 or tuple(images.shape[-2:]) != (cfg.image_size, cfg.image_size):
+            raise ValueError(f"images must be (B, 3, {cfg.image_size}, {cfg.image_size}) for the TE canvas "
+                             f"(ObjectiveConfig.image_size), got {tuple(images.shape)}")
         params = self.transform.draw(b, generator, device=images.device)
         grid = self.transform.sampling_grid(params)
         images_t = self.transform(images, params, grid).to(images.dtype)
@@ -133,5 +136,5 @@ class SSLSaNObjective(nn.Module):
                     loss = loss + cfg.lambda_sn * terms[f"loss_{name}"]
                 terms[f"{name}_map_mean"] = s_map.mean()
             terms.update(loss=loss, acc_top1=top1_accuracy(logits), acc_top1_t=top1_accuracy(logits_t),
-                         te_scale=torch.tensor(params.scale))
+                         te_scale=torch.tensor(params.scale, device=loss.device))
         return loss, {k: t.detach() for k, t in terms.items()}

@@ -45,10 +45,13 @@ def _audio_config_cls():
 def unwrap_model(model: nn.Module) -> nn.Module:
     """The Localizer inside DDP/DataParallel/torch.compile wrappers."""
     while True:
-        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
-        if not isinstance(inner, nn.Module):
+        for attr in ("module", "_orig_mod"):
+            inner = getattr(model, attr, None)
+            if isinstance(inner, nn.Module):
+                model = inner
+                break
+        else:
             return model
-        model = inner
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, *, audio_config: Any = None,
@@ -166,7 +169,7 @@ def from_original_state_dict(state_dict: Mapping[str, torch.Tensor]) -> tuple[di
     return out, unused
 
 
-def _summarise(keys: list[str], limit: int = 12) -> str:
+def _summarise(keys: list[str], limit: int = 8) -> str:
     shown = ", ".join(keys[:limit])
     return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
 
@@ -176,7 +179,8 @@ def _module_names(keys: list[str]) -> list[str]:
 
 
 def load_model(path: str | Path, map_location: Any = "cpu", *, trusted: bool = False) -> Localizer:
-    """A `Localizer` in eval mode from our checkpoints or original SSL-TIE/SSL-SaN files.
+    """A `Localizer` in eval mode (on `map_location` when it names a device) from our checkpoints
+    or original SSL-TIE/SSL-SaN files.
 
     The model carries `.audio_config` (AudioConfig; paper defaults for original files),
     `.image_size`, `.universal_threshold` and `.unused_checkpoint_keys` (entries it ignored, also
@@ -186,8 +190,8 @@ def load_model(path: str | Path, map_location: Any = "cpu", *, trusted: bool = F
     ckpt = read_checkpoint(path, map_location, trusted=trusted)
     AudioConfig = _audio_config_cls()
     unused_top: list[str] = []
+    sd, unused = from_original_state_dict(ckpt["state_dict"])
     if is_sslsan_checkpoint(ckpt):
-        sd, unused = from_original_state_dict(ckpt["state_dict"])
         try:
             cfg = ModelConfig(**ckpt["model_config"])
             audio_cfg = AudioConfig(**ckpt["audio_config"])
@@ -195,13 +199,13 @@ def load_model(path: str | Path, map_location: Any = "cpu", *, trusted: bool = F
             raise CheckpointError(f"{path}: bad model/audio config in checkpoint: {exc}") from None
         image_size, threshold = int(ckpt["image_size"]), ckpt["universal_threshold"]
     else:
-        sd, unused = from_original_state_dict(ckpt["state_dict"])
         stem = sd.get("imgnet.bn1.weight")
         cfg = ModelConfig(width=stem.shape[0] / 64 if isinstance(stem, torch.Tensor) and stem.ndim == 1 else 1.0)
         audio_cfg, image_size, threshold = AudioConfig(), 224, None
         unused_top = [k for k in ckpt if k not in ORIGINAL_TOP_LEVEL]
-        if isinstance(ckpt.get("epsilon"), (torch.Tensor, float)):
-            eps = float(torch.as_tensor(ckpt["epsilon"]).flatten()[0])
+        learned = ckpt.get("epsilon", sd.get("epsilon"))  # learnable-epsilon variant ([3RD] in model_spec)
+        if isinstance(learned, (torch.Tensor, float)):
+            eps = float(torch.as_tensor(learned).flatten()[0])
             log.warning("%s: carries a learned epsilon = %.4f (used only by the training loss)", path, eps)
 
     model = Localizer(cfg)
@@ -229,4 +233,6 @@ def load_model(path: str | Path, map_location: Any = "cpu", *, trusted: bool = F
     model.audio_config = audio_cfg
     model.image_size = image_size
     model.universal_threshold = None if threshold is None else float(threshold)
+    if isinstance(map_location, (str, torch.device)):
+        model = model.to(map_location)
     return model.eval()

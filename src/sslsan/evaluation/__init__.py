@@ -1,0 +1,39 @@
+"""Evaluation suite: inference with negative audio, universal threshold, tables, figures, CLIs.
+
+Python API (used by `sslsan demo`):
+  evaluate_checkpoint(checkpoint, dataset, data_root, out_dir, *, repetitions=10, threshold="auto",
+                      device="cpu", batch_size=64, seed=0) -> metrics dict
+  score_maps(maps_npz, threshold=None) -> metrics dict        (maps.npz layout: docs/maps_npz.md)
+  calibrate_universal_threshold(model, manifest, *, device, seed=0, mode="per_type") -> (float, dict)
+  comparison_markdown({name: metrics, ...}) / compare_runs([run_dir, ...]) -> Markdown tables
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sslsan.evaluation.errors import EvaluationError, MapsFileError
+
+_LAZY = {
+    "evaluate_checkpoint": "sslsan.evaluation.evaluate",
+    "score_maps": "sslsan.evaluation.scoring",
+    "score_arrays": "sslsan.evaluation.scoring",
+    "load_maps": "sslsan.evaluation.scoring",
+    "save_maps": "sslsan.evaluation.scoring",
+    "calibrate_universal_threshold": "sslsan.evaluation.calibrate",
+    "run_inference": "sslsan.evaluation.inference",
+    "assign_offscreen": "sslsan.evaluation.negatives",
+    "comparison_markdown": "sslsan.evaluation.report",
+    "compare_runs": "sslsan.evaluation.report",
+    "run_report": "sslsan.evaluation.report",
+}
+
+__all__ = ["EvaluationError", "MapsFileError", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:  # heavy modules (torch) load only when used
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sslsan.evaluation' has no attribute {name!r}")

@@ -1,0 +1,303 @@
+"""Batched model inference over a test manifest: positive and negative maps, maxima, embeddings.
+
+Two passes, so that each image's features are computed once and never stored:
+1. audio: the embedding of every clip (positives, reused as offscreen audio), of silence (one clip:
+   it is the same for every sample) and of the noise of every (repetition, sample);
+2. images: per batch, the visual feature map, then every map is a dot product of it with an audio
+   embedding: positive, silence, noise and offscreen for all R repetitions, plus one row block of the
+   image x audio max-similarity matrix used for retrieval (DECISIONS D12).
+
+Maps are the raw native-resolution cosine maps (metrics_spec §1.1): no normalisation, no upsampling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from sslsan.audio import AudioConfig, LogMelSpectrogram
+from sslsan.data.manifest import Manifest
+from sslsan.evaluation.errors import EvaluationError
+from sslsan.evaluation.negatives import NEGATIVE_TYPES, OffscreenAssignment, assign_offscreen, negative_spectrograms
+
+GT_SIZE = 224
+
+
+@dataclass
+class InferenceResult:
+    """Everything the metrics need, as NumPy arrays (layout: see sslsan.evaluation.scoring)."""
+
+    ids: np.ndarray  # (N,) str
+    labels: np.ndarray  # (N,) str, "" where the manifest has no category
+    pos_maps: np.ndarray  # (N, h, w) float32
+    neg_maps: dict[str, np.ndarray]  # type -> (R, N, h, w) float32
+    image_emb: np.ndarray  # (N, C) float32, spatial mean of the visual map, L2-normalised (D11)
+    audio_emb: np.ndarray  # (N, C) float32
+    similarity: np.ndarray | None  # (N, N) float32, image i x audio j max-pooled cosine map (D12)
+    offscreen: OffscreenAssignment
+    repetition_seeds: list[int]
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def pos_max(self) -> np.ndarray:
+        return self.pos_maps.max(axis=(-2, -1))
+
+    def neg_max(self) -> dict[str, np.ndarray]:
+        return {t: m.max(axis=(-2, -1)) for t, m in self.neg_maps.items()}
+
+
+class _ImageSet(Dataset):
+    """Eval-transformed images of a manifest (the audio pass reads clips through AVDataset)."""
+
+    def __init__(self, manifest: Manifest, size: int):
+        from sslsan.data.transforms import ImageEvalTransform
+
+        self.manifest = manifest
+        self.transform = ImageEvalTransform(size)
+
+    def __len__(self) -> int:
+        return len(self.manifest)
+
+    def __getitem__(self, i: int) -> dict:
+        from sslsan.data.transforms import load_image
+
+        img = load_image(self.manifest.resolve(self.manifest[i].image))
+        return {"index": i, "image": self.transform(img)}
+
+
+def load_mask(path: str | Path, size: int = GT_SIZE) -> np.ndarray:
+    """Binary (size, size) uint8 GT from a mask image (metrics.gt_map_from_mask: nearest resize, > 127)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from sslsan.metrics import gt_map_from_mask
+
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("L"))
+    except (OSError, UnidentifiedImageError) as exc:
+        raise EvaluationError(f"{path}: cannot read ground-truth mask ({exc})") from None
+    return gt_map_from_mask(arr, size=size).astype(np.uint8)
+
+
+def gt_maps(manifest: Manifest, gt: str = "boxes") -> np.ndarray:
+    """(N, 224, 224) uint8 ground truth: union of the boxes (reference protocol) or the mask."""
+    from sslsan.metrics import boxes_to_pixels, gt_map_from_boxes
+
+    out = np.zeros((len(manifest), GT_SIZE, GT_SIZE), dtype=np.uint8)
+    for i, s in enumerate(manifest):
+        if gt == "mask":
+            if not s.mask:
+                raise EvaluationError(f"{manifest.path}: sample {s.id!r} has no mask but the dataset is scored on masks")
+            out[i] = load_mask(manifest.resolve(s.mask))
+        elif gt == "boxes":
+            if s.boxes:
+                pix = boxes_to_pixels(np.asarray(s.boxes, dtype=np.float64))
+                out[i] = np.asarray(gt_map_from_boxes(pix, mode="union")) > 0
+        else:
+            raise ValueError(f"unknown ground-truth kind {gt!r}; expected 'boxes' or 'mask'")
+    return out
+
+
+def _loader(ds: Dataset, batch_size: int, workers: int) -> DataLoader:
+    return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
+
+
+def _pair_maps(feat: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    """feat (B, C, h, w) with emb (..., B, C) → (..., B, h, w): each image with its own audio."""
+    return torch.einsum("bchw,...bc->...bhw", feat, emb)
+
+
+def _max_similarity(feat: torch.Tensor, audio: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    """S[b, j] = max over (h, w) of <feat[b, :, h, w], audio[j]>, chunked over j to bound memory."""
+    parts = [torch.einsum("bchw,jc->bjhw", feat, audio[k:k + chunk]).amax(dim=(-2, -1)) for k in range(0, audio.shape[0], chunk)]
+    return torch.cat(parts, dim=1)
+
+
+def _check_embeddings(model, feat: torch.Tensor, emb: torch.Tensor, where: str) -> None:
+    if feat.dim() != 4 or emb.dim() != 2 or feat.shape[1] != emb.shape[1]:
+        raise EvaluationError(
+            f"{where}: the model's image features {tuple(feat.shape)} and audio embeddings {tuple(emb.shape)} "
+            "do not fit together (checkpoint width / audio config incompatible)"
+        )
+
+
+def _run(step, where: str):
+    """Run a model call; a shape error becomes a one-line checkpoint/data mismatch error."""
+    try:
+        return step()
+    except RuntimeError as exc:
+        msg = str(exc).splitlines()[0]
+        raise EvaluationError(f"{where}: the checkpoint cannot process this data ({msg}); "
+                              "is the checkpoint's audio config / image size the one it was trained with?") from None
+
+
+@torch.inference_mode()
+def run_inference(
+    model,
+    manifest: Manifest,
+    *,
+    repetitions: int = 10,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    batch_size: int = 64,
+    workers: int = 0,
+    offscreen: OffscreenAssignment | None = None,
+    audio_config: AudioConfig | None = None,
+    image_size: int | None = None,
+    retrieval: bool = True,
+    progress: bool = True,
+    desc: str = "evaluate",
+    noise_pool: int | None = None,
+) -> InferenceResult:
+    """Run `model` (a Localizer) on every sample with positive, silence, noise and offscreen audio.
+
+    `audio_config` / `image_size` default to those the checkpoint carries (`model.audio_config`,
+    `model.image_size`). `retrieval=False` skips the N x N similarity matrix (calibration).
+    `noise_pool=K` (not the reference protocol, a speed option): per repetition only K noise clips
+    are drawn and sample i hears clip i mod K, so the audio tower runs K instead of N times per
+    repetition; None (default) draws one clip per sample as the reference does.
+    """
+    from sslsan.data.datasets import AVDataset
+
+    if len(manifest) == 0:
+        raise EvaluationError(f"{manifest.path}: test set is empty (no samples)")
+    cfg = audio_config or getattr(model, "audio_config", None) or AudioConfig()
+    size = int(image_size or getattr(model, "image_size", None) or 224)
+    if offscreen is None:
+        offscreen = assign_offscreen(manifest, repetitions, seed)
+    if offscreen.index.shape != (repetitions, len(manifest)):
+        raise EvaluationError(f"offscreen assignment has shape {offscreen.index.shape}, expected ({repetitions}, {len(manifest)})")
+    seeds = offscreen.seeds
+    device = torch.device(device)
+    model = model.to(device).eval()
+    frontend = LogMelSpectrogram(cfg).to(device)
+    n, where = len(manifest), str(manifest.path)
+
+    # ---- pass 1: audio embeddings
+    audio_ds = AVDataset(manifest, image_transform=None, audio=cfg, load_images=False)
+    nb = -(-n // batch_size)
+    bar = tqdm(total=nb * (1 + repetitions) + nb, desc=desc, unit="batch", disable=not progress)
+    chunks = []
+    for batch in _loader(audio_ds, batch_size, workers):
+        specs = frontend(batch["wave"].to(device))
+        chunks.append(_run(lambda: model.audio_embedding(specs), where).float())
+        bar.update()
+    audio_emb = torch.cat(chunks)
+    sil = _run(lambda: model.audio_embedding(negative_spectrograms("silence", [0], frontend, device=device)), where)[0].float()
+    n_noise = n if noise_pool is None else max(1, min(int(noise_pool), n))
+    noise_emb = torch.empty((repetitions, n_noise, audio_emb.shape[1]), dtype=torch.float32, device=device)
+    for r, rs in enumerate(seeds):
+        for k in range(0, n_noise, batch_size):
+            idx = list(range(k, min(n_noise, k + batch_size)))
+            specs = negative_spectrograms("noise", idx, frontend, seed=seed, rep_seed=rs, device=device)
+            noise_emb[r, k:k + len(idx)] = _run(lambda: model.audio_embedding(specs), where).float()
+            bar.update()
+    bar.total -= (nb - (-(-n_noise // batch_size))) * repetitions
+    bar.refresh()
+
+    # ---- pass 2: images; every map is the image's features against an audio embedding
+    off = torch.as_tensor(offscreen.index, device=device)
+    pos, neg = [], {t: [] for t in NEGATIVE_TYPES}
+    img_emb, sim = [], []
+    for batch in _loader(_ImageSet(manifest, size), batch_size, workers):
+        idx = batch["index"].to(device)
+        feat = _run(lambda: model.image_features(batch["image"].to(device)), where).float()
+        _check_embeddings(model, feat, audio_emb, where)
+        pos.append(_pair_maps(feat, audio_emb[idx]).cpu())
+        neg["silence"].append(torch.einsum("bchw,c->bhw", feat, sil).expand(repetitions, -1, -1, -1).cpu())
+        neg["noise"].append(_pair_maps(feat, noise_emb[:, idx % n_noise]).cpu())
+        neg["offscreen"].append(_pair_maps(feat, audio_emb[off[:, idx]]).cpu())
+        img_emb.append(F.normalize(feat.mean(dim=(-2, -1)), dim=1).cpu())
+        if retrieval:
+            sim.append(_max_similarity(feat, audio_emb).cpu())
+        bar.update()
+    bar.close()
+
+    labels = np.array([s.category if s.category is not None else "" for s in manifest], dtype=str)
+    return InferenceResult(
+        ids=np.array([s.id for s in manifest], dtype=str),
+        labels=labels,
+        pos_maps=torch.cat(pos).numpy(),
+        neg_maps={t: torch.cat(v, dim=1).contiguous().numpy() for t, v in neg.items()},
+        image_emb=torch.cat(img_emb).numpy(),
+        audio_emb=audio_emb.cpu().numpy(),
+        similarity=torch.cat(sim).numpy() if retrieval else None,
+        offscreen=offscreen,
+        repetition_seeds=list(seeds),
+        extra={"image_size": size, "negatives_in_db": bool(cfg.negatives_in_db), "noise_pool": noise_pool},
+    )
+
+
+VIDEO_EXTS = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v"}  # one file gives both the frame and the sound
+
+
+def video_frame(path: str | Path, at: float | None = None) -> tuple[torch.Tensor, float]:
+    """uint8 (3, H, W) RGB frame of a video at `at` seconds (default: the middle) and its time."""
+    import av
+
+    from sslsan.data.transforms import ImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: video file not found")
+    try:
+        with av.open(str(path)) as c:
+            if not c.streams.video:
+                raise ImageError(f"{path}: no video track")
+            vs = c.streams.video[0]
+            dur = float(c.duration / 1e6) if c.duration else (float(vs.duration * vs.time_base) if vs.duration else 0.0)
+            target = dur / 2 if at is None else float(at)
+            best = None
+            for frame in c.decode(vs):
+                t = float(frame.time or 0.0)
+                if best is None or abs(t - target) < abs(best[1] - target):
+                    best = (frame.to_ndarray(format="rgb24"), t)
+                if t > target:
+                    break
+    except ImageError:
+        raise
+    except (av.error.FFmpegError, ValueError, OSError) as exc:
+        raise ImageError(f"{path}: cannot decode video ({exc})") from None
+    if best is None:
+        raise ImageError(f"{path}: video track holds no frames")
+    return torch.from_numpy(np.ascontiguousarray(best[0])).permute(2, 0, 1).contiguous(), best[1]
+
+
+@torch.inference_mode()
+def localize_files(model, image_path: str | Path, audio_path: str | Path, device: str | torch.device = "cpu",
+                   at: float | None = None) -> np.ndarray:
+    """Native similarity map (h, w) float32 of a user's image file and audio file, any common format.
+
+    The image is squashed to the checkpoint's image size; the audio is decoded, down-mixed, resampled
+    to the checkpoint's rate and tiled/cut to `tile_seconds` by the front-end, like every test clip.
+    A video as `image_path` gives its frame at `at` seconds (default: the middle); a video as
+    `audio_path` gives its audio track from `tile_seconds / 2` before that frame.
+    """
+    from sslsan.audio import load_audio
+    from sslsan.data.transforms import ImageEvalTransform, load_image
+
+    cfg = getattr(model, "audio_config", None) or AudioConfig()
+    size = int(getattr(model, "image_size", None) or 224)
+    t = at
+    if Path(image_path).suffix.lower() in VIDEO_EXTS:
+        frame, t = video_frame(image_path, at)
+    else:
+        frame = load_image(image_path)
+    img = ImageEvalTransform(size)(frame).unsqueeze(0).to(device)
+    wave = load_audio(audio_path, sample_rate=cfg.sample_rate, mono=True)
+    if t is not None and Path(audio_path).suffix.lower() in VIDEO_EXTS:
+        start = max(0, min(int((t - cfg.tile_seconds / 2) * cfg.sample_rate), wave.shape[0] - cfg.tile_samples))
+        wave = wave[start:]  # the window around the frame (the front-end cuts it to tile_seconds)
+    spec = LogMelSpectrogram(cfg).to(device)(wave.unsqueeze(0).to(device))
+    model = model.to(device).eval()
+    where = f"{image_path} + {audio_path}"
+    feat = _run(lambda: model.image_features(img), where).float()
+    emb = _run(lambda: model.audio_embedding(spec), where).float()
+    _check_embeddings(model, feat, emb, where)
+    return _pair_maps(feat, emb)[0].cpu().numpy()

@@ -1,0 +1,61 @@
+"""NumPy metrics of SSL-SaN, faithful to the reference evaluation (design/metrics_spec.md).
+
+NumPy in, Python floats / arrays out; no torch. Percent-valued metrics are 0-100.
+
+Maps and GT: `upsample` (cv2 INTER_LINEAR), `count_above`, `gt_map_from_boxes`,
+`boxes_to_pixels`, `gt_map_from_mask`.
+Thresholds: `adaptive_threshold`, `median_threshold`, `universal_threshold` (DECISIONS D6).
+Per map: `ciou`, `pia`. Over entries: `auc`, `aucn`, `f_score`.
+Everything of Table 2 at once: `localization_metrics` (= `aggregate_localization` of
+`localization_scores`); the classic relative protocol of older papers:
+`classic_localization_metrics`, `minmax_normalize`.
+Table 1: `separability`, `alignment_magnitude` (D11). Table 3: `retrieval` (D12).
+"""
+
+from sslsan.metrics.common import AUC_GRID, MAP_SIZE, MetricsError
+from sslsan.metrics.embedding import alignment_magnitude, separability
+from sslsan.metrics.groundtruth import boxes_to_pixels, gt_map_from_boxes, gt_map_from_mask
+from sslsan.metrics.localization import (
+    NEGATIVE_TYPES,
+    aggregate_localization,
+    auc,
+    aucn,
+    ciou,
+    classic_localization_metrics,
+    f_score,
+    localization_metrics,
+    localization_scores,
+    minmax_normalize,
+    pia,
+)
+from sslsan.metrics.resample import count_above, upsample
+from sslsan.metrics.retrieval import retrieval
+from sslsan.metrics.thresholds import adaptive_threshold, median_threshold, universal_threshold
+
+__all__ = [
+    "AUC_GRID",
+    "MAP_SIZE",
+    "MetricsError",
+    "NEGATIVE_TYPES",
+    "adaptive_threshold",
+    "aggregate_localization",
+    "alignment_magnitude",
+    "auc",
+    "aucn",
+    "boxes_to_pixels",
+    "ciou",
+    "classic_localization_metrics",
+    "count_above",
+    "f_score",
+    "gt_map_from_boxes",
+    "gt_map_from_mask",
+    "localization_metrics",
+    "localization_scores",
+    "median_threshold",
+    "minmax_normalize",
+    "pia",
+    "retrieval",
+    "separability",
+    "universal_threshold",
+    "upsample",
+]

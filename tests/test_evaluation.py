@@ -1,0 +1,455 @@
+"""Evaluation suite: tiny end-to-end evaluate on real JPEG/WAV files, score/compare/localize CLIs,
+negatives (D1), offscreen assignment (D7), and the error messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import sine, write_audio
+
+from sslsan.audio import AudioConfig, LogMelSpectrogram
+from sslsan.data.manifest import Sample, read_manifest, write_manifest
+
+CATS = ["dog", "drum", "siren"]
+FREQS = {"dog": 300.0, "drum": 900.0, "siren": 2500.0}
+# small front-end so the tiny model runs in milliseconds; same code as the paper's setting
+AUDIO = dict(sample_rate=16000, clip_seconds=1.0, tile_seconds=1.0, n_fft=256, hop_length=128, n_mels=32)
+REPS = 2
+
+
+def _write_split(root: Path, name: str, n: int, offset: int) -> Path:
+    rng = np.random.default_rng(offset)
+    samples = []
+    for i in range(n):
+        cat = CATS[i % len(CATS)]
+        sid = f"{name}_{i:02d}"
+        w, h = 48 + 8 * (i % 3), 36 + 4 * (i % 2)  # various sizes; the eval transform squashes them
+        img = (rng.random((h, w, 3)) * 255).astype(np.uint8)
+        img[h // 4: h // 2, w // 4: w // 2] = (250, 40, 40)
+        Image.fromarray(img).save(root / f"{sid}.jpg", quality=90)
+        write_audio(root / f"{sid}.wav", sine(FREQS[cat] * (1 + 0.05 * i), 0.7 + 0.1 * (i % 3), 16000), 16000)
+        scene = [cat] + ([CATS[(i + 1) % 3]] if i % 4 == 0 else [])
+        samples.append(Sample(id=sid, image=f"{sid}.jpg", audio=f"{sid}.wav", boxes=[[0.25, 0.25, 0.5, 0.5]] if i != 1 else [],
+                              category=cat, scene_categories=scene))
+    return write_manifest(root / name, samples)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from sslsan.models import Localizer, ModelConfig, save_checkpoint
+
+    root = tmp_path_factory.mktemp("tiny")
+    data = root / "data"
+    data.mkdir()
+    _write_split(data, "test_vggss.jsonl", 7, 0)
+    _write_split(data, "val.jsonl", 4, 1)
+    torch.manual_seed(0)
+    model = Localizer(ModelConfig(width=0.125))
+    ckpt = save_checkpoint(root / "run" / "checkpoints" / "best.pt", model, audio_config=AudioConfig(**AUDIO), image_size=64)
+    return {"root": root, "data": data, "ckpt": ckpt}
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny):
+    from sslsan.evaluation import evaluate_checkpoint
+
+    out = tiny["root"] / "eval"
+    m = evaluate_checkpoint(tiny["ckpt"], "synth-vggss", tiny["data"], out, repetitions=REPS, batch_size=3,
+                            figure_examples=2, progress=False)
+    return {**tiny, "out": out, "metrics": m}
+
+
+def test_evaluate_writes_everything(evaluated):
+    out, m = evaluated["out"], evaluated["metrics"]
+    for f in ("maps.npz", "metrics.json", "report.md", "offscreen.json", "fig1_max_similarity.png", "log.jsonl"):
+        assert (out / f).stat().st_size > 0, f
+    assert len(list(out.glob("fig2_*.png"))) == 2
+    with np.load(out / "maps.npz") as z:
+        assert z["pos_maps"].shape == (7, 4, 4) and z["pos_maps"].dtype == np.float32
+        for t in ("silence", "noise", "offscreen"):
+            assert z[f"neg_maps_{t}"].shape == (REPS, 7, 4, 4)
+        assert z["gt_maps"].shape == (7, 224, 224) and z["gt_maps"].dtype == np.uint8
+        assert z["gt_maps"][1].sum() == 0 and z["gt_maps"][0].sum() == 56 * 56
+        assert z["similarity"].shape == (7, 7) and z["image_emb"].shape == z["audio_emb"].shape == (7, 64)
+        assert list(z["ids"]) == [s.id for s in read_manifest(evaluated["data"] / "test_vggss.jsonl")]
+        # silence does not depend on the repetition; noise does
+        assert np.array_equal(z["neg_maps_silence"][0], z["neg_maps_silence"][1])
+        assert not np.array_equal(z["neg_maps_noise"][0], z["neg_maps_noise"][1])
+        # retrieval diagonal = positive max: both are the max of the same cosine map
+        np.testing.assert_allclose(np.diag(z["similarity"]), z["pos_maps"].max(axis=(1, 2)), atol=1e-6)
+    # no stored threshold, val.jsonl exists: calibrated there, and the record says so
+    assert "val.jsonl" in m["threshold_info"]["source"] and m["threshold_info"]["n_samples"] == 4
+    assert set(m["localization"]) >= {"ciou_u", "auc_u", "ciou_a", "auc_a", "floc", "fauc", "pia_silence", "aucn_offscreen"}
+    assert {"uniform", "centre"} <= set(m["reference_maps"])
+    assert "i2a_P@1" in m["retrieval"] and "magnitude" in m["alignment"]
+    # uniform map predicts everything: its mean cIoU is the GT area fraction, averaged
+    gt_frac = (56 * 56 / 224**2) * 6 / 7
+    assert m["reference_maps"]["uniform"]["ciou_u"] == pytest.approx(100 * gt_frac)
+    report = (out / "report.md").read_text()
+    for head in ("Table 1", "Table 2", "Table 3", "FLOC", "Separability", "A→I P@10", "centre map"):
+        assert head in report
+
+
+def test_maps_match_a_direct_model_call(evaluated):
+    """Fast batched maps == the model's own similarity_map on the same inputs (slow, obvious path)."""
+    from sslsan.data.datasets import AVDataset
+    from sslsan.data.transforms import ImageEvalTransform
+    from sslsan.evaluation.negatives import negative_spectrograms
+    from sslsan.models import load_model
+
+    model = load_model(evaluated["ckpt"])
+    man = read_manifest(evaluated["data"] / "test_vggss.jsonl")
+    ds = AVDataset(man, ImageEvalTransform(64), audio=model.audio_config)
+    fe = LogMelSpectrogram(model.audio_config)
+    z = np.load(evaluated["out"] / "maps.npz")
+    off = json.loads((evaluated["out"] / "offscreen.json").read_text())
+    ids = [s.id for s in man]
+    with torch.no_grad():
+        for i in (0, 5):
+            img = ds[i]["image"][None]
+            direct = model.similarity_map(img, fe(ds[i]["wave"][None]))[0, 0].numpy()
+            np.testing.assert_allclose(z["pos_maps"][i], direct, atol=1e-5)
+            j = ids.index(off["offscreen_ids"][1][i])
+            np.testing.assert_allclose(z["neg_maps_offscreen"][1, i], model.similarity_map(img, fe(ds[j]["wave"][None]))[0, 0].numpy(), atol=1e-5)
+            spec = negative_spectrograms("noise", [i], fe, seed=0, rep_seed=off["repetition_seeds"][1])
+            np.testing.assert_allclose(z["neg_maps_noise"][1, i], model.similarity_map(img, spec)[0, 0].numpy(), atol=1e-5)
+            spec = negative_spectrograms("silence", [i], fe)
+            np.testing.assert_allclose(z["neg_maps_silence"][0, i], model.similarity_map(img, spec)[0, 0].numpy(), atol=1e-5)
+
+
+def test_noise_pool_shares_clips(evaluated):
+    """noise_pool=K: sample i hears noise clip i mod K (the same clip keyed (seed, rep, i mod K))."""
+    from sslsan.evaluation.inference import run_inference
+    from sslsan.models import load_model
+
+    model = load_model(evaluated["ckpt"])
+    man = read_manifest(evaluated["data"] / "test_vggss.jsonl")
+    full = np.load(evaluated["out"] / "maps.npz")
+    res = run_inference(model, man, repetitions=REPS, batch_size=3, noise_pool=2, retrieval=False, progress=False)
+    np.testing.assert_allclose(res.neg_maps["noise"][:, :2], full["neg_maps_noise"][:, :2], atol=1e-6)  # keys 0, 1
+    assert not np.allclose(res.neg_maps["noise"][:, 2:], full["neg_maps_noise"][:, 2:], atol=1e-6)
+    np.testing.assert_allclose(res.neg_maps["offscreen"], full["neg_maps_offscreen"], atol=1e-6)
+    # sample 2 hears clip 0 of the repetition
+    from sslsan.data.transforms import ImageEvalTransform, load_image
+    from sslsan.evaluation.negatives import negative_spectrograms
+
+    img = ImageEvalTransform(64)(load_image(man.resolve(man[2].image)))[None]
+    spec = negative_spectrograms("noise", [0], LogMelSpectrogram(model.audio_config), seed=0, rep_seed=1234)
+    with torch.no_grad():
+        np.testing.assert_allclose(res.neg_maps["noise"][0, 2], model.similarity_map(img, spec)[0, 0].numpy(), atol=1e-5)
+    assert res.extra["noise_pool"] == 2
+
+
+def test_score_reproduces_metrics_json(evaluated, capsys):
+    from sslsan.evaluation import score_maps
+    from sslsan.evaluation.score_cli import main as score_main
+
+    saved = json.loads((evaluated["out"] / "metrics.json").read_text())
+    scored = score_maps(evaluated["out"] / "maps.npz")
+    assert scored and all(saved[k] == v for k, v in scored.items()), [k for k, v in scored.items() if saved[k] != v]
+    out_json = evaluated["root"] / "rescored.json"
+    assert score_main([str(evaluated["out"] / "maps.npz"), "--out", str(out_json)]) == 0
+    rescored = json.loads(out_json.read_text())
+    assert all(rescored[k] == saved[k] for k in scored)
+    assert "Table 2" in capsys.readouterr().out
+    # another threshold changes the universal metrics but not the adaptive ones
+    other = score_maps(evaluated["out"] / "maps.npz", threshold=saved["threshold"] + 0.05)
+    assert other["threshold"] != saved["threshold"]
+    assert other["localization"]["ciou_a"] == saved["localization"]["ciou_a"]
+
+
+def test_compare_two_runs(evaluated, tmp_path, capsys):
+    from sslsan.evaluation.compare_cli import main as compare_main
+
+    second = tmp_path / "given_threshold"
+    from sslsan.evaluation import evaluate_checkpoint
+
+    cache = json.loads(evaluated["ckpt"].with_name("best.pt.uth.json").read_text())
+    assert len(cache) == 1 and cache[0]["info"]["value"] == evaluated["metrics"]["threshold"]
+    # repeat the first run from its offscreen.json (its repetitions and seed win), at a given threshold
+    m2 = evaluate_checkpoint(evaluated["ckpt"], "synth-vggss", evaluated["data"], second, repetitions=5, seed=9,
+                             threshold=0.5, batch_size=3, figure_examples=1, offscreen=evaluated["out"] / "offscreen.json",
+                             progress=False)
+    assert m2["threshold_info"] == {"value": 0.5, "source": "given"} and m2["repetitions"] == REPS
+    m3 = evaluate_checkpoint(evaluated["ckpt"], "synth-vggss", evaluated["data"], tmp_path / "again", repetitions=REPS,
+                             batch_size=8, figure_examples=0, progress=False)  # same calibration: memoised
+    assert m3["threshold"] == evaluated["metrics"]["threshold"] and m3["threshold_info"]["cached"].endswith("best.pt.uth.json")
+    with np.load(evaluated["out"] / "maps.npz") as a, np.load(second / "maps.npz") as b:
+        for k in ("pos_maps", "neg_maps_silence", "neg_maps_noise", "neg_maps_offscreen", "similarity", "offscreen_index"):
+            assert np.array_equal(a[k], b[k]), k  # bit-exact repeat (same device and batch size)
+    assert compare_main([str(evaluated["out"]), str(second / "metrics.json"), "--names", "SSL-SaN", "SSL-TIE",
+                         "--out", str(tmp_path / "cmp.md"), "--figure", str(tmp_path / "fig1.png")]) == 0
+    text = capsys.readouterr().out
+    assert (tmp_path / "fig1.png").stat().st_size > 0
+    assert "| SSL-SaN |" in text and "| SSL-TIE |" in text
+    for head in ("Table 2", "Table 1", "Table 3", "Table 4", "uniform map", "FLOC ↑", "Sep ↑"):
+        assert head in text
+    assert text.startswith((tmp_path / "cmp.md").read_text())
+    from sslsan.evaluation import compare_runs
+
+    default = compare_runs([evaluated["out"], second])  # same model twice: unique default row names
+    assert "| run |" in default and "| run (2) |" in default
+    assert compare_main([str(evaluated["out"]), "--names", "a", "b"]) == 2
+    assert "2 names for 1 runs" in capsys.readouterr().err
+
+
+def test_offscreen_assignment_rules():
+    from sslsan.data.manifest import Manifest
+    from sslsan.evaluation.negatives import assign_offscreen, load_offscreen_assignment
+
+    cats = ["a", "b", "c", "d"]
+    samples = [Sample(id=f"s{i}", image="x.jpg", audio="x.wav", category=cats[i % 4],
+                      scene_categories=[cats[i % 4], cats[(i + 1) % 4]] if i % 2 else []) for i in range(40)]
+    man = Manifest(path=Path("/nonexistent/m.jsonl"), samples=samples)
+    a = assign_offscreen(man, repetitions=10, seed=3)
+    assert a.index.shape == (10, 40) and a.fallback == 0
+    for r in range(10):
+        for i, s in enumerate(samples):
+            other = samples[a.index[r, i]]
+            assert other.category != s.category and other.category not in s.scene_categories
+    assert np.array_equal(a.index, assign_offscreen(man, repetitions=10, seed=3).index)
+    assert not np.array_equal(a.index, assign_offscreen(man, repetitions=10, seed=4).index)
+    assert len(np.unique(a.index[:, 0])) > 1  # repetitions draw differently
+    # prefix property: the first R repetitions do not depend on how many are drawn
+    assert np.array_equal(assign_offscreen(man, repetitions=3, seed=3).index, a.index[:3])
+    # class-uniform: sample 0 (cat a, no scene) draws b, c, d about equally often
+    big = assign_offscreen(man, repetitions=300, seed=0).index[:, 0]
+    counts = np.bincount([cats.index(samples[j].category) for j in big], minlength=4)
+    assert counts[0] == 0 and counts[1:].min() > 70
+    # single category: falls back to any other clip, counted
+    one = Manifest(path=man.path, samples=[Sample(id=f"t{i}", image="x", audio="y", category="a") for i in range(3)])
+    b = assign_offscreen(one, repetitions=4)
+    assert b.fallback == 12 and all(b.index[r, i] != i for r in range(4) for i in range(3))
+
+
+def test_offscreen_json_roundtrip(evaluated):
+    from sslsan.evaluation.negatives import load_offscreen_assignment
+
+    man = read_manifest(evaluated["data"] / "test_vggss.jsonl")
+    a = load_offscreen_assignment(evaluated["out"] / "offscreen.json", man)
+    z = np.load(evaluated["out"] / "maps.npz")
+    assert np.array_equal(a.index, z["offscreen_index"]) and a.seeds == list(z["repetition_seeds"])
+    assert a.seeds == [1234, 2345]
+
+
+def test_negative_spectrograms_front_end():
+    from sslsan.evaluation.negatives import negative_spectrograms
+
+    fe = LogMelSpectrogram(AudioConfig(**AUDIO))
+    sil = negative_spectrograms("silence", [0, 1], fe)
+    assert sil.shape == (2, 1, 32, fe.n_frames) and torch.all(sil == -100.0)  # 10·log10(1e-10), D1
+    lin = LogMelSpectrogram(AudioConfig(**AUDIO, negatives_in_db=False))
+    assert torch.all(negative_spectrograms("silence", [0], lin) == 0)  # vssl_eval: linear power
+    a = negative_spectrograms("noise", [4, 7], fe, seed=1, rep_seed=1234)
+    b = negative_spectrograms("noise", [7], fe, seed=1, rep_seed=1234)
+    assert torch.equal(a[1], b[0])  # per-sample generator: batch composition does not matter
+    assert not torch.equal(a[0], a[1])
+    assert not torch.equal(b, negative_spectrograms("noise", [7], fe, seed=1, rep_seed=2345))
+    assert torch.all(negative_spectrograms("noise", [7], lin, seed=1, rep_seed=1234) >= 0)
+    with pytest.raises(ValueError, match="unknown waveform negative"):
+        negative_spectrograms("music", [0], fe)
+
+
+def test_localize_png_and_odd_stereo_flac(tiny, tmp_path, capsys):
+    from sslsan.evaluation.localize_cli import main as localize_main
+
+    Image.fromarray((np.random.default_rng(0).random((37, 51, 4)) * 255).astype(np.uint8), "RGBA").save(tmp_path / "me.png")
+    t = np.arange(44101 * 2 + 1) / 44100.0  # odd length, 44.1 kHz, stereo
+    write_audio(tmp_path / "me.flac", np.stack([np.sin(2 * np.pi * 440 * t), 0.3 * np.sin(2 * np.pi * 220 * t)]) * 0.5, 44100)
+    out = tmp_path / "out"
+    assert localize_main(["--checkpoint", str(tiny["ckpt"]), "--image", str(tmp_path / "me.png"),
+                          "--audio", str(tmp_path / "me.flac"), "--out", str(out), "--threshold", "0.3"]) == 0
+    res = json.loads((out / "localize.json").read_text())[0]
+    m = np.load(out / "me_map.npy")
+    assert m.shape == (4, 4) and res["map_max"] == pytest.approx(float(m.max()))
+    assert (out / "me_overlay.png").stat().st_size > 0 and "map max" in capsys.readouterr().out
+    # folder of pairs: stems pair up, a lonely file is reported and skipped
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    for stem in ("a", "b"):
+        (pairs / f"{stem}.png").write_bytes((tmp_path / "me.png").read_bytes())
+        (pairs / f"{stem}.flac").write_bytes((tmp_path / "me.flac").read_bytes())
+    (pairs / "c.jpg").write_bytes(b"")
+    assert localize_main(["--checkpoint", str(tiny["ckpt"]), "--pairs", str(pairs), "--out", str(out)]) == 0
+    assert [r["stem"] for r in json.loads((out / "localize.json").read_text())] == ["a", "b"]
+    assert "without a partner: c.jpg" in capsys.readouterr().err
+    # a broken audio file: one-line error naming it
+    (tmp_path / "bad.wav").write_bytes(b"not audio at all")
+    assert localize_main(["--checkpoint", str(tiny["ckpt"]), "--image", str(tmp_path / "me.png"),
+                          "--audio", str(tmp_path / "bad.wav"), "--out", str(out)]) == 2
+    assert "bad.wav" in capsys.readouterr().err
+
+
+def test_errors(tiny, tmp_path, capsys):
+    from sslsan.evaluation import EvaluationError, MapsFileError, evaluate_checkpoint, score_maps
+    from sslsan.evaluation.evaluate_cli import main as evaluate_main
+    from sslsan.evaluation.inference import _run
+    from sslsan.utils.io import atomic_savez
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "test_vggss.jsonl").write_text("")
+    with pytest.raises(EvaluationError, match="test_vggss.jsonl: test set is empty"):
+        evaluate_checkpoint(tiny["ckpt"], "synth-vggss", empty, tmp_path / "o", progress=False)
+    with pytest.raises(FileNotFoundError, match="no manifest for dataset 'synth-is3'"):
+        evaluate_checkpoint(tiny["ckpt"], "synth-is3", empty, tmp_path / "o", progress=False)
+    # maps file lacking arrays: they are named
+    atomic_savez(tmp_path / "partial.npz", ids=np.array(["a"]), pos_maps=np.zeros((1, 4, 4), np.float32))
+    with pytest.raises(MapsFileError, match="missing array.*neg_maps_silence, neg_maps_noise, neg_maps_offscreen, gt_maps"):
+        score_maps(tmp_path / "partial.npz")
+    with pytest.raises(MapsFileError, match="maps file not found"):
+        score_maps(tmp_path / "nope.npz")
+    # checkpoint that does not fit (audio tower of another width): CLI exits 2 with a one-line message
+    ck = torch.load(tiny["ckpt"], weights_only=False)
+    ck["state_dict"] = {k: (v[:, :0] if k == "audnet.conv1.weight" else v) for k, v in ck["state_dict"].items()}
+    torch.save(ck, tmp_path / "bad.pt")
+    rc = evaluate_main(["--checkpoint", str(tmp_path / "bad.pt"), "--dataset", "synth-vggss",
+                        "--data-root", str(tiny["data"]), "--out", str(tmp_path / "o2"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "bad.pt" in err and len(err.strip().splitlines()) == 1
+    # a model call that fails on the data's shapes becomes a mismatch error naming the data
+
+    def boom():
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x8 and 16x2)\nmore")
+
+    with pytest.raises(EvaluationError, match="data.jsonl: the checkpoint cannot process this data"):
+        _run(boom, "data.jsonl")
+
+
+def test_threshold_sources(tiny, tmp_path):
+    """auto: the checkpoint's stored U_th; else the calibration split; else the test set (stated)."""
+    from sslsan.data.manifest import read_manifest as rm
+    from sslsan.evaluation.evaluate import read_test_manifest, resolve_threshold
+    from sslsan.models import load_model, save_checkpoint
+
+    model = load_model(tiny["ckpt"])
+    test = read_test_manifest(tiny["data"] / "test_vggss.jsonl")
+    kw = dict(device="cpu", seed=0, repetitions=1, batch_size=8, progress=False)
+    assert resolve_threshold("0.25", model, "synth-vggss", tiny["data"], test, **kw) == (0.25, {"value": 0.25, "source": "given"})
+    # no val.jsonl beside this test manifest (absolute paths): calibrated on the test set, and said so
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    samples = [dataclass_replace(s, image=str(test.resolve(s.image)), audio=str(test.resolve(s.audio))) for s in test]
+    write_manifest(lone / "test_vggss.jsonl", samples)
+    v, info = resolve_threshold("auto", model, "synth-vggss", lone, rm(lone / "test_vggss.jsonl"), **kw)
+    assert "test set itself" in info["source"] and info["n_samples"] == 7 and info["value"] == v
+    assert max(info["q3_by_type"].values()) == v  # D6 per-type: max over types of the per-type Q3
+    stored = save_checkpoint(tmp_path / "thr.pt", model, image_size=64, universal_threshold=0.4242)
+    v, info = resolve_threshold("auto", load_model(stored), "synth-vggss", lone, test, **kw)
+    assert (v, info["source"]) == (0.4242, "checkpoint")
+    with pytest.raises(ValueError, match="'auto' or a number"):
+        resolve_threshold("high", model, "synth-vggss", lone, test, **kw)
+
+
+def dataclass_replace(obj, **kw):
+    import dataclasses
+
+    return dataclasses.replace(obj, **kw)
+
+
+def test_mask_ground_truth(tmp_path):
+    from sslsan.data.manifest import Manifest
+    from sslsan.evaluation import EvaluationError
+    from sslsan.evaluation.inference import gt_maps
+
+    mask = np.zeros((100, 50), np.uint8)
+    mask[:50, :25] = 255
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    man = Manifest(path=tmp_path / "x.jsonl", samples=[Sample(id="a", image="i.jpg", audio="a.wav", mask="m.png"),
+                                                       Sample(id="b", image="i.jpg", audio="a.wav", boxes=[[0, 0, 0.5, 0.5]])])
+    with pytest.raises(EvaluationError, match="sample 'b' has no mask"):
+        gt_maps(man, "mask")
+    g = gt_maps(Manifest(path=man.path, samples=man.samples[:1]), "mask")
+    assert g.dtype == np.uint8 and g[0, :112, :112].all() and g[0].sum() == 112 * 112
+    assert np.array_equal(gt_maps(Manifest(path=man.path, samples=man.samples[1:]), "boxes")[0], g[0])
+
+
+def test_localize_video(tiny, tmp_path, capsys):
+    """A video alone gives both the frame (middle) and the sound around it; also inside --pairs."""
+    from conftest import write_video
+
+    from sslsan.evaluation.localize_cli import main as localize_main
+
+    write_video(tmp_path / "clip.mp4", seconds=2.0, audio=sine(440, 2.0, 16000))
+    out = tmp_path / "out"
+    assert localize_main(["--checkpoint", str(tiny["ckpt"]), "--video", str(tmp_path / "clip.mp4"), "--out", str(out)]) == 0
+    assert np.load(out / "clip_map.npy").shape == (4, 4) and (out / "clip_overlay.png").exists()
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    (pairs / "v.mp4").write_bytes((tmp_path / "clip.mp4").read_bytes())
+    assert localize_main(["--checkpoint", str(tiny["ckpt"]), "--pairs", str(pairs), "--out", str(out)]) == 0
+    assert [r["stem"] for r in json.loads((out / "localize.json").read_text())] == ["v"]
+
+
+def test_score_maps_of_another_model(tmp_path, capsys):
+    """A hand-made maps.npz (7 x 7 maps, required arrays only) scores to known values."""
+    from sslsan.evaluation import score_maps
+    from sslsan.evaluation.score_cli import main as score_main
+    from sslsan.utils.io import atomic_savez
+
+    n, r = 4, 3
+    gt = np.zeros((n, 224, 224), np.uint8)
+    gt[:, :112, :] = 1  # half the image
+    pos = np.ones((n, 7, 7), np.float32)  # everything above U_th: cIoU = 0.5 for every sample
+    neg = np.zeros((r, n, 7, 7), np.float32)
+    neg_noise = neg.copy()
+    neg_noise[:, 0] = 1.0  # sample 0 fully highlighted under noise in every repetition
+    atomic_savez(tmp_path / "other.npz", ids=np.array([f"s{i}" for i in range(n)]), pos_maps=pos, gt_maps=gt,
+                 neg_maps_silence=neg[0], neg_maps_noise=neg_noise, neg_maps_offscreen=neg)  # (N, h, w): repeated R times
+    with pytest.raises(ValueError, match="no 'threshold' array"):
+        score_maps(tmp_path / "other.npz")
+    m = score_maps(tmp_path / "other.npz", threshold=0.5)
+    loc = m["localization"]
+    assert loc["ciou_u"] == pytest.approx(50.0) and loc["pia_silence"] == 0.0 and loc["aucn_silence"] == pytest.approx(100.0)
+    assert loc["pia_noise"] == pytest.approx(25.0)  # one sample in four at 100 %
+    assert loc["floc"] == pytest.approx(2 * 50 * (100 - 25 / 3) / (50 + 100 - 25 / 3))
+    assert m["separability"]["sep_silence"] == pytest.approx(1.0) and m["repetitions"] == 3 and m["map_size"] == [7, 7]
+    assert "alignment" not in m and "retrieval" not in m
+    assert score_main([str(tmp_path / "other.npz"), "--threshold", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "| 50.00 |" in out and "retrieval not computed" in out
+    atomic_savez(tmp_path / "bad.npz", ids=np.array(["a", "b"]), pos_maps=pos[:2], gt_maps=gt[:2],
+                 neg_maps_silence=neg[:, :2], neg_maps_noise=neg[:2, :2], neg_maps_offscreen=neg[:, :1])
+    assert score_main([str(tmp_path / "bad.npz"), "--threshold", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.npz" in err and "neg_maps_offscreen has shape (3, 1, 7, 7)" in err
+
+
+@pytest.mark.slow
+def test_paper_setting_end_to_end(tmp_path):
+    """The paper's setting (ResNet-18 width 1, 224 px, 257 x 670 spectrograms of 10 s) gives 14 x 14 maps."""
+    from sslsan.evaluation import evaluate_checkpoint
+    from sslsan.models import Localizer, save_checkpoint
+
+    data = tmp_path / "data"
+    data.mkdir()
+    _write_split(data, "test_vggss.jsonl", 3, 0)
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "paper.pt", Localizer(), universal_threshold=0.3338)  # SSL-TIE's published U_th
+    m = evaluate_checkpoint(ckpt, "synth-vggss", data, tmp_path / "eval", repetitions=1, batch_size=3,
+                            figure_examples=1, progress=False)
+    assert m["map_size"] == [14, 14] and m["threshold_info"]["source"] == "checkpoint" and m["threshold"] == 0.3338
+    with np.load(tmp_path / "eval" / "maps.npz") as z:
+        assert z["image_emb"].shape == (3, 512) and z["neg_maps_noise"].shape == (1, 3, 14, 14)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_matches_cpu(evaluated, tmp_path, monkeypatch):
+    """The same evaluation on CUDA gives the CPU's maps (TF32 off) and the same offscreen/noise draws."""
+    from sslsan.evaluation import evaluate_checkpoint
+
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    evaluate_checkpoint(evaluated["ckpt"], "synth-vggss", evaluated["data"], tmp_path / "gpu", repetitions=REPS,
+                        batch_size=3, figure_examples=0, device="cuda", progress=False)
+    with np.load(evaluated["out"] / "maps.npz") as a, np.load(tmp_path / "gpu" / "maps.npz") as b:
+        assert np.array_equal(a["offscreen_index"], b["offscreen_index"])
+        for k in ("pos_maps", "neg_maps_silence", "neg_maps_noise", "neg_maps_offscreen", "similarity"):
+            np.testing.assert_allclose(a[k], b[k], atol=1e-4, err_msg=k)
