@@ -112,7 +112,7 @@ def _params(state_dict: dict) -> dict[str, torch.Tensor]:
 
 
 def test_end_to_end_run_directory(data_root, tmp_path):
-    cfg = tiny_config(data_root, "eval.calibrate_threshold=true")
+    cfg = tiny_config(data_root, "eval.calibrate_threshold=true", "eval.calibration_repetitions=2")
     run = train(cfg, tmp_path / "run", device="cpu")
     assert (run / "config.yaml").exists()
     assert load_config(TrainConfig, run / "config.yaml") == cfg  # the resolved config round-trips
@@ -157,7 +157,9 @@ def test_end_to_end_run_directory(data_root, tmp_path):
     cal = [r for r in log if r.get("kind") == "calibration"]
     assert len(cal) == 1
     if have_calibration:
-        thr = json.loads((run / "threshold.json").read_text())["universal_threshold"]
+        record = json.loads((run / "threshold.json").read_text())
+        thr = record["universal_threshold"]
+        assert record["details"]["repetitions"] == 2 and record["manifest"] == str(data_root / "val.jsonl")
         assert load_model(run / "checkpoints" / "best.pt").universal_threshold == pytest.approx(thr)
     else:
         assert "skipped" in cal[0] and not (run / "threshold.json").exists()

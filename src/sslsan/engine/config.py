@@ -79,6 +79,7 @@ class EvalSection:
     calibration_manifest: str | None = None  # default: the validation manifest
     calibration_mode: Literal["per_type", "pooled"] = "per_type"
     calibration_seed: int = 0
+    calibration_repetitions: int = 10  # noise/offscreen draws per sample (the evaluation protocol's default)
 
 
 @dataclass

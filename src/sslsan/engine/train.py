@@ -380,6 +380,7 @@ RESUMABLE_CHANGES = {
     "eval.calibration_manifest",
     "eval.calibration_mode",
     "eval.calibration_seed",
+    "eval.calibration_repetitions",
 }
 
 
@@ -611,7 +612,7 @@ def _restore(state: _RunState, path: Path) -> None:
     set_rng_states(ts["rng"])
 
 
-def _calibrate(state: _RunState, run_dir: Path, logger: JsonlLogger, val_manifest: Path | None) -> None:
+def _calibrate(state: _RunState, run_dir: Path, logger: JsonlLogger, val_manifest: Path | None, progress: bool) -> None:
     """Universal threshold (D6) of the best model on the calibration split; stored in best.pt + threshold.json."""
     cfg = state.cfg
     manifest = resolve_manifest_path(cfg.data, cfg.eval.calibration_manifest, "calibration") or val_manifest
@@ -627,7 +628,8 @@ def _calibrate(state: _RunState, run_dir: Path, logger: JsonlLogger, val_manifes
     best = run_dir / "checkpoints" / "best.pt"
     model = load_model(best, map_location=state.device)
     threshold, details = calibrate_universal_threshold(
-        model, manifest, device=state.device, seed=cfg.eval.calibration_seed, mode=cfg.eval.calibration_mode
+        model, manifest, device=state.device, seed=cfg.eval.calibration_seed, mode=cfg.eval.calibration_mode,
+        repetitions=cfg.eval.calibration_repetitions, progress=progress,
     )
     record = {"universal_threshold": float(threshold), "manifest": str(manifest), "manifest_sha256": manifest_hash(manifest),
               "mode": cfg.eval.calibration_mode, "seed": cfg.eval.calibration_seed, "checkpoint": str(best), "details": details}
@@ -787,7 +789,7 @@ def _train(cfg: TrainConfig, run_dir: Path, dev: torch.device, resume: bool, pro
             barrier(info)
         # rank 0 alone; the other ranks are done (no collective follows, so no barrier can time out)
         if info.is_main and cfg.eval.calibrate_threshold and (ckpt_dir / "best.pt").exists():
-            _calibrate(s, run_dir, logger, val_path)
+            _calibrate(s, run_dir, logger, val_path, progress)
     finally:
         logger.close()
     return run_dir
