@@ -363,8 +363,8 @@ def test_cli_trains_then_refuses_to_overwrite_and_resumes(data_root, tmp_path, c
     assert "epoch 1/1" in capsys.readouterr().err
     assert train_main(args) == 2
     assert "--resume" in capsys.readouterr().err
-    # resume with the run directory's own config, extended by one epoch
-    assert train_main(["--run-dir", str(run_dir), "--resume", "train.epochs=2", "--no-progress"]) == 0
+    # resume with the run directory's own config, extended by one epoch (overrides before and after flags)
+    assert train_main(["train.log_every=2", "--run-dir", str(run_dir), "--resume", "--no-progress", "train.epochs=2"]) == 0
     assert read_checkpoint(run_dir / "checkpoints" / "latest.pt")["epoch"] == 2
     assert len(json.loads((run_dir / "run.json").read_text())["sessions"]) == 2
     # a resume that changes what is learned is refused

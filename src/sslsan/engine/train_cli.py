@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_intermixed_args(argv)  # overrides may come before or after the flags
     overrides = list(args.overrides)
     if args.data_root is not None:
         overrides.append(f"data.root={args.data_root}")
