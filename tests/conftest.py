@@ -52,43 +52,6 @@ def write_audio(path: Path, wave: np.ndarray, sample_rate: int, codec: str | Non
     return path
 
 
-def write_video(path: Path, seconds: float = 2.0, fps: int = 10, size: int = 64, audio: np.ndarray | None = None, sample_rate: int = 16000) -> Path:
-    """Small MP4 (mpeg4 video, optional AAC audio) with a moving square."""
-    import av
-
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream("mpeg4", rate=fps)
-        vs.width = vs.height = size
-        vs.pix_fmt = "yuv420p"
-        a_s = None
-        if audio is not None:
-            a_s = out.add_stream("aac", rate=sample_rate, layout="mono")
-        for i in range(int(seconds * fps)):
-            img = np.zeros((size, size, 3), np.uint8)
-            img[8:24, (i * 3) % (size - 16) : (i * 3) % (size - 16) + 16] = (200, 50, 50)
-            for p in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(p)
-        for p in vs.encode(None):
-            out.mux(p)
-        if a_s is not None:
-            fmt = a_s.codec_context.codec.audio_formats[0].name
-            resampler = av.AudioResampler(format=fmt, layout="mono", rate=sample_rate)
-            n = a_s.codec_context.frame_size or 1024
-            pts = 0
-            for start in range(0, len(audio), n):
-                chunk = np.ascontiguousarray(audio[None, start : start + n].astype(np.float32))
-                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
-                frame.sample_rate = sample_rate
-                frame.pts = pts
-                pts += chunk.shape[1]
-                for f in resampler.resample(frame):
-                    for p in a_s.encode(f):
-                        out.mux(p)
-            for p in a_s.encode(None):
-                out.mux(p)
-    return path
-
-
 def sine(freq: float, seconds: float, sample_rate: int, amp: float = 0.5) -> np.ndarray:
     t = np.arange(int(round(seconds * sample_rate))) / sample_rate
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)

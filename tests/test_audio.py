@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import reference_file, sine, write_audio, write_video
+from conftest import reference_file, sine, write_audio
+from sslsan.data.prepare.synthetic_media import write_video
 from sslsan.audio import (
     AudioConfig,
     AudioError,
@@ -186,9 +187,11 @@ def test_load_audio_exact_wav(tmp_path):
 
 
 def test_load_audio_from_mp4(tmp_path):
-    path = write_video(tmp_path / "clip.mp4", seconds=2.0, audio=sine(300, 2.0, 16000))
+    path = write_video(tmp_path / "clip.mp4", seconds=2.0, codec="mpeg4")  # AAC 44.1 kHz stereo, 440 Hz
     wave = load_audio(path)
     assert abs(len(wave) - 32000) < 3000
+    peak_hz = np.argmax(np.abs(np.fft.rfft(wave.numpy()))) * 16000 / len(wave)
+    assert abs(peak_hz - 440) < 5
 
 
 def test_load_audio_errors(tmp_path):
@@ -200,7 +203,7 @@ def test_load_audio_errors(tmp_path):
     (tmp_path / "junk.wav").write_bytes(np.random.default_rng(0).bytes(5000))
     with pytest.raises(AudioError, match="junk.wav: cannot decode"):
         load_audio(tmp_path / "junk.wav")
-    silent_video = write_video(tmp_path / "silent.mp4", seconds=1.0)
+    silent_video = write_video(tmp_path / "silent.mp4", seconds=1.0, audio=False, codec="mpeg4")
     with pytest.raises(AudioError, match="silent.mp4: no audio track"):
         load_audio(silent_video)
 

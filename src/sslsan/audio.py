@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from sslsan.utils.io import check_input_file
+
 SAMPLE_RATE = 16000
 DB_FLOOR_POWER = 1e-10  # AmplitudeToDB amin: the floor is -100 dB
 
@@ -91,13 +93,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, mono: bool = Tr
     Resamples to `sample_rate`. Returns float32: (N,) when `mono` (mean of the channels), else (C, N).
     Raises AudioError naming the file when it is missing, empty, corrupt or has no audio.
     """
-    path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: audio file not found")
-    if path.is_dir():
-        raise AudioError(f"{path}: is a folder, not an audio file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: empty file (0 bytes)")
+    path = check_input_file(path, "audio", AudioError)
     data = _read_pcm_wav(path, sample_rate) if path.suffix.lower() == ".wav" else None
     if data is None:
         data = _decode_with_av(path, sample_rate)

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sslsan.utils.io import check_input_file
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _GRAY = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, as PIL/torchvision grayscale
@@ -32,13 +34,7 @@ def load_image(path: str | Path) -> torch.Tensor:
     """Decode any PIL-readable image to uint8 RGB (3, H, W)."""
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
-    if not path.exists():
-        raise ImageError(f"{path}: image file not found")
-    if path.is_dir():
-        raise ImageError(f"{path}: is a folder, not an image")
-    if path.stat().st_size == 0:
-        raise ImageError(f"{path}: empty file (0 bytes)")
+    path = check_input_file(path, "image", ImageError)
     try:
         with Image.open(path) as im:
             arr = np.asarray(im.convert("RGB"))

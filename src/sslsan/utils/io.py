@@ -49,6 +49,18 @@ def atomic_savez(path: str | Path, **arrays: Any) -> Path:
     return _atomic(path, lambda fh: np.savez_compressed(fh, **arrays), "wb")
 
 
+def check_input_file(path: str | Path, what: str, error: type[Exception]) -> Path:
+    """Raise `error` with a one-line message when `path` is missing, a folder or empty; return it."""
+    path = Path(path)
+    if not path.exists():
+        raise error(f"{path}: {what} file not found")
+    if path.is_dir():
+        raise error(f"{path}: is a folder, not an {what} file" if what[0] in "aeiou" else f"{path}: is a folder, not a {what} file")
+    if path.stat().st_size == 0:
+        raise error(f"{path}: empty file (0 bytes)")
+    return path
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
