@@ -13,7 +13,9 @@ EPILOG = """\
 examples:
   sslsan data synth --out data/synth && sslsan train --config synth_cpu data.root=data/synth
   sslsan train --config vggsound144k data.root=data/vggsound --device cuda
-  sslsan train --config ablation/ssl_tie data.root=data/synth train.epochs=5
+  sslsan train --config ablation/ssl_tie data.root=data/vggsound   (Table 4 row 1, SSL-TIE, paper recipe)
+  sslsan train --config synth_cpu data.root=data/synth objective.use_silence=false objective.use_noise=false
+      objective.loss_silence=false objective.loss_noise=false        (SSL-TIE on the embedded benchmark)
   sslsan train --run-dir runs/x --resume               (continue an interrupted run)
   torchrun --nproc_per_node=4 -m sslsan train --config vggsound144k data.root=...   (DDP)
 
