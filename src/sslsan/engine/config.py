@@ -1,0 +1,120 @@
+"""`TrainConfig`: everything a training run depends on, as typed dataclasses (sslsan.config).
+
+Sections: `model`, `audio`, `objective` come from the modules that own them; `data`, `optim`,
+`train`, `eval` are defined here. Defaults are the paper's VGGSound-144K recipe (model_spec §4.3, §5,
+DECISIONS D9); `src/sslsan/configs/*.yaml` override them. Unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sslsan.audio import AudioConfig
+from sslsan.losses import ObjectiveConfig
+from sslsan.models import ModelConfig
+
+
+@dataclass
+class DataConfig:
+    """Where the training data is and how it is loaded."""
+
+    root: str | None = None  # a folder written by `sslsan data synth` / `sslsan prepare` (holds the manifests)
+    train_manifest: str = "train.jsonl"  # relative to `root` (or absolute / relative to the cwd without a root)
+    val_manifest: str | None = "val.jsonl"  # held-out split for val loss, LR plateau and best checkpoint (D9); null: none
+    image_size: int = 224
+    num_workers: int = 8
+    pin_memory: bool = True  # only takes effect on CUDA
+    persistent_workers: bool = True
+    prefetch_factor: int = 2
+    # Compute each clip's mel power once (in memory, before epoch 1) instead of per step: the CPU demo's
+    # big saving. SpecAugment and dB are still applied per step, so training sees the same inputs.
+    cache_spectrograms: bool = False
+    cache_on_disk: bool = True  # keep the cache beside the manifest (.sslsan_cache/) for the next run on this data
+    cache_max_gib: float = 8.0  # refuse a cache larger than this (the paper's 257x670 spectrograms: ~0.7 MB a clip)
+
+
+@dataclass
+class OptimConfig:
+    """Adam with coupled L2 weight decay (as SSL-TIE) and ReduceLROnPlateau on validation loss (D9)."""
+
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    fused: bool | None = None  # None: fused Adam on CUDA, the for-each implementation elsewhere
+    scheduler: Literal["plateau", "constant"] = "plateau"
+    plateau_factor: float = 0.1  # PyTorch defaults (model_spec §5.2 item 6)
+    plateau_patience: int = 10
+    plateau_threshold: float = 1e-4
+    plateau_cooldown: int = 0
+    min_lr: float = 0.0
+
+
+@dataclass
+class TrainSection:
+    """The loop itself."""
+
+    epochs: int = 100
+    batch_size: int = 32  # global batch: split evenly over DDP ranks
+    seed: int = 4  # SSL-TIE's default seed
+    device: str = "auto"  # auto | cpu | cuda | cuda:N  (the CLI's --device and train(device=) override it)
+    amp: bool = True  # bf16 autocast on CUDA; always fp32 on CPU
+    channels_last: bool = True  # on CUDA only
+    deterministic: bool = False  # torch deterministic kernels (slower on CUDA; CPU is deterministic anyway)
+    log_every: int = 50  # steps between JSONL train records
+    max_steps_per_epoch: int | None = None  # cap for quick runs / tests
+    val_batch_size: int | None = None  # default: batch_size
+    sync_bn: bool = False  # SyncBatchNorm under DDP (the paper trained on one GPU: per-GPU BN stays the default)
+    find_unused_parameters: bool = False  # DDP option, for model variants with parameters the loss does not reach
+    threads: int | None = None  # torch.set_num_threads on CPU (None: leave torch's choice)
+
+
+@dataclass
+class EvalSection:
+    """What runs after the last epoch."""
+
+    calibrate_threshold: bool = True  # universal threshold (D6) on `calibration_manifest`, stored in best.pt
+    calibration_manifest: str | None = None  # default: the validation manifest
+    calibration_mode: Literal["per_type", "pooled"] = "per_type"
+    calibration_seed: int = 0
+    calibration_repetitions: int = 10  # noise/offscreen draws per sample (the evaluation protocol's default)
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainSection = field(default_factory=TrainSection)
+    eval: EvalSection = field(default_factory=EvalSection)
+
+
+def resolve_train_config(cfg: TrainConfig) -> TrainConfig:
+    """Fill settings that follow from others: the TE canvas (objective.image_size) is the training image size."""
+    if cfg.objective.image_size != cfg.data.image_size:
+        cfg = dataclasses.replace(cfg, objective=dataclasses.replace(cfg.objective, image_size=cfg.data.image_size))
+    return cfg
+
+
+# The paper's Table 4, in row order: shipped config names under configs/ablation/.
+ABLATIONS: tuple[str, ...] = ("ssl_tie", "s", "s_ls", "n", "n_ln", "s_n", "ssl_san")
+
+
+def ablation_overrides(name: str) -> list[str]:
+    """The `objective.*` overrides of Table-4 row `name` (e.g. "s_ls"), to apply on top of another config.
+
+    `load_config(TrainConfig, "synth_cpu", ablation_overrides("ssl_tie"))` is the SSL-TIE baseline on the
+    embedded benchmark.
+    """
+    import yaml
+
+    from sslsan.config import ConfigError, resolve_config_path
+
+    if name not in ABLATIONS:
+        raise ConfigError(f"unknown ablation {name!r}; Table 4 rows: {', '.join(ABLATIONS)}")
+    data = yaml.safe_load(resolve_config_path(f"ablation/{name}").read_text())
+    return [f"objective.{k}={str(v).lower()}" for k, v in data["objective"].items()]

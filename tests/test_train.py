@@ -1,0 +1,387 @@
+"""The training engine: end-to-end run directory, exact resume, DDP (gloo) = single process, configs, errors.
+
+Everything runs on a tiny dataset written here in real formats (JPEG frames, PCM16 WAV clips, JSONL
+manifests), a width-0.125 model, 32 px images and 16x33 spectrograms, so the file takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from sslsan.config import ConfigError, load_config, save_config, to_dict
+from sslsan.data.manifest import Sample, read_manifest, write_manifest
+from sslsan.engine import TrainConfig, TrainDataError, train
+from sslsan.engine.config import ABLATIONS, ablation_overrides, resolve_train_config
+from sslsan.engine.train import (
+    InputBuilder,
+    KeyedSampler,
+    StepModule,
+    TrainItems,
+    build_model,
+    build_optimizer,
+    load_or_compute_power_cache,
+    power_cache_path,
+    forward_loss,
+    step_generator,
+)
+from sslsan.engine.distributed import DistInfo
+from sslsan.engine.train_cli import main as train_main
+from sslsan.losses import SSLSaNObjective
+from sslsan.models import load_model, read_checkpoint
+from sslsan.utils.logging import read_jsonl
+
+SR = 16000
+
+
+def _write_wav(path: Path, x: np.ndarray) -> None:
+    pcm = (np.clip(x, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SR)
+        w.writeframes(pcm.tobytes())
+
+
+def make_tiny_data(root: Path, n_train: int = 8, n_val: int = 4, seed: int = 0) -> Path:
+    """A coloured square on noise + a tone whose pitch depends on the square's colour."""
+    rng = np.random.default_rng(seed)
+    (root / "frames").mkdir(parents=True)
+    (root / "audio").mkdir()
+    t = np.arange(int(0.5 * SR)) / SR
+    for split, n in (("train", n_train), ("val", n_val)):
+        samples = []
+        for i in range(n):
+            sid = f"{split}{i:03d}"
+            img = rng.integers(0, 60, (40, 40, 3), dtype=np.uint8)
+            c = i % 3
+            x0, y0 = rng.integers(0, 20, 2)
+            img[y0 : y0 + 16, x0 : x0 + 16, c] = 230
+            Image.fromarray(img).save(root / "frames" / f"{sid}.jpg", quality=90)
+            _write_wav(root / "audio" / f"{sid}.wav", 0.3 * np.sin(2 * np.pi * (300 + 400 * c) * t) + 0.02 * rng.standard_normal(t.size))
+            box = [x0 / 40, y0 / 40, (x0 + 16) / 40, (y0 + 16) / 40]
+            samples.append(Sample(id=sid, image=f"frames/{sid}.jpg", audio=f"audio/{sid}.wav", boxes=[box], category=f"c{c}"))
+        write_manifest(root / f"{split}.jsonl", samples)
+    return root
+
+
+TINY = [
+    "model.width=0.125",
+    "audio.clip_seconds=0.5",
+    "audio.tile_seconds=0.5",
+    "audio.n_fft=256",
+    "audio.hop_length=250",
+    "audio.n_mels=16",
+    "audio.time_mask=8",
+    "audio.freq_mask=4",
+    "data.image_size=32",
+    "data.num_workers=0",
+    "train.batch_size=4",
+    "train.epochs=2",
+    "train.log_every=1",
+    "train.seed=7",
+    "train.threads=1",
+    "optim.lr=1e-3",
+    "eval.calibrate_threshold=false",
+]
+
+
+def tiny_config(root: Path, *more: str) -> TrainConfig:
+    return resolve_train_config(load_config(TrainConfig, "synth_cpu", [*TINY, f"data.root={root}", *more]))
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    return make_tiny_data(tmp_path_factory.mktemp("tiny"))
+
+
+def _params(state_dict: dict) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in state_dict.items() if v.is_floating_point()}
+
+
+def test_end_to_end_run_directory(data_root, tmp_path):
+    cfg = tiny_config(data_root, "eval.calibrate_threshold=true", "eval.calibration_repetitions=2")
+    run = train(cfg, tmp_path / "run", device="cpu")
+    assert (run / "config.yaml").exists()
+    assert load_config(TrainConfig, run / "config.yaml") == cfg  # the resolved config round-trips
+
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["seed"] == 7 and "git_sha" in meta
+    assert meta["manifests"]["train"]["samples"] == 8
+    assert len(meta["manifests"]["train"]["sha256"]) == 64
+
+    log = read_jsonl(run / "log.jsonl")
+    steps = [r for r in log if r.get("kind") == "train"]
+    assert len(steps) == 4  # 8 samples / batch 4 = 2 steps a epoch, 2 epochs, logged every step
+    for r in steps:
+        for key in ("loss", "lr", "samples_per_s", "data_wait_s", "epoch", "step"):
+            assert key in r, key
+        assert math.isfinite(r["loss"]) and r["samples_per_s"] > 0 and r["data_wait_s"] >= 0
+    assert len(steps[0]) > 10  # every loss term of the objective is logged, not only the total
+    epochs = [r for r in log if r.get("kind") == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2]
+    assert all(math.isfinite(r["val"]["loss"]) for r in epochs)
+    best_epoch = min(epochs, key=lambda r: r["val"]["loss"])["epoch"]
+
+    for name in ("latest", "best"):
+        path = run / "checkpoints" / f"{name}.pt"
+        model = load_model(path)
+        assert not model.training
+        raw = read_checkpoint(path)
+        assert raw["epoch"] == (2 if name == "latest" else best_epoch) and raw["step"] == 2 * raw["epoch"]
+        assert raw["config"] == to_dict(cfg)
+        assert {"optimizer", "scheduler", "rng", "best_val"} <= set(raw["train_state"])
+    # the scheduler is ReduceLROnPlateau, stepped on the validation loss (D9)
+    assert read_checkpoint(run / "checkpoints" / "latest.pt")["train_state"]["scheduler"]["best"] == pytest.approx(
+        min(r["val"]["loss"] for r in epochs)
+    )
+
+    try:
+        import sslsan.evaluation as ev
+
+        have_calibration = hasattr(ev, "calibrate_universal_threshold")
+    except ImportError:
+        have_calibration = False
+    cal = [r for r in log if r.get("kind") == "calibration"]
+    assert len(cal) == 1
+    if have_calibration:
+        record = json.loads((run / "threshold.json").read_text())
+        thr = record["universal_threshold"]
+        assert record["details"]["repetitions"] == 2 and record["manifest"] == str(data_root / "val.jsonl")
+        assert load_model(run / "checkpoints" / "best.pt").universal_threshold == pytest.approx(thr)
+    else:
+        assert "skipped" in cal[0] and not (run / "threshold.json").exists()
+
+
+def test_resume_gives_the_same_weights(data_root, tmp_path):
+    """Epochs 1+2 in one go == epoch 1, stop, resume for epoch 2 (also with a different worker count)."""
+    full = train(tiny_config(data_root), tmp_path / "full", device="cpu")
+    part = train(tiny_config(data_root, "train.epochs=1"), tmp_path / "part", device="cpu")
+    assert read_checkpoint(part / "checkpoints" / "latest.pt")["epoch"] == 1
+    train(tiny_config(data_root, "data.num_workers=2"), part, device="cpu", resume=True)
+
+    a = read_checkpoint(full / "checkpoints" / "latest.pt")
+    b = read_checkpoint(part / "checkpoints" / "latest.pt")
+    wa, wb = load_model(full / "checkpoints" / "latest.pt").state_dict(), load_model(part / "checkpoints" / "latest.pt").state_dict()
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        torch.testing.assert_close(wb[k], wa[k], rtol=0, atol=1e-6, msg=k)
+    assert a["step"] == b["step"] == 4
+    # and the logged losses of epoch 2 replay too
+    la = [r["loss"] for r in read_jsonl(full / "log.jsonl") if r.get("kind") == "train"]
+    lb = [r["loss"] for r in read_jsonl(part / "log.jsonl") if r.get("kind") == "train"]
+    assert lb == pytest.approx(la, abs=1e-6)
+    # another seed gives other weights, so the comparison above can fail
+    other = train(tiny_config(data_root, "train.seed=8", "train.epochs=1"), tmp_path / "other", device="cpu")
+    wo = load_model(other / "checkpoints" / "latest.pt").state_dict()
+    assert any(not torch.equal(wo[k], wb[k]) for k in _params(wo))
+
+
+def test_ddp_gloo_two_processes_equals_single_process(data_root, tmp_path):
+    """One DDP step on 2 CPU processes (gloo, via torchrun and the real CLI) == one single-process step.
+
+    BatchNorm: under DDP each rank normalises its own half-batch with that half's statistics, so the
+    single-process reference reproduces exactly that: it computes the loss of each rank's half-batch
+    separately (same keyed data, augmentation, noise and TE draws as that rank), back-propagates
+    (loss_0 + loss_1) / 2 -- the gradient DDP's all-reduce averages -- and takes one Adam step.
+    Parameters are compared; BN running statistics are not (rank 0's buffers only saw its half).
+    """
+    cfg = tiny_config(data_root, "train.epochs=1", "train.max_steps_per_epoch=1", "data.val_manifest=null")
+    cfg_path = tmp_path / "cfg.yaml"
+    save_config(cfg, cfg_path)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "sslsan", "train", "--config", str(cfg_path), "--run-dir", str(tmp_path / "ddp"), "--device", "cpu"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp_weights = load_model(tmp_path / "ddp" / "checkpoints" / "latest.pt").state_dict()
+    ddp_loss = [r for r in read_jsonl(tmp_path / "ddp" / "log.jsonl") if r.get("kind") == "train"][0]["loss"]
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the torchrun processes (OMP_NUM_THREADS=1): same kernels, same rounding
+    try:
+        losses, model = _reference_ddp_step(cfg, data_root)
+    finally:
+        torch.set_num_threads(threads)
+
+    assert ddp_loss == pytest.approx(sum(losses) / 2, abs=1e-5)
+    ref = _params(model.state_dict())
+    init = build_model(cfg, torch.device("cpu")).state_dict()
+    changed = 0
+    for k, v in ref.items():
+        if "running_" in k:
+            continue
+        torch.testing.assert_close(ddp_weights[k], v, rtol=1e-5, atol=1e-6, msg=k)
+        changed += not torch.equal(v, init[k])
+    assert changed > 0  # the step moved the weights, so the comparison is not trivially of the init
+
+
+def _reference_ddp_step(cfg: TrainConfig, data_root: Path):
+    """Single process: each rank's half-batch separately, gradients averaged, one Adam step."""
+    model = build_model(cfg, torch.device("cpu"))
+    step_module = StepModule(model, SSLSaNObjective(cfg.objective))
+    optimizer = build_optimizer(model, cfg, torch.device("cpu"))
+    builder = InputBuilder(cfg, torch.device("cpu"))
+    items = TrainItems(read_manifest(data_root / "train.jsonl"), cfg, train=True, with_noise=builder.need_noise)
+    half = cfg.train.batch_size // 2
+    losses = []
+    optimizer.zero_grad()
+    for rank in range(2):
+        sampler = KeyedSampler(items, num_replicas=2, rank=rank, shuffle=True, seed=cfg.train.seed, drop_last=True)
+        sampler.set_epoch(0)
+        keys = list(sampler)[:half]
+        batch = torch.utils.data.default_collate([items[k] for k in keys])
+        loss, _ = forward_loss(step_module, builder, batch, step_generator(cfg.train.seed, 0, 0, rank), augment=True, amp=False)
+        (loss / 2).backward()
+        losses.append(loss.item())
+    optimizer.step()
+    return losses, model
+
+
+def test_input_builder_negatives_and_spectrogram_cache(data_root, tmp_path):
+    cfg = tiny_config(data_root)
+    dev = torch.device("cpu")
+    builder = InputBuilder(cfg, dev)
+    items = TrainItems(read_manifest(data_root / "train.jsonl"), cfg, train=True, with_noise=True)
+    batch = torch.utils.data.default_collate([items[(0, i)] for i in range(4)])
+    x = builder(batch, augment=False, generator=step_generator(7, 0, 0, 0))
+    n_frames = 1 + cfg.audio.tile_samples // cfg.audio.hop_length
+    assert x["specs"].shape == (4, 1, 16, n_frames) and x["images"].shape == (4, 3, 32, 32)
+    # D1: silence = the dB front-end of an all-zero waveform, computed once: -100 dB everywhere
+    assert x["silence_spec"].shape == (1, 1, 16, n_frames)
+    assert torch.all(x["silence_spec"] == -100.0)
+    assert x["noise_specs"].shape == (4, 1, 16, n_frames)
+    # noise: keyed by (seed, epoch, index): replays, and is redrawn every epoch
+    assert torch.equal(items[(0, 2)]["noise"], items[(0, 2)]["noise"])
+    assert not torch.equal(items[(0, 2)]["noise"], items[(1, 2)]["noise"])
+    assert not torch.equal(items[(0, 2)]["noise"], items[(0, 3)]["noise"])
+    assert items[(0, 2)]["noise"].std() == pytest.approx(1.0, abs=0.05)  # N(0, 1)
+    # the vssl_eval convention: negatives as linear power (silence = an all-zero tensor)
+    lin = InputBuilder(tiny_config(data_root, "audio.negatives_in_db=false"), dev)
+    y = lin(batch, augment=False, generator=step_generator(7, 0, 0, 0))
+    assert torch.all(y["silence_spec"] == 0)
+    torch.testing.assert_close(builder.frontend.to_db(y["noise_specs"]), x["noise_specs"])
+    # SpecAugment only when augmenting, on power before dB: masked cells are -100 dB
+    aug = builder(batch, augment=True, generator=step_generator(7, 0, 0, 0))
+    assert (aug["specs"] == -100).sum() > (x["specs"] == -100).sum()
+    # switches off -> no negatives computed at all
+    tie = InputBuilder(tiny_config(data_root, *ablation_overrides("ssl_tie")), dev)
+    z = tie(batch, augment=False, generator=step_generator(7, 0, 0, 0))
+    assert z["silence_spec"] is None and z["noise_specs"] is None
+    # the mel cache holds exactly what the front-end computes per batch; stored once, then read back
+    copy = tmp_path / "copy"
+    shutil.copytree(data_root, copy, ignore=shutil.ignore_patterns(".sslsan_cache"))
+    m = read_manifest(copy / "train.jsonl")
+    cache, source = load_or_compute_power_cache(m, cfg, builder.frontend, dev, DistInfo(), progress=False)
+    assert source == "computed" and power_cache_path(m, cfg).exists()
+    again, source = load_or_compute_power_cache(m, cfg, builder.frontend, dev, DistInfo(), progress=False)
+    assert source == "disk" and torch.equal(again, cache)
+    other = tiny_config(data_root, "audio.n_mels=12")  # another front-end: another cache file
+    assert power_cache_path(m, other) != power_cache_path(m, cfg)
+    cached = TrainItems(items.manifest, cfg, train=True, power_cache=cache, with_noise=True)
+    cb = torch.utils.data.default_collate([cached[(0, i)] for i in range(4)])
+    xc = builder(cb, augment=False, generator=step_generator(7, 0, 0, 0))
+    torch.testing.assert_close(xc["specs"], x["specs"], rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(xc["images"], x["images"])
+
+
+def test_shipped_configs_and_table4_rows():
+    paper = load_config(TrainConfig, "vggsound144k")
+    assert (paper.train.batch_size, paper.optim.lr, paper.optim.weight_decay, paper.train.epochs) == (32, 1e-4, 1e-4, 100)
+    assert paper.optim.scheduler == "plateau" and paper.data.image_size == 224 and paper.model.width == 1.0
+    a = paper.audio
+    assert (a.n_fft, a.hop_length, a.n_mels, a.sample_rate, a.tile_seconds) == (512, 239, 257, 16000, 10.0)
+    cpu = load_config(TrainConfig, "synth_cpu")
+    assert cpu.model.width == 0.5 and cpu.data.image_size == 96 and cpu.audio.n_mels == 64
+    assert 1 + cpu.audio.tile_samples // cpu.audio.hop_length == 129 and cpu.data.cache_spectrograms
+    # Table 4 (S, N, L_S, L_N), row by row; row 1 = SSL-TIE, row 7 = SSL-SaN
+    rows = {
+        "ssl_tie": (0, 0, 0, 0), "s": (1, 0, 0, 0), "s_ls": (1, 0, 1, 0), "n": (0, 1, 0, 0),
+        "n_ln": (0, 1, 0, 1), "s_n": (1, 1, 0, 0), "ssl_san": (1, 1, 1, 1),
+    }
+    assert list(rows) == list(ABLATIONS)
+    for name, want in rows.items():
+        o = load_config(TrainConfig, f"ablation/{name}").objective
+        assert (o.use_silence, o.use_noise, o.loss_silence, o.loss_noise) == tuple(map(bool, want)), name
+        o2 = load_config(TrainConfig, "synth_cpu", ablation_overrides(name)).objective
+        assert (o2.use_silence, o2.use_noise, o2.loss_silence, o2.loss_noise) == tuple(map(bool, want)), name
+    over = load_config(TrainConfig, "synth_cpu", ["train.epochs=3", "optim.betas=[0.8, 0.9]", "data.val_manifest=null"])
+    assert over.train.epochs == 3 and over.optim.betas == (0.8, 0.9) and over.data.val_manifest is None
+
+
+def test_cli_errors_are_one_clear_line(data_root, tmp_path, capsys):
+    def run(*argv: str) -> str:
+        assert train_main(list(argv)) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0, err
+        return err
+
+    assert "train.epoch" in run("--config", "synth_cpu", "train.epoch=3")  # unknown key, named
+    assert "valid" in run("--config", "synth_cpu", "optim.lrr=1")
+    assert "not found" in run("--config", "no_such_config")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    msg = run("--config", "synth_cpu", "--data-root", str(empty), "--run-dir", str(tmp_path / "r"))
+    assert str(empty) in msg and "empty" in msg and "sslsan data synth" in msg
+    msg = run("--config", "synth_cpu", "--data-root", str(tmp_path / "missing"), "--run-dir", str(tmp_path / "r"))
+    assert "not found" in msg and "sslsan data synth" in msg
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    (wrong / "notes.txt").write_text("x")
+    msg = run("--config", "synth_cpu", "--data-root", str(wrong), "--run-dir", str(tmp_path / "r"))
+    assert str(wrong / "train.jsonl") in msg and "sslsan prepare" in msg
+    # a manifest naming files that are not there: counted, the first one named
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "train.jsonl").write_text((data_root / "train.jsonl").read_text())
+    msg = run("--config", "synth_cpu", "--data-root", str(bad), "--run-dir", str(tmp_path / "r"))
+    assert "16 file(s)" in msg and str(bad / "frames" / "train000.jpg") in msg
+    (wrong / "train.jsonl").write_text("")
+    assert "empty" in run("--config", "synth_cpu", "--data-root", str(wrong), "--run-dir", str(tmp_path / "r"))
+    assert "nothing to resume" in run("--config", "synth_cpu", "--data-root", str(data_root), "--run-dir", str(tmp_path / "r"), "--resume")
+    big = run("--config", "synth_cpu", *TINY, "train.batch_size=64", "--data-root", str(data_root), "--run-dir", str(tmp_path / "r"))
+    assert "fewer than one batch" in big
+
+
+def test_cli_trains_then_refuses_to_overwrite_and_resumes(data_root, tmp_path, capsys):
+    run_dir = tmp_path / "cli"
+    args = ["--config", "synth_cpu", *TINY, "train.epochs=1", "train.max_steps_per_epoch=1", "--data-root", str(data_root),
+            "--run-dir", str(run_dir), "--device", "cpu", "--no-progress"]
+    assert train_main(args) == 0
+    assert "epoch 1/1" in capsys.readouterr().err
+    assert train_main(args) == 2
+    assert "--resume" in capsys.readouterr().err
+    # resume with the run directory's own config, extended by one epoch (overrides before and after flags)
+    assert train_main(["train.log_every=2", "--run-dir", str(run_dir), "--resume", "--no-progress", "train.epochs=2"]) == 0
+    assert read_checkpoint(run_dir / "checkpoints" / "latest.pt")["epoch"] == 2
+    assert len(json.loads((run_dir / "run.json").read_text())["sessions"]) == 2
+    # a resume that changes what is learned is refused
+    assert train_main(["--run-dir", str(run_dir), "--resume", "optim.lr=0.5", "--no-progress"]) == 2
+    assert "optim.lr" in capsys.readouterr().err
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["epochs"] == 2
+
+
+def test_table4_switches_reach_the_objective(data_root, tmp_path):
+    """SSL-TIE logs no silence/noise terms and feeds no negatives; silence-only logs exactly L_S."""
+    def terms(name: str) -> set[str]:
+        cfg = tiny_config(data_root, *ablation_overrides(name), "train.epochs=1", "train.max_steps_per_epoch=1",
+                          "data.val_manifest=null")
+        run = train(cfg, tmp_path / name, device="cpu")
+        rec = [r for r in read_jsonl(run / "log.jsonl") if r.get("kind") == "train"][0]
+        assert math.isfinite(rec["loss"])
+        return {k for k in rec if k.startswith(("loss_", "silence_", "noise_"))}
+
+    assert terms("ssl_tie") == {"loss_cl", "loss_cl_t", "loss_te"}
+    assert terms("s_ls") == {"loss_cl", "loss_cl_t", "loss_te", "loss_silence", "silence_map_mean"}
