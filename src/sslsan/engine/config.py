@@ -33,6 +33,13 @@ class DataConfig:
     cache_spectrograms: bool = False
     cache_on_disk: bool = True  # keep the cache beside the manifest (.sslsan_cache/) for the next run on this data
     cache_max_gib: float = 8.0  # refuse a cache larger than this (the paper's 257x670 spectrograms: ~0.7 MB a clip)
+    # Image augmentation (MoCo-v2 as SSL-TIE uses it: model_spec §2). Defaults are the paper's; short
+    # runs on small data (the CPU demo) learn faster with a milder crop and no colour changes.
+    crop_scale: tuple[float, float] = (0.3, 1.0)  # RandomResizedCrop area range
+    jitter_p: float = 0.8  # ColorJitter(0.4, 0.4, 0.4, 0.1)
+    grayscale_p: float = 0.2
+    blur_p: float = 0.5
+    flip_p: float = 0.5
 
 
 @dataclass

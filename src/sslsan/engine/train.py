@@ -134,7 +134,12 @@ class TrainItems(Dataset):
         self.seed = cfg.train.seed
         self.train = train
         self.audio = cfg.audio
-        self.transform = ImageTrainTransform(cfg.data.image_size) if train else ImageEvalTransform(cfg.data.image_size)
+        d = cfg.data
+        self.transform = (
+            ImageTrainTransform(d.image_size, scale=d.crop_scale, jitter_p=d.jitter_p, grayscale_p=d.grayscale_p,
+                                blur_p=d.blur_p, flip_p=d.flip_p)
+            if train else ImageEvalTransform(d.image_size)
+        )
         self.power_cache = power_cache
         self.with_noise = with_noise
         self.base = AVDataset(manifest, image_transform=None, audio=cfg.audio, load_images=True)
