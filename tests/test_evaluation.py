@@ -372,11 +372,10 @@ def test_mask_ground_truth(tmp_path):
 
 def test_localize_video(tiny, tmp_path, capsys):
     """A video alone gives both the frame (middle) and the sound around it; also inside --pairs."""
-    from conftest import write_video
-
+    from sslsan.data.prepare.synthetic_media import write_video
     from sslsan.evaluation.localize_cli import main as localize_main
 
-    write_video(tmp_path / "clip.mp4", seconds=2.0, audio=sine(440, 2.0, 16000))
+    write_video(tmp_path / "clip.mp4", seconds=2.0, width=64, height=64, codec="mpeg4")  # 440 Hz AAC track
     out = tmp_path / "out"
     assert localize_main(["--checkpoint", str(tiny["ckpt"]), "--video", str(tmp_path / "clip.mp4"), "--out", str(out)]) == 0
     assert np.load(out / "clip_map.npy").shape == (4, 4) and (out / "clip_overlay.png").exists()

@@ -274,7 +274,8 @@ def test_input_builder_negatives_and_spectrogram_cache(data_root, tmp_path):
     assert torch.all(y["silence_spec"] == 0)
     torch.testing.assert_close(builder.frontend.to_db(y["noise_specs"]), x["noise_specs"])
     # SpecAugment only when augmenting, on power before dB: masked cells are -100 dB
-    aug = builder(batch, augment=True, generator=step_generator(7, 0, 0, 0))
+    specaug = InputBuilder(tiny_config(data_root, "audio.spec_augment=true", "audio.specaug_p=1.0"), dev)
+    aug = specaug(batch, augment=True, generator=step_generator(7, 0, 0, 0))
     assert (aug["specs"] == -100).sum() > (x["specs"] == -100).sum()
     # switches off -> no negatives computed at all
     tie = InputBuilder(tiny_config(data_root, *ablation_overrides("ssl_tie")), dev)
@@ -305,7 +306,7 @@ def test_shipped_configs_and_table4_rows():
     assert (a.n_fft, a.hop_length, a.n_mels, a.sample_rate, a.tile_seconds) == (512, 239, 257, 16000, 10.0)
     cpu = load_config(TrainConfig, "synth_cpu")
     assert cpu.model.width == 0.5 and cpu.data.image_size == 96 and cpu.audio.n_mels == 64
-    assert 1 + cpu.audio.tile_samples // cpu.audio.hop_length == 129 and cpu.data.cache_spectrograms
+    assert 1 + cpu.audio.tile_samples // cpu.audio.hop_length == 65 and cpu.data.cache_spectrograms
     # Table 4 (S, N, L_S, L_N), row by row; row 1 = SSL-TIE, row 7 = SSL-SaN
     rows = {
         "ssl_tie": (0, 0, 0, 0), "s": (1, 0, 0, 0), "s_ls": (1, 0, 1, 0), "n": (0, 1, 0, 0),
