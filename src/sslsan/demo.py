@@ -140,9 +140,8 @@ def summary_table(results: dict[str, list[dict]], variants: list[str]) -> str:
         lines.append(f"| {DISPLAY.get(v, v)} | " + " | ".join(cells) + " |")
     ref = results[variants[0]][0].get("reference_maps") or {}
     for name, scores in ref.items():
-        row = [f"{scores.get('ciou_u', float('nan')):.2f}" if k == "ciou_u" else
-               f"{scores.get('auc_u', float('nan')):.2f}" if k == "auc_u" else
-               f"{scores.get('ciou_a', float('nan')):.2f}" if k == "ciou_a" else "" for _, _, k, _ in KEY_METRICS]
+        # chance maps only have the positive-localization scores; the other columns stay empty
+        row = [f"{scores[k]:.2f}" if sec == "localization" and k in scores else "" for _, sec, k, _ in KEY_METRICS]
         lines.append(f"| chance: {name} map | " + " | ".join(row) + " |")
     return "\n".join(lines)
 
