@@ -248,8 +248,9 @@ def test_negative_spectrograms_front_end():
     assert torch.all(negative_spectrograms("silence", [0], lin) == 0)  # vssl_eval: linear power
     a = negative_spectrograms("noise", [4, 7], fe, seed=1, rep_seed=1234)
     b = negative_spectrograms("noise", [7], fe, seed=1, rep_seed=1234)
-    assert torch.equal(a[1], b[0])  # per-sample generator: batch composition does not matter
-    assert not torch.equal(a[0], a[1])
+    # per-sample generator: batch composition does not matter (up to the float rounding of a batched matmul)
+    torch.testing.assert_close(a[1], b[0], rtol=0, atol=1e-3)
+    assert not torch.allclose(a[0], a[1], rtol=0, atol=1.0)
     assert not torch.equal(b, negative_spectrograms("noise", [7], fe, seed=1, rep_seed=2345))
     assert torch.all(negative_spectrograms("noise", [7], lin, seed=1, rep_seed=1234) >= 0)
     with pytest.raises(ValueError, match="unknown waveform negative"):

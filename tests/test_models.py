@@ -53,11 +53,11 @@ def test_full_width_image_map_is_14x14_and_names_match_the_original():
     model = Localizer()
     with torch.no_grad():
         assert model.eval().image_features(torch.randn(1, 3, 224, 224)).shape == (1, 512, 14, 14)
-    if GOLDEN_KEYS.is_file():  # every entry we have exists in the original with the same shape
-        original = {e["key"]: tuple(e["shape"]) for e in json.loads(GOLDEN_KEYS.read_text())["keys"]}
-        for key, value in model.state_dict().items():
-            name = key.replace("audnet.conv1.", "audnet.conv1_a.")
-            assert original[name] == tuple(value.shape), key
+    # every entry we have exists in the original with the same shape
+    original = {e["key"]: tuple(e["shape"]) for e in json.loads(GOLDEN_KEYS.read_text())["keys"]}
+    for key, value in model.state_dict().items():
+        name = key.replace("audnet.conv1.", "audnet.conv1_a.")
+        assert original[name] == tuple(value.shape), key
     n_params = sum(p.numel() for p in model.parameters())
     # the original's 23,947,732 less what it never uses: per tower the other stems and fc
     # (conv1 or conv1_a, conv1_flow 18,816, fc 513,000), vision_fc1 (524,800), conv3 + norm3 (4)
