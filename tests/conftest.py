@@ -23,6 +23,13 @@ def reference_file(name: str) -> Path:
     return path
 
 
+def command(*words: str):
+    """`sslsan WORDS ARGV...` as a function of ARGV, run through the dispatcher (the error boundary) as a user runs it."""
+    from sslsan.cli import main
+
+    return lambda argv: main([*words, *argv])
+
+
 def write_audio(path: Path, wave: np.ndarray, sample_rate: int, codec: str | None = None) -> Path:
     """Write (C, N) or (N,) float waveform in [-1, 1] with PyAV; codec chosen from the suffix."""
     import av

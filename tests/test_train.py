@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -38,21 +37,19 @@ from sslsan.engine.train import (
     step_generator,
 )
 from sslsan.engine.distributed import DistInfo
-from sslsan.engine.train_cli import main as train_main
 from sslsan.losses import SSLSaNObjective
+from sslsan.media import wav_bytes
 from sslsan.models import load_model, read_checkpoint
 from sslsan.utils.logging import read_jsonl
 
+from conftest import command
+
 SR = 16000
+train_main = command("train")
 
 
 def _write_wav(path: Path, x: np.ndarray) -> None:
-    pcm = (np.clip(x, -1, 1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SR)
-        w.writeframes(pcm.tobytes())
+    path.write_bytes(wav_bytes(x, SR))
 
 
 def make_tiny_data(root: Path, n_train: int = 8, n_val: int = 4, seed: int = 0) -> Path:

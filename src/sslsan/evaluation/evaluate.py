@@ -116,6 +116,13 @@ def resolve_threshold(threshold: str | float, model, dataset: str, data_root: st
     return value, {**info, "source": "calibrated on the test set itself (no calibration split found)"}
 
 
+def default_out_dir(checkpoint: str | Path, dataset: str) -> Path:
+    """<run>/eval_<dataset> for <run>/checkpoints/best.pt; eval_<dataset>_<stem> beside other checkpoints."""
+    ck = Path(checkpoint)
+    base = ck.parent.parent if ck.parent.name == "checkpoints" else ck.parent
+    return base / (f"eval_{dataset}" if ck.stem == "best" else f"eval_{dataset}_{ck.stem}")
+
+
 def _figures(out: Path, res, gt: np.ndarray, manifest: Manifest, threshold: float, n_examples: int, title: str) -> list[Path]:
     from sslsan.evaluation.figures import display_image, maxima_from_maps, plot_max_distributions, plot_overlays
 

@@ -73,16 +73,14 @@ class _ImageSet(Dataset):
 
 def load_mask(path: str | Path, size: int = GT_SIZE) -> np.ndarray:
     """Binary (size, size) uint8 GT from a mask image (metrics.gt_map_from_mask: nearest resize, > 127)."""
-    from PIL import Image, UnidentifiedImageError
-
+    from sslsan.media import ImageError, load_mask as read_mask
     from sslsan.metrics import gt_map_from_mask
 
     try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("L"))
-    except (OSError, UnidentifiedImageError) as exc:
-        raise EvaluationError(f"{path}: cannot read ground-truth mask ({exc})") from None
-    return gt_map_from_mask(arr, size=size).astype(np.uint8)
+        mask = read_mask(path)
+    except ImageError as exc:
+        raise EvaluationError(f"{exc} (ground-truth mask)") from None
+    return gt_map_from_mask(mask, size=size).astype(np.uint8)
 
 
 def gt_maps(manifest: Manifest, gt: str = "boxes") -> np.ndarray:
@@ -234,41 +232,6 @@ def run_inference(
     )
 
 
-VIDEO_EXTS = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v"}  # one file gives both the frame and the sound
-
-
-def video_frame(path: str | Path, at: float | None = None) -> tuple[torch.Tensor, float]:
-    """uint8 (3, H, W) RGB frame of a video at `at` seconds (default: the middle) and its time."""
-    import av
-
-    from sslsan.data.transforms import ImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"{path}: video file not found")
-    try:
-        with av.open(str(path)) as c:
-            if not c.streams.video:
-                raise ImageError(f"{path}: no video track")
-            vs = c.streams.video[0]
-            dur = float(c.duration / 1e6) if c.duration else (float(vs.duration * vs.time_base) if vs.duration else 0.0)
-            target = dur / 2 if at is None else float(at)
-            best = None
-            for frame in c.decode(vs):
-                t = float(frame.time or 0.0)
-                if best is None or abs(t - target) < abs(best[1] - target):
-                    best = (frame.to_ndarray(format="rgb24"), t)
-                if t > target:
-                    break
-    except ImageError:
-        raise
-    except (av.error.FFmpegError, ValueError, OSError) as exc:
-        raise ImageError(f"{path}: cannot decode video ({exc})") from None
-    if best is None:
-        raise ImageError(f"{path}: video track holds no frames")
-    return torch.from_numpy(np.ascontiguousarray(best[0])).permute(2, 0, 1).contiguous(), best[1]
-
-
 @torch.inference_mode()
 def localize_files(model, image_path: str | Path, audio_path: str | Path, device: str | torch.device = "cpu",
                    at: float | None = None) -> np.ndarray:
@@ -279,19 +242,21 @@ def localize_files(model, image_path: str | Path, audio_path: str | Path, device
     A video as `image_path` gives its frame at `at` seconds (default: the middle); a video as
     `audio_path` gives its audio track from `tile_seconds / 2` before that frame.
     """
-    from sslsan.audio import load_audio
-    from sslsan.data.transforms import ImageEvalTransform, load_image
+    from sslsan.audio import load_audio, warn_if_short
+    from sslsan.data.transforms import ImageEvalTransform
+    from sslsan.media import is_video, load_image, video_frame
 
     cfg = getattr(model, "audio_config", None) or AudioConfig()
     size = int(getattr(model, "image_size", None) or 224)
     t = at
-    if Path(image_path).suffix.lower() in VIDEO_EXTS:
+    if is_video(image_path):
         frame, t = video_frame(image_path, at)
     else:
         frame = load_image(image_path)
     img = ImageEvalTransform(size)(frame).unsqueeze(0).to(device)
     wave = load_audio(audio_path, sample_rate=cfg.sample_rate, mono=True)
-    if t is not None and Path(audio_path).suffix.lower() in VIDEO_EXTS:
+    warn_if_short(wave.shape[0], cfg.tile_samples, cfg.sample_rate, audio_path)
+    if t is not None and is_video(audio_path):
         start = max(0, min(int((t - cfg.tile_seconds / 2) * cfg.sample_rate), wave.shape[0] - cfg.tile_samples))
         wave = wave[start:]  # the window around the frame (the front-end cuts it to tile_seconds)
     spec = LogMelSpectrogram(cfg).to(device)(wave.unsqueeze(0).to(device))

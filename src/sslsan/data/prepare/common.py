@@ -1,11 +1,10 @@
-"""Shared machinery of the `prepare` commands: media decoding, file checks, the skip report.
+"""Shared machinery of the `prepare` commands: clip extraction, file checks, the skip report.
 
-Decoding (VGGSound videos) uses PyAV. The rules, stated once:
+Decoding (VGGSound videos) uses PyAV through sslsan.media, which states the frame rule. Here:
 
 * **Clip middle** ``mid = start + duration / 2`` of the container (VGGSound clips are 10 s, so 5.0 s).
-* **Frame**: the frame on screen just before the middle, i.e. the decoded frame with the largest
-  timestamp strictly below ``mid`` (for a 25 fps 10 s clip: the frame at 4.96 s, which is SSL-TIE's
-  ``125.jpg`` and slots_ezvsl's ``num_frames // 2``). It is within one frame period of the middle.
+* **Frame**: the middle frame of sslsan.media, the frame on screen just before ``mid`` (for a 25 fps
+  10 s clip: the frame at 4.96 s, SSL-TIE's ``125.jpg``).
 * **Audio window**: ``[mid - clip/2, mid + clip/2)`` (3.5-6.5 s of a 10 s clip), resampled to
   16 kHz by libswresample, channels averaged (as `ffmpeg -ac 1` to PCM16 and load_audio do), stored
   as PCM16 WAV. When the audio track does not cover the window, the window is shifted inside the
@@ -18,7 +17,6 @@ turned into a counted line of the skip report by the caller, never into a crash.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -32,9 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from sslsan.media import (
+    SAMPLE_RATE, VIDEO_EXTENSIONS, ImageError, container_span, frame_before, image_size, resample_fifo, wav_truncation,
+)
 from sslsan.utils.io import atomic_write_bytes, atomic_write_text
-
-SAMPLE_RATE = 16000
 
 # Why an item was skipped. Kept short and stable: they are keys of the summary.
 SKIP_REASONS = {
@@ -67,10 +66,6 @@ NOTES = {
     "groups_not_two_annotations": "IS3 scenes without exactly two annotations",
     "duplicate_entry": "repeated annotation entries: first one kept",
 }
-
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 class PrepareError(ValueError):
@@ -208,9 +203,13 @@ def youtube_id(clip_id: str) -> str | None:
 
 
 def audio_seconds(path: Path) -> float:
-    """Duration of an audio file: from the WAV header when possible, else from PyAV. MediaError if unreadable."""
+    """Duration of an audio file: from the WAV header when possible, else from PyAV. MediaError if unreadable
+    or cut short (a WAV whose header declares more audio than the file holds)."""
     check_file(path)
     if path.suffix.lower() == ".wav":
+        cut = wav_truncation(path)
+        if cut is not None:
+            raise MediaError(path, "truncated", cut)
         try:
             with wave.open(str(path), "rb") as w:
                 return w.getnframes() / float(w.getframerate())
@@ -234,15 +233,17 @@ def audio_seconds(path: Path) -> float:
 
 
 def check_image(path: Path) -> tuple[int, int]:
-    """(width, height) of an image from its header; MediaError if missing/empty/not an image."""
-    from PIL import Image, UnidentifiedImageError
-
+    """(width, height) of an image from its header; MediaError if missing/empty/not an image/too large."""
     check_file(path)
     try:
-        with Image.open(path) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError) as exc:
-        raise MediaError(path, "undecodable", _short(exc)) from None
+        return image_size(path)
+    except ImageError as exc:
+        raise undecodable(path, exc) from None
+
+
+def undecodable(path: Path, exc: ValueError) -> MediaError:
+    """A media reader's error (AudioError, ImageError) as an "undecodable" skip; the skip names the file."""
+    return MediaError(path, "undecodable", _short(str(exc).split(": ", 1)[-1]))
 
 
 def _short(exc: BaseException) -> str:
@@ -253,31 +254,12 @@ def _short(exc: BaseException) -> str:
 # Outputs
 
 
-def wav_bytes(wave_f32: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
-    """Float waveform in [-1, 1], (N,) mono or (C, N), -> PCM16 WAV bytes."""
-    data = np.atleast_2d(np.asarray(wave_f32))
-    pcm = np.round(np.clip(data, -1.0, 1.0) * 32767.0).astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(data.shape[0])
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(np.ascontiguousarray(pcm.T).tobytes())  # interleaved frames
-    return buf.getvalue()
-
-
-def jpeg_bytes(image, quality: int = 95) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
-
-
 def complete_wav(path: Path) -> bool:
-    """True if `path` is a PCM WAV whose header length matches the bytes on disk (not truncated)."""
+    """True if `path` is a PCM WAV with audio whose header length matches the bytes on disk (not truncated)."""
     try:
         with wave.open(str(path), "rb") as w:
-            n, width, ch = w.getnframes(), w.getsampwidth(), w.getnchannels()
-        return n > 0 and path.stat().st_size >= 44 + n * width * ch
+            n = w.getnframes()
+        return n > 0 and wav_truncation(path) is None
     except (OSError, wave.Error, EOFError, struct.error):
         return False
 
@@ -353,13 +335,10 @@ def _open(path: Path):
 
 def _duration(container, path: Path) -> tuple[float, float]:
     """(start, duration) in seconds of the container (streams as fallback)."""
-    start = container.start_time / 1e6 if container.start_time is not None else 0.0
-    if container.duration is not None and container.duration > 0:
-        return start, container.duration / 1e6
-    for s in list(container.streams.video) + list(container.streams.audio):
-        if s.duration is not None and s.time_base is not None and s.duration > 0:
-            return start, float(s.duration * s.time_base)
-    raise MediaError(path, "undecodable", "container declares no duration")
+    span = container_span(container)
+    if span is None:
+        raise MediaError(path, "undecodable", "container declares no duration")
+    return span
 
 
 def _declared_end(stream) -> float | None:
@@ -377,38 +356,22 @@ def _check_track_end(container, path: Path, start: float, decoded_end: float) ->
 
 
 def _frame_before(container, path: Path, mid: float):
-    """The decoded video frame with the largest timestamp strictly below `mid` (see module doc)."""
-    import av
-
-    stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
-    tb = stream.time_base
-    try:
-        container.seek(max(0, int((mid - 0.5) / tb)), stream=stream, backward=True)
-    except av.FFmpegError:
-        container.seek(0)
-    best = None
-    reached = False
-    try:
-        for frame in container.decode(stream):
-            if frame.time is None:
-                continue
-            if frame.time < mid:
-                best = frame
-            else:
-                reached = True
-                break
-    except av.FFmpegError as exc:
+    """The middle frame (sslsan.media.frame_before), with a cut file told from an undecodable one."""
+    pick = frame_before(container, mid)
+    best = pick.before
+    if pick.error is not None:
         if best is None:
-            raise MediaError(path, "undecodable", f"video: {_short(exc)}") from None
+            raise MediaError(path, "undecodable", f"video: {_short(pick.error)}")
         # decoding broke after the last frame before `mid` (cut file): we cannot know that frame
         # was really the last one before the middle
-        raise MediaError(path, "truncated", f"video data ends at {best.time:.2f} s before the middle {mid:.2f} s") from None
+        raise MediaError(path, "truncated", f"video data ends at {best.time:.2f} s before the middle {mid:.2f} s")
     if best is None:
-        raise MediaError(path, "undecodable" if reached else "truncated", "no video frame before the clip middle")
-    if not reached:
+        raise MediaError(path, "undecodable" if pick.after is not None else "truncated",
+                         "no video frame before the clip middle")
+    if pick.after is None:
         # stream ended: fine only if that frame is the last one of a complete stream (mid at the end)
-        period = float(1 / stream.average_rate) if stream.average_rate else 0.04
+        rate = container.streams.video[0].average_rate
+        period = float(1 / rate) if rate else 0.04
         if mid - best.time > 1.5 * period:
             raise MediaError(path, "truncated", f"video data ends at {best.time:.2f} s before the middle {mid:.2f} s")
     return best
@@ -419,10 +382,10 @@ def decode_audio_span(container, path: Path, t0: float, t1: float | None,
     """Mono float32 audio at `sample_rate` covering [t0, t1) of the first audio track (t1=None: to the end).
 
     Returns (samples, time of the first sample); sample i lies at `first + i / sample_rate`. Seeks
-    near `t0`, gathers the decoded frames in an AudioFifo and resamples them in one call: per-frame
-    resampling costs more than the AAC decoding itself (430 frames per 10 s at 44.1 kHz). Channels
-    are averaged, as sslsan.audio.load_audio does. A decoding error after some audio keeps what
-    decoded (the caller checks the coverage); before any audio it is a MediaError.
+    near `t0`, gathers the decoded frames in an AudioFifo and resamples them in one call
+    (sslsan.media.resample_fifo). Channels are averaged, as sslsan.media.load_audio does. A decoding
+    error after some audio keeps what decoded (the caller checks the coverage); before any audio it
+    is a MediaError.
     """
     import av
 
@@ -445,10 +408,7 @@ def decode_audio_span(container, path: Path, t0: float, t1: float | None,
             raise MediaError(path, "truncated" if _cut_box(path) else "undecodable", f"audio: {_short(exc)}") from None
     if fifo.samples == 0:
         return np.zeros(0, np.float32), (first if first is not None else t0)
-    block = fifo.read()
-    resampler = av.AudioResampler(format="fltp", rate=sample_rate)
-    chunks = [f.to_ndarray() for f in resampler.resample(block)] + [f.to_ndarray() for f in resampler.resample(None)]
-    return np.concatenate(chunks, axis=1).mean(axis=0).astype(np.float32), first
+    return resample_fifo(fifo, sample_rate).mean(axis=0).astype(np.float32), first
 
 
 def _middle_frame(container, path: Path) -> tuple[float, float, Any, float]:

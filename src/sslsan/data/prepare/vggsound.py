@@ -28,10 +28,10 @@ import numpy as np
 
 from sslsan.data.manifest import Sample, write_manifest
 from sslsan.data.prepare.common import (
-    SAMPLE_RATE, VIDEO_EXTENSIONS, MediaError, PrepareError, SkipReport, atomic_write_bytes,
-    atomic_write_text, complete_jpeg, complete_wav, decode_clip, find_videos, format_summary, jpeg_bytes, timer,
-    wav_bytes, write_summary, youtube_id,
+    MediaError, PrepareError, SkipReport, atomic_write_bytes, atomic_write_text, complete_jpeg, complete_wav,
+    decode_clip, find_videos, format_summary, timer, write_summary, youtube_id,
 )
+from sslsan.media import SAMPLE_RATE, VIDEO_EXTENSIONS, jpeg_bytes, wav_bytes
 
 
 # RMS below -60 dBFS: VGGSound holds muted clips (user_pain section 2); they become silence-like

@@ -25,10 +25,11 @@ from pathlib import Path
 
 from sslsan.data.manifest import Sample
 from sslsan.data.prepare.common import (
-    AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, MediaError, PrepareError, SkipReport, atomic_write_bytes, check_image,
-    complete_jpeg, complete_wav, decode_frame_and_track, find_videos, finish_testset, first_existing,
-    gt_map_empty, index_folder, jpeg_bytes, load_json, note_audio, rel, timer, wav_bytes, youtube_id,
+    MediaError, PrepareError, SkipReport, atomic_write_bytes, check_image, complete_jpeg, complete_wav,
+    decode_frame_and_track, find_videos, finish_testset, first_existing, gt_map_empty, index_folder, load_json,
+    note_audio, rel, timer, youtube_id,
 )
+from sslsan.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, jpeg_bytes, wav_bytes
 
 ANNOTATION_NAMES = ("vggss.json", "metadata/vggss.json", "vggss_annotations.json", "metadata/vggss_annotations.json")
 
