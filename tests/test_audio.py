@@ -28,6 +28,7 @@ def golden():
     return data["wave"], data["spec"]
 
 
+@pytest.mark.golden
 def test_golden_torchaudio_mel(golden):
     wave, ref = golden
     out = spectrogram(torch.from_numpy(wave)).numpy()
@@ -42,6 +43,7 @@ def test_golden_torchaudio_mel(golden):
     assert diff.max() <= 0.15
 
 
+@pytest.mark.golden
 def test_golden_recipe_inputs(golden):
     wave, ref = golden
     assert wave.shape == (4, 48000)

@@ -20,6 +20,8 @@ from conftest import REFERENCE, reference_file
 
 NPZ, META = REFERENCE / "golden_model_shared.npz", REFERENCE / "golden_model_shared.json"
 
+pytestmark = pytest.mark.golden
+
 
 def rebuild_state_dict(meta: dict) -> tuple[dict[str, torch.Tensor], np.random.Generator]:
     """The recipe of golden_model_shared.md, one draw per entry in sorted key order."""

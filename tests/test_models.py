@@ -49,6 +49,7 @@ def test_shapes_and_invariants():
     assert model(None, specs)[0] is None
 
 
+@pytest.mark.golden
 def test_full_width_image_map_is_14x14_and_names_match_the_original():
     model = Localizer()
     with torch.no_grad():

@@ -288,6 +288,19 @@ def test_input_builder_negatives_and_spectrogram_cache(data_root, tmp_path):
     assert source == "disk" and torch.equal(again, cache)
     other = tiny_config(data_root, "audio.n_mels=12")  # another front-end: another cache file
     assert power_cache_path(m, other) != power_cache_path(m, cfg)
+    # the key covers the audio files themselves: replaced clips (same manifest) give another cache
+    wav = m.resolve(m[0].audio)
+    key = power_cache_path(m, cfg)
+    wav.write_bytes(wav.read_bytes())
+    os.utime(wav, ns=(wav.stat().st_atime_ns, wav.stat().st_mtime_ns + 10**9))
+    assert power_cache_path(m, cfg) != key
+    # a cut cache file is recomputed (and replaced), not a crash
+    key = power_cache_path(m, cfg)
+    load_or_compute_power_cache(m, cfg, builder.frontend, dev, DistInfo(), progress=False)  # stores the new key
+    key.write_bytes(key.read_bytes()[:1000])
+    fresh, source = load_or_compute_power_cache(m, cfg, builder.frontend, dev, DistInfo(), progress=False)
+    assert source == "computed" and torch.equal(fresh, cache)
+    assert torch.equal(torch.load(key, weights_only=True), cache)
     cached = TrainItems(items.manifest, cfg, train=True, power_cache=cache, with_noise=True)
     cb = torch.utils.data.default_collate([cached[(0, i)] for i in range(4)])
     xc = builder(cb, augment=False, generator=step_generator(7, 0, 0, 0))

@@ -133,9 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         groups = sorted({w[0] for w in COMMANDS if len(w) > 1})
         if argv[0] in groups:
             subs = [w[1] for w in COMMANDS if w[0] == argv[0] and len(w) > 1]
-            print(f"sslsan {argv[0]}: choose one of: {', '.join(subs)}", file=sys.stderr)
+            print(f"sslsan {argv[0]}: error: {argv[0]}: choose one of: {', '.join(subs)}", file=sys.stderr)
         else:
-            print(f"sslsan: unknown command {argv[0]!r} (sslsan --help lists them)", file=sys.stderr)
+            print(f"sslsan: error: {argv[0]!r}: unknown command (sslsan --help lists them)", file=sys.stderr)
         return 2
     return run_command(*found)
 

@@ -34,7 +34,7 @@ from PIL import Image, ImageDraw
 from sslsan.data.manifest import Sample, write_manifest
 from sslsan.data.registry import DATASETS
 from sslsan.media import SAMPLE_RATE, box_from_mask, jpeg_bytes, mask_png_bytes, wav_bytes
-from sslsan.utils.io import atomic_write_text
+from sslsan.utils.io import atomic_write_text, make_folder
 from sslsan.utils.seed import numpy_rng
 
 GENERATOR = "sslsan.data.synthetic"
@@ -680,12 +680,22 @@ def _run_item(task: tuple[str, int]) -> list[dict[str, Any]]:
     return generate_item(task[0], task[1], cfg, root)
 
 
+def _written_by_us(meta: Path) -> bool:
+    """Whether a dataset.json says `sslsan data synth` wrote its folder; SynthError if it is damaged."""
+    try:
+        data = json.loads(meta.read_text() or "{}")
+    except json.JSONDecodeError as exc:
+        raise SynthError(f"{meta}: damaged (not valid JSON: {exc.msg}, line {exc.lineno}), so the folder cannot be "
+                         "recognised as a generated benchmark; delete it or choose another --out") from None
+    return isinstance(data, dict) and data.get("generator") == GENERATOR
+
+
 def _prepare_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise SynthError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
         meta = out / "dataset.json"
-        ours = meta.exists() and json.loads(meta.read_text() or "{}").get("generator") == GENERATOR
+        ours = meta.is_file() and _written_by_us(meta)
         if not overwrite:
             raise SynthError(f"{out}: folder is not empty (pass --overwrite to replace a generated benchmark)")
         if not ours:
@@ -694,7 +704,7 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
             (out / manifest).unlink(missing_ok=True)
             shutil.rmtree(out / split, ignore_errors=True)
         meta.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
 
 
 def generate_dataset(

@@ -197,10 +197,22 @@ def compute_power_cache(
 _CACHE_KEYS = ("sample_rate", "tile_seconds", "n_fft", "hop_length", "n_mels")
 
 
+def audio_files_signature(manifest: Manifest) -> str:
+    """sha256 over (path, size, mtime) of every audio file of `manifest`: replacing a clip changes it."""
+    h = hashlib.sha256()
+    for smp in manifest:
+        path = manifest.resolve(smp.audio)
+        st = path.stat()
+        h.update(f"{path}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
 def power_cache_path(manifest: Manifest, cfg: TrainConfig) -> Path:
-    """Where the mel cache of `manifest` is kept on disk: beside the manifest, keyed by its hash and the front-end."""
+    """Where the mel cache of `manifest` is kept on disk: beside the manifest, keyed by its hash, its audio
+    files (paths, sizes, modification times) and the front-end."""
     audio = to_dict(cfg.audio)
-    key = json.dumps({"manifest": manifest_hash(manifest.path), **{k: audio[k] for k in _CACHE_KEYS}, "v": 1}, sort_keys=True)
+    key = json.dumps({"manifest": manifest_hash(manifest.path), "audio_files": audio_files_signature(manifest),
+                      **{k: audio[k] for k in _CACHE_KEYS}, "v": 1}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return manifest.path.parent / ".sslsan_cache" / f"mel_{manifest.path.stem}_{digest}.pt"
 
@@ -229,10 +241,18 @@ def load_or_compute_power_cache(
         return cache, "computed"
     barrier(info)
     if path.exists():
-        cache = torch.load(path, map_location="cpu", weights_only=True)
-        if tuple(cache.shape) == want:
+        try:
+            cache = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a cut or damaged file (any unpickling error): the cache is only a shortcut
+            print(f"sslsan train: mel cache {path} is unreadable ({type(exc).__name__}); recomputing it", file=sys.stderr)
+            cache = None
+        if isinstance(cache, torch.Tensor) and tuple(cache.shape) == want:
             return cache.share_memory_(), "disk"
-    return compute_power_cache(manifest, cfg, frontend, device, progress=progress), "computed"
+    cache = compute_power_cache(manifest, cfg, frontend, device, progress=progress)
+    if info.is_main and path.exists():  # damaged or of another shape: replace it
+        with contextlib.suppress(OSError):
+            atomic_torch_save(cache, path)
+    return cache, "computed"
 
 
 def make_loader(items: TrainItems, sampler, batch_size: int, cfg: TrainConfig, device: torch.device, *, drop_last: bool) -> DataLoader:
@@ -661,6 +681,8 @@ def train(
     Under torchrun, every rank calls this; rank 0 writes. `progress`: tqdm bars (default: on a TTY).
     """
     cfg = resolve_train_config(cfg)
+    if Path(run_dir).exists() and not Path(run_dir).is_dir():
+        raise ConfigError(f"{run_dir}: exists and is not a folder (the run directory)")
     dev = resolve_device(device if device is not None else cfg.train.device)
     threads = torch.get_num_threads()
     if cfg.train.threads is not None and dev.type == "cpu":

@@ -102,6 +102,14 @@ def gt_maps(manifest: Manifest, gt: str = "boxes") -> np.ndarray:
     return out
 
 
+def box_fixes(manifest: Manifest) -> dict[str, int]:
+    """What the box ground truth of `manifest` fixes, counted: boxes with a coordinate outside [0, 1]
+    (clipped to the image) and boxes with x2 < x1 or y2 < y1 (inverted: they add no GT pixel)."""
+    boxes = np.asarray([b for s in manifest for b in s.boxes], dtype=np.float64).reshape(-1, 4)
+    return {"clipped_to_image": int(np.count_nonzero(((boxes < 0) | (boxes > 1)).any(axis=1))),
+            "inverted": int(np.count_nonzero((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])))}
+
+
 def _loader(ds: Dataset, batch_size: int, workers: int) -> DataLoader:
     return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
 
@@ -162,7 +170,10 @@ def run_inference(
     repetition; None (default) draws one clip per sample as the reference does.
     """
     from sslsan.data.datasets import AVDataset
+    from sslsan.evaluation.errors import check_at_least
 
+    check_at_least(1, batch_size=batch_size, repetitions=repetitions, noise_pool=noise_pool)
+    check_at_least(0, workers=workers)
     if len(manifest) == 0:
         raise EvaluationError(f"{manifest.path}: test set is empty (no samples)")
     cfg = audio_config or getattr(model, "audio_config", None) or AudioConfig()

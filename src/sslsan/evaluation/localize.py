@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sslsan.evaluation.errors import EvaluationError
+from sslsan.evaluation.errors import EvaluationError, check_threshold
 from sslsan.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_video
 
 
@@ -52,15 +52,6 @@ def _display(path: Path, at: float | None) -> np.ndarray:
     return display_image(video_frame(path, at)[0] if is_video(path) else path)
 
 
-def check_threshold(value: float | None, what: str = "threshold") -> float | None:
-    """A user-given universal threshold: a number in [0, 1] (or None)."""
-    if value is None:
-        return None
-    if not (isinstance(value, (int, float)) and 0.0 <= float(value) <= 1.0):
-        raise EvaluationError(f"{what} {value!r}: must be a number in [0, 1]")
-    return float(value)
-
-
 def localize_to_folder(checkpoint: str | Path, pairs: list[tuple[str, Path, Path]], out: str | Path, *,
                        threshold: float | None = None, device: str = "auto", at: float | None = None,
                        skip_bad: bool | None = None) -> dict:
@@ -75,9 +66,9 @@ def localize_to_folder(checkpoint: str | Path, pairs: list[tuple[str, Path, Path
     from sslsan.evaluation.inference import localize_files
     from sslsan.models import load_model
     from sslsan.utils.device import resolve_device
-    from sslsan.utils.io import atomic_write_text
+    from sslsan.utils.io import atomic_write_text, make_folder
 
-    threshold = check_threshold(threshold)
+    threshold = None if threshold is None else check_threshold(threshold)
     dev = resolve_device(device)
     skip_bad = len(pairs) > 1 if skip_bad is None else skip_bad
     model = load_model(checkpoint, map_location=dev)
@@ -85,8 +76,7 @@ def localize_to_folder(checkpoint: str | Path, pairs: list[tuple[str, Path, Path
     if thr is None:
         print("note: the checkpoint has no universal threshold and none was given: overlays are not thresholded",
               file=sys.stderr)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(out)
     results, skipped = [], []
     for stem, image, audio in pairs:
         try:

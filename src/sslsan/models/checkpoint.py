@@ -104,6 +104,8 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu", *, trusted: boo
     returned as {"state_dict": ...}.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:

@@ -34,6 +34,7 @@ from sslsan.data.prepare.common import (
     gt_map_empty, index_folder, load_json, note_audio, rel, timer, undecodable,
 )
 from sslsan.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, ImageError, box_from_mask, load_mask, mask_png_bytes
+from sslsan.utils.io import make_folder
 
 IMAGE_DIRS = ("images", "visual_frames")
 AUDIO_DIRS = ("audio_wav", "audio_waw", "audio")
@@ -160,7 +161,7 @@ def prepare_is3(root: str | Path, out: str | Path, *, plus: bool = False, is3_ro
     stems = sorted(box_of) if box_of else sorted(image_files)
     if not stems:
         raise PrepareError(f"{image_dir}: no images and no box file: nothing to prepare")
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
 
     def category(stem: str) -> str:
         fine = cats.get(stem)

@@ -26,6 +26,7 @@ from sslsan.data.prepare.common import (
     gt_map_empty, load_json, note_audio, rel, timer, undecodable, youtube_id,
 )
 from sslsan.media import ImageError, box_from_mask, load_mask
+from sslsan.utils.io import make_folder
 
 FRAMES_PER_VIDEO = 5
 FRAME = 224.0
@@ -83,7 +84,7 @@ def prepare_s4(root: str | Path, out: str | Path, split: str = "test", boxes: st
         raise PrepareError(f"{data}: no visual_frames/{split}/ folder")
     rows = read_meta(meta_path, split)
     box_of = read_s4_boxes(Path(boxes)) if boxes else {}
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
 
     report = SkipReport()
     samples: list[Sample] = []

@@ -30,6 +30,7 @@ from sslsan.data.prepare.common import (
     note_audio, rel, timer, youtube_id,
 )
 from sslsan.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, jpeg_bytes, wav_bytes
+from sslsan.utils.io import make_folder
 
 ANNOTATION_NAMES = ("vggss.json", "metadata/vggss.json", "vggss_annotations.json", "metadata/vggss_annotations.json")
 
@@ -107,7 +108,7 @@ def prepare_vggss(root: str | Path | None, out: str | Path, annotations: str | P
     video_files = find_videos(Path(videos)) if videos is not None else {}
     media = out / "vggss_media"
     keep = read_ids(Path(ids_file)) if ids_file else None
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
 
     report = SkipReport()
     samples: list[Sample] = []
