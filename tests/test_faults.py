@@ -145,6 +145,9 @@ def w(tmp_path_factory):
                 neg_maps_silence=np.zeros((reps, n, 7, 7), np.float32), threshold=np.float64(0.5),
                 neg_maps_noise=np.zeros((reps, n, 7, 7), np.float32), neg_maps_offscreen=np.zeros((reps, n, 7, 7), np.float32))
     x.maps = atomic_savez(bad / "maps.npz", **good)
+    x.maps_dir = r / "scored"  # a run folder holding metrics.json, for compare
+    x.maps_dir.mkdir()
+    (x.maps_dir / "metrics.json").write_text(json.dumps({"model": "m", "localization": {"ciou_u": 50.0}}))
     nan_maps = {**good, "pos_maps": good["pos_maps"].copy()}
     nan_maps["pos_maps"][1, 2, 3] = np.nan
     x.maps_nan = atomic_savez(bad / "maps_nan.npz", **nan_maps)
@@ -278,9 +281,15 @@ CASES = [
     Case("score/GT outside [0, 1]", lambda x: ["score", str(x.maps_gt)], _name("maps_gt"), r"gt_maps holds \d+ value"),
     Case("score/threshold in file 1.5", lambda x: ["score", str(x.maps_thr)], _name("maps_thr"), r"threshold 1.5 is not in \[0, 1\]"),
     Case("score/--threshold 2", lambda x: ["score", str(x.maps), "--threshold", "2"], _text("--threshold"), r"2: must be a number in \[0, 1\]"),
+    Case("score/--out is a folder", lambda x: ["score", str(x.maps), "--out", str(x.folder)], _name("folder"),
+         "is a folder; give a file name"),
+    Case("score/--markdown below a file", lambda x: ["score", str(x.maps), "--markdown", str(x.text / "r.md")], _name("text"),
+         "is a file, not a folder"),
     Case("score/--out below a file", lambda x: ["score", str(x.maps), "--out", str(x.text / "m.json")], _name("text"),
          "is a file, not a folder"),
     # compare
+    Case("compare/--out is a folder", lambda x: ["compare", str(x.maps_dir), "--out", str(x.folder)], _name("folder"),
+         "is a folder; give a file name"),
     Case("compare/no metrics.json", lambda x: ["compare", str(x.folder)], _name("folder"), "no metrics.json"),
     Case("compare/damaged metrics.json", lambda x: ["compare", str(x.json_damaged)], _name("json_damaged"), "not valid JSON"),
     Case("compare/metrics.json is a list", lambda x: ["compare", str(x.json_list)], _name("json_list"),
@@ -335,6 +344,8 @@ CASES = [
          _name("mask_garbage"), "cannot decode image"),
     Case("data show/manifest bad JSON line", lambda x: ["data", "show", str(x.bad_json)], _text("test_vggss.jsonl:5"),
          "not valid JSON"),
+    Case("data show/--out is a folder", lambda x: ["data", "show", str(x.data), "--n", "1", "--out", str(x.folder)],
+         _name("folder"), "is a folder; give a file name"),
     Case("data show/--n 0", lambda x: ["data", "show", str(x.data), "--n", "0"], _text("--n"), "must be at least 1"),
     Case("data overlap/test manifest missing", lambda x: ["data", "overlap", str(x.data / "test_vggss.jsonl"),
                                                           str(x.root / "t.jsonl")], _text("t.jsonl"), "manifest not found"),

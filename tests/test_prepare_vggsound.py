@@ -13,7 +13,8 @@ from conftest import command
 from synthetic_media import audio_amplitude, read_frame_index, write_video
 from sslsan.audio import load_audio
 from sslsan.data.manifest import read_manifest
-from sslsan.data.prepare.common import MediaError, PrepareError, decode_clip
+from sslsan.data.prepare.clips import decode_clip
+from sslsan.data.prepare.common import MediaError, PrepareError
 from sslsan.data.prepare.vggsound import VGGSoundConfig, prepare_vggsound, val_assignment
 
 prepare = command("prepare")

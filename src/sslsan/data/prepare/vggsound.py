@@ -29,8 +29,9 @@ import numpy as np
 from sslsan.data.manifest import Sample, write_manifest
 from sslsan.data.prepare.common import (
     MediaError, PrepareError, SkipReport, atomic_write_bytes, atomic_write_text, complete_jpeg, complete_wav,
-    decode_clip, find_videos, format_summary, timer, write_summary, youtube_id,
+    find_videos, format_summary, timer, write_summary, youtube_id,
 )
+from sslsan.data.prepare.clips import decode_clip
 from sslsan.media import SAMPLE_RATE, VIDEO_EXTENSIONS, jpeg_bytes, wav_bytes
 from sslsan.utils.io import make_folder
 
