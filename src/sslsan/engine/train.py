@@ -24,6 +24,7 @@ import random
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -244,7 +245,7 @@ def load_or_compute_power_cache(
         try:
             cache = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # a cut or damaged file (any unpickling error): the cache is only a shortcut
-            print(f"sslsan train: mel cache {path} is unreadable ({type(exc).__name__}); recomputing it", file=sys.stderr)
+            warnings.warn(f"{path}: mel cache unreadable ({type(exc).__name__}); recomputing it")
             cache = None
         if isinstance(cache, torch.Tensor) and tuple(cache.shape) == want:
             return cache.share_memory_(), "disk"
