@@ -298,7 +298,8 @@ def test_input_builder_negatives_and_spectrogram_cache(data_root, tmp_path):
     key = power_cache_path(m, cfg)
     load_or_compute_power_cache(m, cfg, builder.frontend, dev, DistInfo(), progress=False)  # stores the new key
     key.write_bytes(key.read_bytes()[:1000])
-    fresh, source = load_or_compute_power_cache(m, cfg, builder.frontend, dev, DistInfo(), progress=False)
+    with pytest.warns(UserWarning, match="mel cache unreadable"):
+        fresh, source = load_or_compute_power_cache(m, cfg, builder.frontend, dev, DistInfo(), progress=False)
     assert source == "computed" and torch.equal(fresh, cache)
     assert torch.equal(torch.load(key, weights_only=True), cache)
     cached = TrainItems(items.manifest, cfg, train=True, power_cache=cache, with_noise=True)

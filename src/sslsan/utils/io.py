@@ -32,7 +32,10 @@ def _atomic(path: str | Path, write: Callable[[Any], None], mode: str) -> Path:
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name", str(path))
     make_folder(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # name the file the user asked for, not the temporary one
+        raise type(exc)(exc.errno, f"cannot write a file in this folder ({exc.strerror})", str(path)) from None
     try:
         with os.fdopen(fd, mode) as fh:
             write(fh)
