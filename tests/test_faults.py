@@ -15,12 +15,10 @@ import os
 import re
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -34,18 +32,10 @@ from PIL import Image
 from conftest import write_audio
 from synthetic_media import write_video
 from test_evaluation import AUDIO, _write_split
+from test_media import png_bytes
 from test_train import TINY, make_tiny_data
 from sslsan.cli import main as sslsan
 from sslsan.media import wav_bytes
-
-
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG that declares width x height 1-bit pixels and holds none (a decompression bomb's header)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
 def _variant(src: Path, dst: Path, edit: Callable[[list[dict]], None], manifest: str = "test_vggss.jsonl") -> Path:
@@ -94,7 +84,7 @@ def w(tmp_path_factory):
     x.garbage_jpg = bad / "garbage.jpg"
     x.garbage_jpg.write_bytes(b"\xff\xd8\xff" + np.random.default_rng(0).bytes(3000))
     x.bomb = bad / "bomb.png"
-    x.bomb.write_bytes(_png_header(20000, 20000))
+    x.bomb.write_bytes(png_bytes(20000, 20000, 1, 0, b""))  # declares 400 MP, holds none
     x.missing = r / "nowhere"
     x.image = x.data / "test_vggss.jsonl_00.jpg"
     x.good_wav = x.data / "test_vggss.jsonl_00.wav"
@@ -235,10 +225,10 @@ def _text(s: str) -> Callable[[SimpleNamespace], str]:
 CASES = [
     # evaluate: checkpoints
     Case("evaluate/checkpoint missing", _eval_ckpt("missing"), _text("nowhere"), "no such checkpoint file"),
-    Case("evaluate/checkpoint empty", _eval_ckpt("empty"), _name("empty"), "checkpoint"),
-    Case("evaluate/checkpoint is a folder", _eval_ckpt("folder"), _name("folder"), "folder|directory"),
-    Case("evaluate/checkpoint is text", _eval_ckpt("text"), _name("text"), "not a loadable PyTorch checkpoint"),
-    Case("evaluate/checkpoint truncated", _eval_ckpt("cut_ckpt"), _name("cut_ckpt"), "not a loadable PyTorch checkpoint"),
+    Case("evaluate/checkpoint empty", _eval_ckpt("empty"), _name("empty"), "empty file"),
+    Case("evaluate/checkpoint is a folder", _eval_ckpt("folder"), _name("folder"), "is a folder, not a checkpoint file"),
+    Case("evaluate/checkpoint is text", _eval_ckpt("text"), _name("text"), "not a PyTorch checkpoint"),
+    Case("evaluate/checkpoint truncated", _eval_ckpt("cut_ckpt"), _name("cut_ckpt"), "checkpoint cut short"),
     # evaluate: data roots and manifests
     Case("evaluate/data root missing", _eval("missing"), _text("nowhere"), "no manifest for dataset"),
     Case("evaluate/data root is a file", _eval("text"), _name("text"), "no manifest for dataset"),
@@ -273,8 +263,8 @@ CASES = [
          _name("text"), "is a file, not a folder"),
     # score
     Case("score/maps missing", lambda x: ["score", str(x.root / "nope.npz")], _text("nope.npz"), "maps file not found"),
-    Case("score/maps is text", lambda x: ["score", str(x.text)], _name("text"), "not a readable .npz file"),
-    Case("score/maps is a folder", lambda x: ["score", str(x.folder)], _name("folder"), "not a readable .npz file"),
+    Case("score/maps is text", lambda x: ["score", str(x.text)], _name("text"), "not an .npz file"),
+    Case("score/maps is a folder", lambda x: ["score", str(x.folder)], _name("folder"), "is a folder, not a maps.npz file"),
     Case("score/maps hold NaN", lambda x: ["score", str(x.maps_nan), "--out", str(x.prev_score)], _name("maps_nan"),
          "pos_maps holds 1 NaN or infinite value"),
     Case("score/maps hold inf", lambda x: ["score", str(x.maps_inf)], _name("maps_inf"), "neg_maps_noise holds 294 NaN"),
@@ -305,7 +295,7 @@ CASES = [
     Case("localize/audio NaN samples", _loc(audio="nan_wav"), _name("nan_wav"), "NaN or infinite samples"),
     Case("localize/video is not a video", _loc(video="fake_mp4"), _name("fake_mp4"), "cannot decode video"),
     Case("localize/--time past the end", _loc(video="video", time="=5"), _name("video"), "--time 5 s is outside the video"),
-    Case("localize/checkpoint truncated", _loc(checkpoint="cut_ckpt"), _name("cut_ckpt"), "not a loadable PyTorch checkpoint"),
+    Case("localize/checkpoint truncated", _loc(checkpoint="cut_ckpt"), _name("cut_ckpt"), "checkpoint cut short"),
     Case("localize/--threshold -0.1", _loc(threshold="=-0.1"), _text("--threshold"), r"must be a number in \[0, 1\]"),
     Case("localize/--pairs not a folder", _loc(pairs="text"), _name("text"), "not a folder"),
     Case("localize/--device cuda without CUDA", _loc(device="=cuda"), _text("--device cuda"), "CUDA is not available", cuda=True),

@@ -136,7 +136,7 @@ def test_original_format_loads_and_reports_extras(tmp_path, caplog):
 def test_bad_files_give_one_line_errors_naming_the_file(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("not a checkpoint\n")
-    with pytest.raises(CheckpointError, match="notes.txt: not a loadable PyTorch checkpoint"):
+    with pytest.raises(CheckpointError, match="notes.txt: not a PyTorch checkpoint"):
         load_model(text)
     with pytest.raises(CheckpointError, match="missing.pt: no such checkpoint file"):
         load_model(tmp_path / "missing.pt")

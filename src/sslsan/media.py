@@ -55,6 +55,11 @@ def is_video(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
+def decoder_message(exc: BaseException) -> str:
+    """What a decoder (FFmpeg, PIL, OS) says went wrong, without the errno and the path the message already names."""
+    return str(getattr(exc, "strerror", None) or exc)
+
+
 # ------------------------------------------------------------------------------------------- audio
 
 
@@ -135,7 +140,7 @@ def _decode_with_av(path: Path, sample_rate: int) -> np.ndarray:
     except AudioError:
         raise
     except (av.error.FFmpegError, ValueError, OSError) as exc:
-        raise AudioError(f"{path}: cannot decode audio (corrupt or unsupported file: {exc})") from None
+        raise AudioError(f"{path}: cannot decode audio (corrupt or unsupported file: {decoder_message(exc)})") from None
     if data.shape[1] == 0:
         raise AudioError(f"{path}: audio track holds no samples")
     return data[:channels]
@@ -203,8 +208,10 @@ class _open_image:
         except Image.DecompressionBombError:
             raise ImageError(f"{self.path}: image too large to decode (over twice PIL's limit of "
                              f"{limit / 1e6:.0f} megapixels, PIL.Image.MAX_IMAGE_PIXELS)") from None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise ImageError(f"{self.path}: cannot decode image (corrupt or unsupported: {exc})") from None
+        except UnidentifiedImageError:
+            raise ImageError(f"{self.path}: cannot decode image (not a format PIL reads, or corrupt)") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageError(f"{self.path}: cannot decode image (corrupt or unsupported: {decoder_message(exc)})") from None
         w, h = self.im.size
         if limit is not None and w * h > limit:
             self.im.close()
@@ -370,5 +377,5 @@ def video_frame(path: str | Path, at: float | None = None) -> tuple[torch.Tensor
     except ImageError:
         raise
     except (av.error.FFmpegError, ValueError, OSError) as exc:
-        raise ImageError(f"{path}: cannot decode video ({exc})") from None
+        raise ImageError(f"{path}: cannot decode video ({decoder_message(exc)})") from None
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).contiguous(), shown

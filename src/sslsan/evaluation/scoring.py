@@ -78,6 +78,10 @@ def load_maps(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.exists():
         raise MapsFileError(f"{path}: maps file not found")
+    if path.is_dir():
+        raise MapsFileError(f"{path}: is a folder, not a maps.npz file")
+    if not zipfile.is_zipfile(path):
+        raise MapsFileError(f"{path}: not an .npz file (not a zip archive of arrays; layout: docs/maps_npz.md)")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
