@@ -19,7 +19,8 @@ from sslsan.utils.io import atomic_write_bytes  # noqa: E402
 COLOURS = {"positive": "tab:green", "silence": "tab:gray", "noise": "tab:orange", "offscreen": "tab:purple"}
 
 
-def _save(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path) -> Path:
+    """Write `fig` as a PNG atomically and close it."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -51,7 +52,7 @@ def plot_max_distributions(maxima: dict[str, np.ndarray], threshold: float | Non
     """
     fig, ax = plt.subplots(figsize=(1.6 * len(maxima) + 1.5, 3.6))
     _violins(ax, maxima, threshold, title or "Per-sample maximum similarity")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_models_max_distributions(runs: dict[str, tuple[dict[str, np.ndarray], float | None]], path: str | Path) -> Path:
@@ -59,7 +60,7 @@ def plot_models_max_distributions(runs: dict[str, tuple[dict[str, np.ndarray], f
     fig, axes = plt.subplots(1, len(runs), figsize=(6.0 * len(runs), 3.6), squeeze=False, sharey=True)
     for ax, (name, (maxima, thr)) in zip(axes[0], runs.items()):
         _violins(ax, maxima, thr, name)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def maxima_from_maps(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -102,7 +103,7 @@ def plot_overlays(image: np.ndarray, maps: dict[str, np.ndarray], threshold: flo
         ax.axis("off")
     thr = f"U_th = {threshold:.4f}" if threshold is not None else "no threshold"
     fig.suptitle(f"{title}  ({thr})" if title else thr, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def display_image(image, size: int = 224) -> np.ndarray:
