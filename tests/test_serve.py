@@ -352,10 +352,11 @@ def test_command_serves_the_demo_model_and_examples(live_server):
     import urllib.request
 
     assert "demo_out/runs/ssl_san_seed0/checkpoints/best.pt" in live_server["banner"]
-    assert "3 examples from demo_out/data/test_vggss.jsonl" in live_server["banner"] and " on cpu" in live_server["banner"]
+    assert "3 examples from demo_out/data/test_vggss.jsonl" in live_server["banner"]
     with urllib.request.urlopen(live_server["url"] + "api/info", timeout=30) as r:
         info = json.loads(r.read())
-    assert len(info["examples"]) == 3 and info["device"] == "cpu"
+    auto = "cuda" if torch.cuda.is_available() else "cpu"  # --device auto
+    assert len(info["examples"]) == 3 and info["device"].split(":")[0] == auto and f" on {info['device']}" in live_server["banner"]
 
 
 def test_concurrent_requests_do_not_mix(live_server, media):
@@ -443,6 +444,10 @@ def test_page_in_a_real_browser(chromium, live_server, media, tmp_path, client):
             moved = int(page.get_attribute("#overlay-positive", "data-active"))
             assert moved > active and moved == _expected_active(positive, thr)
             assert page.evaluate("document.getElementById('overlay-positive').toDataURL()") != before
+            with page.expect_download() as download:  # the Fig. 2 PNG at the slider's threshold
+                page.click("#download")
+            assert download.value.suggested_filename == "sslsan_overlay.png"
+            assert Image.open(download.value.path()).format == "PNG"
 
             page.set_input_files("#audio-input", str(media / "broken.mp3"))
             page.click("#localize")
