@@ -23,6 +23,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("score",): ("sslsan.evaluation.score_cli", "recompute every metric from a saved maps.npz"),
     ("compare",): ("sslsan.evaluation.compare_cli", "put several evaluation runs side by side"),
     ("localize",): ("sslsan.evaluation.localize_cli", "localize the sound of your own image + audio"),
+    ("serve",): ("sslsan.serve.cli", "a local web page: drop an image + audio (or a video), see where the sound is"),
 }
 
 

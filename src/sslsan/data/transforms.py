@@ -40,6 +40,8 @@ def load_image(path: str | Path) -> torch.Tensor:
             arr = np.asarray(im.convert("RGB"))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{path}: cannot decode image (corrupt or unsupported: {exc})") from None
+    except Image.DecompressionBombError as exc:  # a header claiming billions of pixels
+        raise ImageError(f"{path}: image too large to decode ({exc})") from None
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
