@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test test-slow bench setup clean
+.PHONY: demo test test-slow bench setup browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,21 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sslsan demo $(ARGS)
 
-test: $(STAMP)
+# The page test (tests/test_serve.py) drives a real headless Chromium: Debian's package, installed here once
+# when missing (as root, e.g. CI); Playwright only drives it and never downloads a browser. Without it that
+# test fails, unless SSLSAN_ALLOW_NO_BROWSER=1 (or SSLSAN_CHROMIUM=/path/to/chromium points at another one).
+browser:
+	@if [ -x /usr/bin/chromium ] || [ -x "$$SSLSAN_CHROMIUM" ] || command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for the browser test (once)"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			chromium fonts-dejavu-core; } > /tmp/sslsan-apt-chromium.log 2>&1 \
+		|| { tail -5 /tmp/sslsan-apt-chromium.log; echo "warning: could not install chromium: the browser test will fail"; }; \
+	else \
+		echo "note: no chromium, and apt-get needs root: the browser test fails unless SSLSAN_ALLOW_NO_BROWSER=1"; \
+	fi
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)

@@ -260,7 +260,8 @@ def test_all_switches_off_is_the_ssl_tie_loss(scales):
     loss, terms = obj(model, images, specs, generator=torch.Generator().manual_seed(7))
     ref = literal_ssl_tie_loss(model, obj, images, specs, seed=7)
     assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
-    assert set(terms) == {"loss", "loss_cl", "loss_cl_t", "loss_te", "acc_top1", "acc_top1_t", "te_scale"}
+    assert {k for k in terms if not k.startswith("diag_")} == {
+        "loss", "loss_cl", "loss_cl_t", "loss_te", "acc_top1", "acc_top1_t", "te_scale"}
     # batching both views changes only BatchNorm batch statistics: identical in eval mode
     model.eval()
     batched, _ = objective(scales=scales, **OFF)(model, images, specs, generator=torch.Generator().manual_seed(7))
@@ -283,10 +284,14 @@ def run(switches: dict, model=None, with_negatives=True, scales=(1.0,)):
     obj = objective(scales=scales, **switches)
     seen = {}
 
-    def keep_first_logits(module, inputs, output):
-        seen.setdefault("logits", output[1])
+    logits_fn = obj.contrastive.logits
 
-    obj.contrastive.register_forward_hook(keep_first_logits)
+    def keep_first_logits(*args, **kw):
+        out = logits_fn(*args, **kw)
+        seen.setdefault("logits", out[0])
+        return out
+
+    obj.contrastive.logits = keep_first_logits
     neg = dict(silence_spec=silence, noise_specs=noise) if with_negatives else {}
     loss, terms = obj(model, images, specs, generator=torch.Generator().manual_seed(1), **neg)
     return loss, terms, seen["logits"], calls, model
@@ -307,7 +312,8 @@ def test_switches_change_exactly_what_they_say():
 
     loss, terms, logits, calls, _ = run({**OFF, "loss_silence": True})
     assert logits.shape == (b, b + 2) and calls.audio == [b, 1]
-    assert set(terms) - set(terms0) == {"loss_silence", "silence_map_mean"}
+    new = {k for k in set(terms) - set(terms0) if not k.startswith("diag_")}
+    assert new == {"loss_silence", "silence_map_mean", "lambda_sn"}
     base = 0.5 * (terms["loss_cl"] + terms["loss_cl_t"]) + terms["loss_te"]
     assert loss.item() == pytest.approx((base + terms["loss_silence"]).item(), rel=1e-6)
 
@@ -327,7 +333,8 @@ def test_negative_logits_and_losses_match_independent_computation():
     model = small_model().eval()
     obj = objective(scales=(1.0,), lambda_sn=0.5)
     seen = []
-    obj.contrastive.register_forward_hook(lambda m, i, o: seen.append(o[1]))
+    logits_fn = obj.contrastive.logits
+    obj.contrastive.logits = lambda *a, **k: seen.append(logits_fn(*a, **k)[0]) or logits_fn(*a, **k)
     with torch.no_grad():
         loss, terms = obj(model, images, specs, silence, noise, generator=torch.Generator().manual_seed(2))
         v, a = model.image_features(images), model.audio_embedding(specs)
@@ -415,3 +422,73 @@ def test_objective_config_round_trips_through_the_config_machinery(tmp_path):
     assert load_config(ObjectiveConfig, tmp_path / "objective.yaml") == cfg
     with pytest.raises(ValueError):
         load_config(ObjectiveConfig, None, ["san_reduction=max"])
+
+
+def _bn_buffers(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in module.state_dict().items() if "running" in k}
+
+
+def _negative_embeddings(mode: str):
+    """(negative embeddings the objective used in a train-mode step, the model after it, its BN buffers before)."""
+    images, specs, silence, noise = batch()
+    model = small_model()
+    before = _bn_buffers(model.audnet)
+    obj = objective(scales=(1.0,), negatives_bn=mode)
+    captured = {}
+    cross_map = Localizer.cross_map
+
+    def spy(v, a):  # the silence embedding meets the image features through cross_map
+        if a.shape[0] == 1:
+            captured.setdefault("silence", a.detach().clone())
+        return cross_map(v, a)
+
+    pair_map = Localizer.pair_map
+
+    def spy_pair(v, a):
+        captured.setdefault("pair", []).append(a.detach().clone())
+        return pair_map(v, a)
+
+    Localizer.cross_map, Localizer.pair_map = staticmethod(spy), staticmethod(spy_pair)
+    try:
+        obj(model, images, specs, silence, noise, generator=torch.Generator().manual_seed(3))
+    finally:
+        Localizer.cross_map, Localizer.pair_map = staticmethod(cross_map), staticmethod(pair_map)
+    # pair maps: positive (view 1), positive (TE view), noise (view 1), noise (TE view)
+    return torch.cat([captured["silence"], captured["pair"][2]]), model, before, (specs, silence, noise)
+
+
+def test_running_stats_negatives_are_normalised_as_at_evaluation():
+    """D15 default: in training the negatives meet BatchNorm exactly as every input does at evaluation
+    (running statistics), and they leave those statistics untouched (only positives update them)."""
+    neg_emb, model, before, (specs, silence, noise) = _negative_embeddings("running_stats")
+    after = _bn_buffers(model.audnet)
+    # the running statistics moved by exactly one update from the positive batch
+    ref = small_model()
+    ref.train()
+    with torch.no_grad():
+        ref.audnet(specs)
+    for k, v in _bn_buffers(ref.audnet).items():
+        torch.testing.assert_close(after[k], v)
+        if "running_mean" in k:
+            assert not torch.equal(after[k], before[k])
+    # evaluation normalises with those same statistics: identical negative embeddings
+    with torch.no_grad():
+        model.eval()
+        at_eval = model.audio_embedding(torch.cat([silence, noise]))
+    torch.testing.assert_close(neg_emb, at_eval, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["own_batch", "with_positives"])
+def test_train_mode_negatives_use_batch_statistics(mode):
+    """The other two D15 readings: the negatives' train-time embedding comes from batch statistics
+    (their own batch, or one batch with the positives), so it differs from evaluation's."""
+    neg_emb, model, _, (specs, silence, noise) = _negative_embeddings(mode)
+    fresh = small_model()
+    fresh.train()
+    with torch.no_grad():
+        negs = torch.cat([silence, noise])
+        expected = fresh.audio_embedding(negs) if mode == "own_batch" else \
+            fresh.audio_embedding(torch.cat([specs, negs]))[len(specs):]
+        torch.testing.assert_close(neg_emb, expected, rtol=1e-5, atol=1e-6)
+        model.eval()
+        assert not torch.allclose(neg_emb, model.audio_embedding(negs), atol=1e-3)

@@ -32,6 +32,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("score",): ("sslsan.commands.score", "recompute every metric from a saved maps.npz"),
     ("compare",): ("sslsan.commands.compare", "put several evaluation runs side by side"),
     ("localize",): ("sslsan.commands.localize", "localize the sound of your own image + audio"),
+    ("serve",): ("sslsan.commands.serve", "a local web page: drop an image + audio (or a video), see where the sound is"),
 }
 
 # torch re-raises an exception of a DataLoader worker as "Caught X in DataLoader worker process N."

@@ -21,6 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="S",
                    help="training seeds (default: 0); several give mean ± std, e.g. --seeds 0 1 2")
     p.add_argument("--n-seeds", type=positive_int, default=None, help="shorthand for --seeds 0 1 ... N-1")
+    p.add_argument("--data-seed", type=int, default=0, metavar="N",
+                   help="seed of the generated benchmark (default 0); another N draws other scenes and sounds, so a "
+                   "finding can be checked on more than one draw of the data")
     p.add_argument("--ablation", action="store_true", help="also train the other five rows of the paper's Table 4")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--preset", default="default", choices=["default", "tiny"],
@@ -39,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     seeds = args.seeds if args.seeds is not None else (list(range(args.n_seeds)) if args.n_seeds else [0])
-    opts = DemoOptions(out=args.out, seeds=seeds, ablation=args.ablation, device=args.device, preset=args.preset,
-                       image_size=args.image_size, repetitions=args.repetitions, workers=args.workers,
-                       overrides=args.overrides, progress=not args.no_progress)
+    opts = DemoOptions(out=args.out, seeds=seeds, data_seed=args.data_seed, ablation=args.ablation, device=args.device,
+                       preset=args.preset, image_size=args.image_size, repetitions=args.repetitions,
+                       workers=args.workers, overrides=args.overrides, progress=not args.no_progress)
     run_demo(opts)
     return 0

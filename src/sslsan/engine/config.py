@@ -72,6 +72,9 @@ class TrainSection:
     channels_last: bool = True  # on CUDA only
     deterministic: bool = False  # torch deterministic kernels (slower on CUDA; CPU is deterministic anyway)
     log_every: int = 50  # steps between JSONL train records
+    # At each logged step, the gradient norm of every loss component w.r.t. each tower (one extra
+    # backward per component and tower; single-process runs only). For diagnosing the objective.
+    grad_diagnostics: bool = False
     max_steps_per_epoch: int | None = None  # cap for quick runs / tests
     val_batch_size: int | None = None  # default: batch_size
     sync_bn: bool = False  # SyncBatchNorm under DDP (the paper trained on one GPU: per-GPU BN stays the default)

@@ -323,8 +323,9 @@ class StepModule(nn.Module):
         self.model = model
         self.objective = objective
 
-    def forward(self, images, specs, silence_spec=None, noise_specs=None, generator=None):
-        return self.objective(self.model, images, specs, silence_spec=silence_spec, noise_specs=noise_specs, generator=generator)
+    def forward(self, images, specs, silence_spec=None, noise_specs=None, generator=None, step=None, with_parts=False):
+        return self.objective(self.model, images, specs, silence_spec=silence_spec, noise_specs=noise_specs,
+                              generator=generator, step=step, with_parts=with_parts)
 
 
 def step_generator(seed: int, epoch: int, step: int, rank: int) -> torch.Generator:
@@ -340,11 +341,30 @@ def forward_loss(
     *,
     augment: bool,
     amp: bool,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Loss and its terms for one batch (used by training, validation and the DDP equivalence test)."""
+    step: int | None = None,
+    with_parts: bool = False,
+):
+    """Loss and its terms for one batch (used by training, validation and the DDP equivalence test).
+
+    `step`: the optimiser step (λ_SN warm-up; None = full weight); `with_parts`: also return the
+    undetached weighted loss components (see SSLSaNObjective.forward).
+    """
     inputs = builder(batch, augment=augment, generator=generator)
     with autocast(builder.device, amp):
-        return step_module(**inputs, generator=generator)
+        return step_module(**inputs, generator=generator, step=step, with_parts=with_parts)
+
+
+def gradient_norms(parts: dict[str, torch.Tensor], model: Localizer) -> dict[str, float]:
+    """L2 norm of the gradient of each loss component w.r.t. each tower's parameters (one backward each)."""
+    towers = {"img": [p for p in model.imgnet.parameters() if p.requires_grad],
+              "aud": [p for p in model.audnet.parameters() if p.requires_grad]}
+    out = {}
+    for name, part in parts.items():
+        for tower, params in towers.items():
+            grads = torch.autograd.grad(part, params, retain_graph=True, allow_unused=True)
+            sq = sum((g.float().pow(2).sum() for g in grads if g is not None), torch.zeros((), device=part.device))
+            out[f"grad_{tower}_{name}"] = float(sq.sqrt())
+    return out
 
 
 def autocast(device: torch.device, amp: bool):
@@ -393,6 +413,7 @@ RESUMABLE_CHANGES = {
     "train.epochs",
     "train.device",
     "train.log_every",
+    "train.grad_diagnostics",
     "train.threads",
     "data.num_workers",
     "data.pin_memory",
@@ -530,7 +551,12 @@ def train_one_epoch(
         batch = next(it)
         wait_log += time.perf_counter() - t0
         g = step_generator(cfg.train.seed, epoch, step, info.rank)
-        loss, terms = forward_loss(s.train_module, s.builder, batch, g, augment=True, amp=cfg.train.amp)
+        log_step = (step + 1) % cfg.train.log_every == 0 or step + 1 == steps
+        grad_diag = cfg.train.grad_diagnostics and log_step and not info.enabled
+        out = forward_loss(s.train_module, s.builder, batch, g, augment=True, amp=cfg.train.amp,
+                           step=s.global_step, with_parts=grad_diag)
+        loss, terms = out[:2]
+        grads = gradient_norms(out[2], s.model) if grad_diag else {}
         s.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         s.optimizer.step()
@@ -540,7 +566,7 @@ def train_one_epoch(
         log_avg.add(terms)
         n_log += 1
         bar.update(1)
-        if (step + 1) % cfg.train.log_every == 0 or step + 1 == steps:
+        if log_step:
             means = log_avg.reduce(info, device)  # syncs the device, so the timing below is honest
             elapsed = time.perf_counter() - t_log
             rec = {
@@ -552,6 +578,7 @@ def train_one_epoch(
                 "samples_per_s": n_log * per_rank_batch * info.world_size / max(elapsed, 1e-9),
                 "data_wait_s": wait_log / n_log,
                 "step_time_s": elapsed / n_log,
+                **grads,
             }
             if info.is_main:
                 logger.log(rec)

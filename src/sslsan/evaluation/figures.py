@@ -19,11 +19,16 @@ from sslsan.utils.io import atomic_write_bytes  # noqa: E402
 COLOURS = {"positive": "tab:green", "silence": "tab:gray", "noise": "tab:orange", "offscreen": "tab:purple"}
 
 
-def _save(fig, path: str | Path) -> Path:
+def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write `fig` as a PNG atomically and close it."""
+    return atomic_write_bytes(path, _png(fig))
 
 
 def _violins(ax, maxima: dict[str, np.ndarray], threshold: float | None, title: str) -> None:
@@ -51,7 +56,7 @@ def plot_max_distributions(maxima: dict[str, np.ndarray], threshold: float | Non
     """
     fig, ax = plt.subplots(figsize=(1.6 * len(maxima) + 1.5, 3.6))
     _violins(ax, maxima, threshold, title or "Per-sample maximum similarity")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_models_max_distributions(runs: dict[str, tuple[dict[str, np.ndarray], float | None]], path: str | Path) -> Path:
@@ -59,7 +64,7 @@ def plot_models_max_distributions(runs: dict[str, tuple[dict[str, np.ndarray], f
     fig, axes = plt.subplots(1, len(runs), figsize=(6.0 * len(runs), 3.6), squeeze=False, sharey=True)
     for ax, (name, (maxima, thr)) in zip(axes[0], runs.items()):
         _violins(ax, maxima, thr, name)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def maxima_from_maps(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -88,9 +93,19 @@ def plot_overlays(image: np.ndarray, maps: dict[str, np.ndarray], threshold: flo
 
     image: uint8 (224, 224, 3); maps: audio type → native (h, w) map (upsampled here as in scoring).
     """
+    return atomic_write_bytes(path, render_overlays(image, maps, threshold, gt=gt, title=title))
+
+
+def render_overlays(image: np.ndarray, maps: dict[str, np.ndarray], threshold: float | None,
+                    gt: np.ndarray | None = None, title: str = "") -> bytes:
+    """`plot_overlays` as PNG bytes. Safe to call from several threads: it does not touch pyplot's
+    global figure registry."""
+    from matplotlib.figure import Figure
+
     from sslsan.metrics import upsample
 
-    fig, axes = plt.subplots(1, len(maps), figsize=(2.6 * len(maps), 2.9), squeeze=False)
+    fig = Figure(figsize=(2.6 * len(maps), 2.9))
+    axes = fig.subplots(1, len(maps), squeeze=False)
     for ax, (name, m) in zip(axes[0], maps.items()):
         up = np.asarray(upsample(np.asarray(m, dtype=np.float32)))
         heat = thresholded(up, threshold)
@@ -102,7 +117,7 @@ def plot_overlays(image: np.ndarray, maps: dict[str, np.ndarray], threshold: flo
         ax.axis("off")
     thr = f"U_th = {threshold:.4f}" if threshold is not None else "no threshold"
     fig.suptitle(f"{title}  ({thr})" if title else thr, fontsize=9)
-    return _save(fig, path)
+    return _png(fig)
 
 
 def display_image(image, size: int = 224) -> np.ndarray:

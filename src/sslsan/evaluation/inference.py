@@ -243,37 +243,79 @@ def run_inference(
     )
 
 
+def load_media(image_path: str | Path, audio_path: str | Path, cfg: AudioConfig | None = None,
+               at: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode a user's image (or video frame) and audio: uint8 (3, H, W) frame, float32 (N,) waveform.
+
+    A video as `image_path` gives its frame at `at` seconds (default: the middle); a video as
+    `audio_path` gives its audio track from `tile_seconds / 2` before that frame. The waveform is at
+    `cfg.sample_rate`, mono; the front-end tiles/cuts it to `tile_seconds` like every test clip.
+    """
+    from sslsan.audio import warn_if_short
+    from sslsan.media import is_video, load_audio, load_image, video_frame
+
+    cfg = cfg or AudioConfig()
+    t = at
+    if is_video(image_path):
+        frame, t = video_frame(image_path, at)
+    else:
+        frame = load_image(image_path)
+    wave = load_audio(audio_path, sample_rate=cfg.sample_rate, mono=True)
+    warn_if_short(wave.shape[0], cfg.tile_samples, cfg.sample_rate, audio_path)
+    if t is not None and is_video(audio_path):
+        start = max(0, min(int((t - cfg.tile_seconds / 2) * cfg.sample_rate), wave.shape[0] - cfg.tile_samples))
+        wave = wave[start:]  # the window around the frame (the front-end cuts it to tile_seconds)
+    return frame, wave
+
+
 @torch.inference_mode()
+def negative_embeddings(model, negatives: tuple[str, ...] = ("silence", "noise"), *, device: str | torch.device = "cpu",
+                        seed: int = 0) -> dict[str, torch.Tensor]:
+    """Audio embeddings (C,) of waveform negatives: silence, and noise drawn as the evaluation's first
+    repetition for sample 0 under `seed`. They do not depend on the input, so a caller localizing many
+    inputs computes them once."""
+    cfg = getattr(model, "audio_config", None) or AudioConfig()
+    frontend = LogMelSpectrogram(cfg).to(device)
+    model = model.to(device).eval()
+    out = {}
+    for kind in negatives:
+        spec = negative_spectrograms(kind, [0], frontend, seed=seed, device=device)
+        out[kind] = _run(lambda: model.audio_embedding(spec), f"{kind} audio")[0].float()
+    return out
+
+
+@torch.inference_mode()
+def media_maps(model, frame: torch.Tensor, wave: torch.Tensor, *, device: str | torch.device = "cpu",
+               negatives: dict[str, torch.Tensor] | None = None, where: str = "input") -> dict[str, np.ndarray]:
+    """Native similarity maps (h, w) float32 of one frame with its waveform ("positive") and with each
+    negative embedding in `negatives` (see `negative_embeddings`).
+
+    frame: uint8 (3, H, W), squashed to the checkpoint's image size; wave: float32 (N,) at the
+    checkpoint's sample rate.
+    """
+    from sslsan.data.transforms import ImageEvalTransform
+
+    cfg = getattr(model, "audio_config", None) or AudioConfig()
+    size = int(getattr(model, "image_size", None) or 224)
+    img = ImageEvalTransform(size)(frame).unsqueeze(0).to(device)
+    spec = LogMelSpectrogram(cfg).to(device)(wave.unsqueeze(0).to(device))
+    model = model.to(device).eval()
+    feat = _run(lambda: model.image_features(img), where).float()
+    emb = _run(lambda: model.audio_embedding(spec), where).float()
+    _check_embeddings(model, feat, emb, where)
+    negatives = negatives or {}
+    emb = torch.cat([emb, *(e.to(emb.device)[None] for e in negatives.values())])
+    maps = model.cross_map(feat, emb)[0].cpu().numpy()
+    return dict(zip(("positive", *negatives), maps))
+
+
 def localize_files(model, image_path: str | Path, audio_path: str | Path, device: str | torch.device = "cpu",
                    at: float | None = None) -> np.ndarray:
     """Native similarity map (h, w) float32 of a user's image file and audio file, any common format.
 
     The image is squashed to the checkpoint's image size; the audio is decoded, down-mixed, resampled
     to the checkpoint's rate and tiled/cut to `tile_seconds` by the front-end, like every test clip.
-    A video as `image_path` gives its frame at `at` seconds (default: the middle); a video as
-    `audio_path` gives its audio track from `tile_seconds / 2` before that frame.
+    Videos: see `load_media`.
     """
-    from sslsan.audio import load_audio, warn_if_short
-    from sslsan.data.transforms import ImageEvalTransform
-    from sslsan.media import is_video, load_image, video_frame
-
-    cfg = getattr(model, "audio_config", None) or AudioConfig()
-    size = int(getattr(model, "image_size", None) or 224)
-    t = at
-    if is_video(image_path):
-        frame, t = video_frame(image_path, at)
-    else:
-        frame = load_image(image_path)
-    img = ImageEvalTransform(size)(frame).unsqueeze(0).to(device)
-    wave = load_audio(audio_path, sample_rate=cfg.sample_rate, mono=True)
-    warn_if_short(wave.shape[0], cfg.tile_samples, cfg.sample_rate, audio_path)
-    if t is not None and is_video(audio_path):
-        start = max(0, min(int((t - cfg.tile_seconds / 2) * cfg.sample_rate), wave.shape[0] - cfg.tile_samples))
-        wave = wave[start:]  # the window around the frame (the front-end cuts it to tile_seconds)
-    spec = LogMelSpectrogram(cfg).to(device)(wave.unsqueeze(0).to(device))
-    model = model.to(device).eval()
-    where = f"{image_path} + {audio_path}"
-    feat = _run(lambda: model.image_features(img), where).float()
-    emb = _run(lambda: model.audio_embedding(spec), where).float()
-    _check_embeddings(model, feat, emb, where)
-    return _pair_maps(feat, emb)[0].cpu().numpy()
+    frame, wave = load_media(image_path, audio_path, getattr(model, "audio_config", None), at)
+    return media_maps(model, frame, wave, device=device, where=f"{image_path} + {audio_path}")["positive"]

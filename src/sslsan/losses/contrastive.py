@@ -55,8 +55,13 @@ class ContrastiveLoss(nn.Module):
                 extra_negatives: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (cross-entropy with target 0, mean over the batch; logits)."""
         logits, _, _ = self.logits(sim_map, cross_map, extra_negatives)
-        target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
-        return F.cross_entropy(logits, target), logits
+        return cross_entropy_to_first(logits), logits
+
+
+def cross_entropy_to_first(logits: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of (B, K) logits whose positive is column 0, mean over the batch."""
+    target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+    return F.cross_entropy(logits, target)
 
 
 def top1_accuracy(logits: torch.Tensor) -> torch.Tensor:

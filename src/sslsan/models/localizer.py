@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -50,9 +51,15 @@ class Localizer(nn.Module):
         # fp32 from here on: cosine maps near the mask thresholds need more than bf16's 8 bits.
         return F.normalize(self.imgnet(images).float(), dim=1)
 
-    def audio_embedding(self, specs: torch.Tensor) -> torch.Tensor:
-        """(B, 1, F, T) spectrograms -> (B, C): global max pool of layer4, L2-normalised."""
-        return F.normalize(self.audnet(specs).amax(dim=(2, 3)).float(), dim=1)
+    def audio_embedding(self, specs: torch.Tensor, *, with_norm: bool = False):
+        """(B, 1, F, T) spectrograms -> (B, C): global max pool of layer4, L2-normalised.
+
+        `with_norm=True` also returns the (B,) norms before normalisation (a zero norm means the
+        embedding, and so every map made with it, is exactly zero).
+        """
+        pooled = self.audnet(specs).amax(dim=(2, 3)).float()
+        emb = F.normalize(pooled, dim=1)
+        return (emb, pooled.detach().norm(dim=1)) if with_norm else emb
 
     def similarity_map(self, images: torch.Tensor, specs: torch.Tensor) -> torch.Tensor:
         """S(a_j, v_j) for each pair: (B, 1, h, w) raw cosine map."""
@@ -68,14 +75,36 @@ class Localizer(nn.Module):
         """Every image against every audio: (N, C, h, w), (K, C) -> (N, K, h, w)."""
         return torch.einsum("nchw,kc->nkhw", image_features, audio_embedding)
 
-    def forward(self, images: TensorOrTensors = None, specs: TensorOrTensors = None):
-        """Encode images and/or spectrograms -> (image_features, audio_embedding).
+    def forward(self, images: TensorOrTensors = None, specs: TensorOrTensors = None, *,
+                running_stats_specs: torch.Tensor | None = None, with_norms: bool = False):
+        """Encode images and/or spectrograms -> (image_features, audio_embedding[, running_stats_embedding]).
 
-        Each argument is a tensor, a sequence of tensors or None; every tensor of a sequence is its
-        own tower call (its own BatchNorm batch), and the result mirrors the argument's structure.
+        Each of `images`, `specs` is a tensor, a sequence of tensors or None; every tensor of a sequence
+        is its own tower call (its own BatchNorm batch), and the result mirrors the argument's
+        structure. `running_stats_specs` are encoded with the audio tower's BatchNorm layers using their
+        running statistics, as every input is at evaluation (and without updating them); when given,
+        their embeddings come third. `with_norms` makes every audio result an (embedding, norm) pair.
         Putting every tower call of a training step into one `forward` keeps DDP's hooks correct.
         """
-        return _map(self.image_features, images), _map(self.audio_embedding, specs)
+        embed = lambda x: self.audio_embedding(x, with_norm=with_norms)  # noqa: E731
+        out = (_map(self.image_features, images), _map(embed, specs))
+        if running_stats_specs is None:
+            return out
+        with batchnorm_running_stats(self.audnet):
+            return (*out, embed(running_stats_specs))
+
+
+@contextlib.contextmanager
+def batchnorm_running_stats(module: nn.Module) -> Iterator[None]:
+    """Inside the block, `module`'s BatchNorm layers normalise with (and do not update) their running statistics."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    for m in norms:
+        m.train(False)
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.train(True)
 
 
 def _map(fn, x: TensorOrTensors):

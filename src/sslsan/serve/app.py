@@ -1,0 +1,198 @@
+"""The web layer of `sslsan serve`: a Starlette app over `LocalizationService`.
+
+Routes (JSON unless said otherwise; every error is `{"error": "one line"}` with a 4xx/5xx status):
+  GET  /                          the page (static/index.html, no build step, no CDN)
+  GET  /api/info                  checkpoint, universal threshold, device, upload limit, examples
+  POST /api/localize              multipart: `image` + `audio`, or `video` -> maps with your audio, silence, noise
+  POST /api/localize.png          the same upload -> Fig. 2 PNG (`?threshold=` moves the threshold)
+  GET  /api/examples/{i}/image    an example's image file
+  POST /api/examples/{i}[.png]    an example's result
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from sslsan.serve import MAX_UPLOAD_MB
+from sslsan.serve.service import Example, Localization, LocalizationService
+
+log = logging.getLogger("sslsan.serve")
+
+STATIC = Path(__file__).parent / "static"
+SLOTS = ("image", "audio", "video")
+
+
+class RequestError(Exception):
+    """A request the server cannot use; `status` is its HTTP status, the message one line for the page."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+def _error(message: str, status: int) -> JSONResponse:
+    line = str(message).strip().splitlines()[0] if str(message).strip() else "error"
+    return JSONResponse({"error": line[:500]}, status_code=status)
+
+
+def _suffix(filename: str | None, slot: str) -> str:
+    """The upload's extension (the decoders dispatch on it), sanitised; a video slot always gets one."""
+    from sslsan.media import VIDEO_EXTENSIONS
+
+    ext = Path(filename or "").suffix.lower()
+    ext = ext if re.fullmatch(r"\.[a-z0-9]{1,8}", ext) else ""
+    return ext if slot != "video" or ext in VIDEO_EXTENSIONS else ".mp4"
+
+
+def _check_length(request: Request, limit_mb: float) -> None:
+    size = request.headers.get("content-length")
+    if size is None or not size.isdigit():
+        raise RequestError("the upload has no Content-Length; send it as a normal form upload", 411)
+    if int(size) > limit_mb * 2**20:
+        raise RequestError(f"upload too large: {int(size) / 2**20:.1f} MB; the limit is {limit_mb:g} MB per request", 413)
+
+
+def _pick_inputs(files: dict[str, tuple[str, object]]) -> tuple[str, str]:
+    if "video" in files and not ({"image", "audio"} & files.keys()):
+        return "video", "video"
+    if {"image", "audio"} <= files.keys() and "video" not in files:
+        return "image", "audio"
+    given = ", ".join(sorted(files)) or "nothing"
+    raise RequestError(f"give an image and an audio file, or one video file (got: {given})", 400)
+
+
+def _localize_upload(service: LocalizationService, files: dict[str, tuple[str, object]]) -> Localization:
+    """Copy the uploads into a private folder (the decoders read files) and localize them."""
+    image_slot, audio_slot = _pick_inputs(files)
+    with tempfile.TemporaryDirectory(prefix="sslsan-serve-") as tmp:
+        paths, names = {}, {}
+        for slot, (filename, fh) in files.items():
+            path = Path(tmp) / f"{slot}{_suffix(filename, slot)}"
+            with open(path, "wb") as out:
+                shutil.copyfileobj(fh, out)
+            paths[slot], names[str(path)] = path, filename or slot
+        title = names[str(paths[image_slot])] if image_slot == audio_slot else \
+            f"{names[str(paths[image_slot])]} + {names[str(paths[audio_slot])]}"
+        try:
+            return service.localize(paths[image_slot], paths[audio_slot], name=title)
+        except ValueError as exc:  # the library's one-line input errors; name the user's files, not ours
+            msg = str(exc)
+            for tmp_path, name in names.items():
+                msg = msg.replace(tmp_path, name)
+            raise RequestError(msg, 422) from None
+
+
+def _threshold(request: Request) -> float | None:
+    raw = request.query_params.get("threshold")
+    if raw in (None, ""):
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise RequestError(f"threshold must be a number, got {raw!r}", 400) from None
+
+
+def _respond(result: Localization, png: bool, threshold: float | None) -> Response:
+    if png:
+        return Response(result.to_png(threshold), media_type="image/png")
+    return JSONResponse(result.to_json())
+
+
+def create_app(service: LocalizationService, examples: list[Example] | None = None,
+               max_upload_mb: float = MAX_UPLOAD_MB) -> Starlette:
+    """The ASGI app serving `service` (and `examples`, when given) to the page."""
+    examples = list(examples or [])
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def info(request: Request) -> Response:
+        return JSONResponse({
+            **service.info(), "max_upload_mb": max_upload_mb,
+            "examples": [{"index": i, "id": e.id, "category": e.category, "image": f"/api/examples/{i}/image"}
+                         for i, e in enumerate(examples)],
+        })
+
+    async def localize(request: Request) -> Response:
+        png = request.url.path.endswith(".png")
+        try:
+            threshold = _threshold(request)
+            _check_length(request, max_upload_mb)
+            async with request.form(max_files=len(SLOTS), max_fields=len(SLOTS)) as form:
+                files = {}
+                for key, value in form.multi_items():
+                    if key not in SLOTS or isinstance(value, str):
+                        raise RequestError(f"unexpected form field {key!r}; send files named image, audio or video", 400)
+                    if value.filename or value.size:  # an empty file input sends an unnamed empty part
+                        files[key] = (value.filename, value.file)
+                result = await run_in_threadpool(_localize_upload, service, files)
+            return await run_in_threadpool(_respond, result, png, threshold)
+        except RequestError as exc:
+            return _error(str(exc), exc.status)
+
+    def _example(request: Request) -> Example:
+        i = request.path_params["index"]
+        if not 0 <= i < len(examples):
+            raise HTTPException(404, f"no example {i} (there are {len(examples)})")
+        return examples[i]
+
+    async def example_image(request: Request) -> Response:
+        return FileResponse(_example(request).image)
+
+    async def example_result(request: Request) -> Response:
+        example = _example(request)
+        try:
+            threshold = _threshold(request)
+            result = await run_in_threadpool(service.localize_example, example)
+        except RequestError as exc:
+            return _error(str(exc), exc.status)
+        except ValueError as exc:  # the example's files changed or broke on disk
+            return _error(str(exc), 422)
+        return await run_in_threadpool(_respond, result, request.url.path.endswith(".png"), threshold)
+
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        return _error(exc.detail, exc.status_code)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return _error(f"internal error ({type(exc).__name__}); the server log has the details", 500)
+
+    routes = [
+        Route("/", index),
+        Route("/api/info", info),
+        Route("/api/localize", localize, methods=["POST"]),
+        Route("/api/localize.png", localize, methods=["POST"]),
+        Route("/api/examples/{index:int}/image", example_image),
+        Route("/api/examples/{index:int}", example_result, methods=["POST"]),
+        Route("/api/examples/{index:int}.png", example_result, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: server_error})
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind here rather than in uvicorn, so a busy port is a one-line error and port 0 gets a real number."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ValueError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock

@@ -1,0 +1,138 @@
+"""The model behind `sslsan serve`: loaded once, shared by every request.
+
+Decoding and rendering run in each request's own thread on its own arrays; only the model call is
+serialised by a lock, so concurrent requests never share tensors or interleave on the device.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sslsan.evaluation.figures import display_image, render_overlays
+from sslsan.evaluation.inference import load_media, media_maps, negative_embeddings
+
+NEGATIVES = ("silence", "noise")
+LABELS = {"positive": "your audio", "silence": "silence", "noise": "noise"}
+MAX_EXAMPLES = 6
+
+
+@dataclass
+class Localization:
+    """One input's result: the frame as the model sees it and its native maps with each audio."""
+
+    name: str
+    frame: np.ndarray  # uint8 (224, 224, 3): the image squashed as the model sees it, for display
+    maps: dict[str, np.ndarray]  # "positive" | "silence" | "noise" -> native (h, w) float32 map
+    threshold: float | None  # the checkpoint's universal threshold
+    boxes: list[list[float]] = field(default_factory=list)  # ground truth, normalised xyxy (examples only)
+
+    def to_json(self) -> dict:
+        """JSON for the page: per audio the native min/max and the 224 x 224 upsampled map (the one
+        the overlay is drawn from, as in scoring) as base64 little-endian float32."""
+        from sslsan.metrics import upsample
+
+        names = list(self.maps)
+        up = np.asarray(upsample(np.stack([self.maps[n] for n in names])), dtype="<f4")
+        thr = self.threshold
+        return {
+            "name": self.name,
+            "threshold": thr,
+            "size": int(up.shape[-1]),
+            "image": "data:image/png;base64," + base64.b64encode(_png(self.frame)).decode(),
+            "boxes": self.boxes,
+            "maps": [{
+                "name": n, "label": LABELS.get(n, n),
+                "min": float(self.maps[n].min()), "max": float(self.maps[n].max()),
+                "shape": list(self.maps[n].shape),
+                "above_threshold": None if thr is None else bool(self.maps[n].max() > np.float32(thr)),
+                "values": base64.b64encode(up[k].tobytes()).decode(),
+            } for k, n in enumerate(names)],
+        }
+
+    def to_png(self, threshold: float | None = None) -> bytes:
+        """The paper's Fig. 2 for this input (`sslsan localize`'s rendering), at `threshold`
+        (default: the universal threshold)."""
+        thr = self.threshold if threshold is None else threshold
+        return render_overlays(self.frame, {LABELS.get(n, n): m for n, m in self.maps.items()}, thr, title=self.name)
+
+
+def _png(arr: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class Example:
+    """A sample of a prepared test set, offered on the page as one click."""
+
+    id: str
+    image: Path
+    audio: Path
+    category: str | None
+    boxes: list[list[float]]
+
+
+def load_examples(manifest_path: str | Path, n: int = MAX_EXAMPLES) -> list[Example]:
+    """Up to `n` samples of a manifest, one per category first (in file order), for the example buttons."""
+    from sslsan.data.manifest import read_manifest
+
+    manifest = read_manifest(manifest_path)
+    firsts = {}
+    for s in manifest:
+        firsts.setdefault(s.category, s.id)
+    first_ids = set(firsts.values())
+    chosen = sorted(manifest, key=lambda s: s.id not in first_ids)  # one per category first, then in order
+    return [Example(id=s.id, image=manifest.resolve(s.image), audio=manifest.resolve(s.audio), category=s.category,
+                    boxes=[list(map(float, b)) for b in s.boxes]) for s in chosen[:n]]
+
+
+class LocalizationService:
+    """A loaded checkpoint that localizes media files with positive, silence and noise audio."""
+
+    def __init__(self, model, *, device: str | torch.device = "cpu", name: str = "model", threshold: float | None = None):
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.name = name
+        self.threshold = threshold if threshold is not None else getattr(model, "universal_threshold", None)
+        self._lock = threading.Lock()
+        self._negatives = negative_embeddings(self.model, NEGATIVES, device=self.device)  # the same for every input
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu",
+                        threshold: float | None = None) -> LocalizationService:
+        """`threshold` overrides the checkpoint's universal threshold (e.g. a published one)."""
+        from sslsan.models import load_model
+
+        return cls(load_model(path, map_location=device), device=device, name=str(path), threshold=threshold)
+
+    def info(self) -> dict:
+        cfg = getattr(self.model, "audio_config", None)
+        return {"checkpoint": self.name, "threshold": self.threshold, "device": str(self.device),
+                "image_size": int(getattr(self.model, "image_size", 224) or 224),
+                "audio_seconds": None if cfg is None else float(cfg.tile_seconds)}
+
+    def localize(self, image: str | Path, audio: str | Path, *, name: str = "", at: float | None = None,
+                 boxes: list[list[float]] | None = None) -> Localization:
+        """Maps of an image (or video frame) with its audio, with silence and with noise.
+
+        Raises the library's one-line ValueErrors (ImageError, AudioError, EvaluationError) for
+        media it cannot use.
+        """
+        frame, wave = load_media(image, audio, getattr(self.model, "audio_config", None), at)
+        with self._lock:
+            maps = media_maps(self.model, frame, wave, device=self.device, negatives=self._negatives, where=name or str(image))
+        return Localization(name=name or Path(image).name, frame=display_image(frame), maps=maps,
+                            threshold=self.threshold, boxes=list(boxes or []))
+
+    def localize_example(self, example: Example) -> Localization:
+        return self.localize(example.image, example.audio, name=example.id, boxes=example.boxes)
