@@ -359,6 +359,18 @@ CASES = [
                                                        str(x.root / "o")], _text("nope"), "not found"),
     Case("prepare/vggsound --workers 0", lambda x: ["prepare", "vggsound", "--videos", str(x.folder), "--out",
                                                     str(x.root / "o"), "--workers", "0"], _text("--workers"), "must be at least 1"),
+    # serve (every row fails before a socket is opened)
+    Case("serve/no checkpoint", lambda x: ["serve", "--demo", str(x.root / "nowhere")], _text("best.pt"),
+         "no checkpoint; give --checkpoint"),
+    Case("serve/checkpoint truncated", lambda x: ["serve", "--checkpoint", str(x.cut_ckpt), "--device", "cpu"],
+         _name("cut_ckpt"), "checkpoint cut short"),
+    Case("serve/--threshold 1.5", lambda x: ["serve", "--checkpoint", str(x.ckpt), "--threshold", "1.5"],
+         _text("--threshold"), r"must be a number in \[0, 1\]"),
+    Case("serve/--device cuda without CUDA", lambda x: ["serve", "--checkpoint", str(x.ckpt), "--device", "cuda"],
+         _text("--device cuda"), "CUDA is not available", cuda=True),
+    Case("serve/examples manifest damaged", lambda x: ["serve", "--checkpoint", str(x.ckpt), "--device", "cpu",
+                                                      "--examples", str(x.bad_json)], _text("test_vggss.jsonl:5"),
+         "not valid JSON"),
     # demo and the dispatcher
     Case("demo/--repetitions 0", lambda x: ["demo", "--repetitions", "0"], _text("--repetitions"), "must be at least 1"),
     Case("dispatcher/unknown command", lambda x: ["frobnicate"], _text("'frobnicate'"), "unknown command"),

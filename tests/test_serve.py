@@ -54,8 +54,8 @@ def _png_claiming(width: int, height: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
-    from sslsan.data.prepare.synthetic_media import write_video
-    from sslsan.data.synthetic import wav_bytes
+    from synthetic_media import write_video
+    from sslsan.media import wav_bytes
 
     d = tmp_path_factory.mktemp("media")
     _image(0).save(d / "cat.jpg", quality=90)

@@ -205,9 +205,8 @@ class _open_image:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the check below says it once
                 self.im = Image.open(self.path)
-        except Image.DecompressionBombError:
-            raise ImageError(f"{self.path}: image too large to decode (over twice PIL's limit of "
-                             f"{limit / 1e6:.0f} megapixels, PIL.Image.MAX_IMAGE_PIXELS)") from None
+        except Image.DecompressionBombError as exc:  # a header claiming hundreds of megapixels
+            raise ImageError(f"{self.path}: image too large to decode ({exc})") from None
         except UnidentifiedImageError:
             raise ImageError(f"{self.path}: cannot decode image (not a format PIL reads, or corrupt)") from None
         except (OSError, SyntaxError, ValueError) as exc:
