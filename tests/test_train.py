@@ -235,7 +235,11 @@ def _reference_ddp_step(cfg: TrainConfig, data_root: Path):
     half = cfg.train.batch_size // 2
     losses = []
     optimizer.zero_grad()
+    # every rank starts the step from the same BatchNorm buffers (DDP broadcasts rank 0's); the negatives
+    # are normalised with the running statistics (D15), so rank 1 must not see rank 0's update of them
+    buffers = {k: v.clone() for k, v in model.state_dict().items() if "running_" in k or "num_batches" in k}
     for rank in range(2):
+        model.load_state_dict(buffers, strict=False)
         sampler = KeyedSampler(items, num_replicas=2, rank=rank, shuffle=True, seed=cfg.train.seed, drop_last=True)
         sampler.set_epoch(0)
         keys = list(sampler)[:half]
