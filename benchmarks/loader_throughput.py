@@ -214,6 +214,14 @@ def loader_rate(manifest: Path, workers: int, samples: int, batch: int) -> float
     return n / (time.perf_counter() - t)
 
 
+def table(title: str, values: dict[str, float], *, per_core: bool, rows: tuple[tuple[str, str], ...]) -> None:
+    """Rows of ms per sample (and the samples/s one core gives at that cost)."""
+    print("-" * WIDTH)
+    print(f"{title:<52} {'ms':>8}" + (f" {'samples/s/core':>14}" if per_core else ""))
+    for name, key in rows:
+        print(f"{name:<52} {values[key]:>8.2f}" + (f" {1e3 / values[key]:>14.0f}" if per_core else ""))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="a folder with train.jsonl (e.g. `sslsan prepare vggsound` output); default: generate")
@@ -232,23 +240,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"data {manifest.parent}; {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
               f"affinity {sorted(os.sched_getaffinity(0))}; CPU ms per sample on one thread, best of {args.repeats}")
         w = worker_costs(manifest, args.batch, args.repeats)
-        print("-" * WIDTH)
-        print(f"{'loader worker side (per file, 224 px, batch ' + str(args.batch) + ')':<52} {'ms':>8} {'samples/s/core':>14}")
-        for name, key in (("before: decode + float augment + 10 s clip + noise", "before"),
-                          ("  of which JPEG decode (load_image)", "before_decode"),
-                          ("  of which MoCo-v2 augmentation in float", "before_augment"),
-                          ("  of which the 10 s noise clip", "before_noise"),
-                          ("after:  decode + uint8 crop + clip as read", "after")):
-            print(f"{name:<52} {w[key]:>8.2f} {1e3 / w[key]:>14.0f}")
+        table(f"loader worker side (per file, 224 px, batch {args.batch})", w, per_core=True, rows=(
+            ("before: decode + float augment + 10 s clip + noise", "before"),
+            ("  of which JPEG decode (load_image)", "before_decode"),
+            ("  of which MoCo-v2 augmentation in float", "before_augment"),
+            ("  of which the 10 s noise clip", "before_noise"),
+            ("after:  decode + uint8 crop + clip as read", "after")))
         print(f"{'speed-up of the worker side':<52} {w['before'] / w['after']:>7.1f}x")
         d = device_costs(manifest, args.batch, args.repeats)
-        print("-" * WIDTH)
-        print(f"{'device side, batched, on this CPU (paper settings)':<52} {'ms':>8}")
-        for name, key in (("image: flip, jitter, gray, blur, normalise", "image_augment"),
-                          ("noise clips drawn (10 s)", "noise_draw"),
-                          ("all inputs: image + tile + mel + SpecAug + noise", "all_inputs"),
-                          ("all inputs, noise from the loader instead", "all_inputs_no_noise")):
-            print(f"{name:<52} {d[key]:>8.2f}")
+        table("device side, batched, on this CPU (paper settings)", d, per_core=False, rows=(
+            ("image: flip, jitter, gray, blur, normalise", "image_augment"),
+            ("noise clips drawn (10 s)", "noise_draw"),
+            ("all inputs: image + tile + mel + SpecAug + noise", "all_inputs"),
+            ("all inputs, noise from the loader instead", "all_inputs_no_noise")))
         a = audio_costs(manifest, args.repeats)
         big = large_frame_costs(work / "large", args.repeats)
         print("-" * WIDTH)
