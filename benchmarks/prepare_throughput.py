@@ -18,10 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
+# the test-only media writers (time-coded MP4s) live with the tests
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
 
 def make_videos(folder: Path, n: int, seconds: float = 10.0, width: int = 320, height: int = 240) -> list[Path]:
     """n VGGSound-style clips named like real ids; reused when already there."""
-    from sslsan.data.prepare.synthetic_media import write_video
+    from synthetic_media import write_video
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -25,14 +25,18 @@ from pathlib import Path
 
 import numpy as np
 
+# the test-only media writers (time-coded MP4s) live with the tests
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
 DEMO_CHECKPOINT = Path("demo_out/runs/ssl_san_seed0/checkpoints/best.pt")
 
 
 def write_inputs(d: Path) -> dict[str, dict[str, Path]]:
     from PIL import Image
 
-    from sslsan.data.prepare.synthetic_media import write_video
-    from sslsan.data.synthetic import wav_bytes
+    from synthetic_media import write_video
+
+    from sslsan.media import wav_bytes
 
     rng = np.random.default_rng(0)
     Image.fromarray((rng.random((480, 640, 3)) * 255).astype(np.uint8)).save(d / "photo.jpg", quality=90)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from sslsan.demo import EVAL_SETS, KEY_METRICS, DemoOptions, findings, main, run_demo
+from sslsan.commands.demo import main
+from sslsan.demo import EVAL_SETS, KEY_METRICS, DemoOptions, findings, run_demo
 
 TINY = ["model.width=0.125", "train.epochs=1", "train.batch_size=8", "train.log_every=1", "train.threads=1"]
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import sine, write_audio
+from conftest import command, sine, write_audio
 
 from sslsan.audio import AudioConfig, LogMelSpectrogram
 from sslsan.data.manifest import Sample, read_manifest, write_manifest
@@ -148,7 +148,7 @@ def test_noise_pool_shares_clips(evaluated):
 
 def test_score_reproduces_metrics_json(evaluated, capsys):
     from sslsan.evaluation import score_maps
-    from sslsan.evaluation.score_cli import main as score_main
+    score_main = command("score")
 
     saved = json.loads((evaluated["out"] / "metrics.json").read_text())
     scored = score_maps(evaluated["out"] / "maps.npz")
@@ -165,7 +165,7 @@ def test_score_reproduces_metrics_json(evaluated, capsys):
 
 
 def test_compare_two_runs(evaluated, tmp_path, capsys):
-    from sslsan.evaluation.compare_cli import main as compare_main
+    compare_main = command("compare")
 
     second = tmp_path / "given_threshold"
     from sslsan.evaluation import evaluate_checkpoint
@@ -248,8 +248,9 @@ def test_negative_spectrograms_front_end():
     assert torch.all(negative_spectrograms("silence", [0], lin) == 0)  # vssl_eval: linear power
     a = negative_spectrograms("noise", [4, 7], fe, seed=1, rep_seed=1234)
     b = negative_spectrograms("noise", [7], fe, seed=1, rep_seed=1234)
-    assert torch.equal(a[1], b[0])  # per-sample generator: batch composition does not matter
-    assert not torch.equal(a[0], a[1])
+    # per-sample generator: batch composition does not matter (up to the float rounding of a batched matmul)
+    torch.testing.assert_close(a[1], b[0], rtol=0, atol=1e-3)
+    assert not torch.allclose(a[0], a[1], rtol=0, atol=1.0)
     assert not torch.equal(b, negative_spectrograms("noise", [7], fe, seed=1, rep_seed=2345))
     assert torch.all(negative_spectrograms("noise", [7], lin, seed=1, rep_seed=1234) >= 0)
     with pytest.raises(ValueError, match="unknown waveform negative"):
@@ -257,7 +258,7 @@ def test_negative_spectrograms_front_end():
 
 
 def test_localize_png_and_odd_stereo_flac(tiny, tmp_path, capsys):
-    from sslsan.evaluation.localize_cli import main as localize_main
+    localize_main = command("localize")
 
     Image.fromarray((np.random.default_rng(0).random((37, 51, 4)) * 255).astype(np.uint8), "RGBA").save(tmp_path / "me.png")
     t = np.arange(44101 * 2 + 1) / 44100.0  # odd length, 44.1 kHz, stereo
@@ -288,7 +289,7 @@ def test_localize_png_and_odd_stereo_flac(tiny, tmp_path, capsys):
 
 def test_errors(tiny, tmp_path, capsys):
     from sslsan.evaluation import EvaluationError, MapsFileError, evaluate_checkpoint, score_maps
-    from sslsan.evaluation.evaluate_cli import main as evaluate_main
+    evaluate_main = command("evaluate")
     from sslsan.evaluation.inference import _run
     from sslsan.utils.io import atomic_savez
 
@@ -372,8 +373,8 @@ def test_mask_ground_truth(tmp_path):
 
 def test_localize_video(tiny, tmp_path, capsys):
     """A video alone gives both the frame (middle) and the sound around it; also inside --pairs."""
-    from sslsan.data.prepare.synthetic_media import write_video
-    from sslsan.evaluation.localize_cli import main as localize_main
+    from synthetic_media import write_video
+    localize_main = command("localize")
 
     write_video(tmp_path / "clip.mp4", seconds=2.0, width=64, height=64, codec="mpeg4")  # 440 Hz AAC track
     out = tmp_path / "out"
@@ -389,7 +390,7 @@ def test_localize_video(tiny, tmp_path, capsys):
 def test_score_maps_of_another_model(tmp_path, capsys):
     """A hand-made maps.npz (7 x 7 maps, required arrays only) scores to known values."""
     from sslsan.evaluation import score_maps
-    from sslsan.evaluation.score_cli import main as score_main
+    score_main = command("score")
     from sslsan.utils.io import atomic_savez
 
     n, r = 4, 3

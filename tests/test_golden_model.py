@@ -1,4 +1,4 @@
-"""The Localizer reproduces the original AVENet forward (shared/reference/golden_model_shared.*).
+"""The Localizer reproduces the original AVENet forward (tests/golden/golden_model_shared.*).
 
 The weights are rebuilt from the recipe in golden_model_shared.md, written as an original-format
 checkpoint (numpy float64 `best_miou`, optionally `module.`-prefixed) and read back by `load_model`.
@@ -16,12 +16,11 @@ import torch
 from sslsan.losses import ContrastiveLoss
 from sslsan.models import Localizer, load_model
 
-from conftest import REFERENCE
+from conftest import REFERENCE, reference_file
 
-REF = REFERENCE  # ../shared/reference beside the checkout, or SSLSAN_SHARED (conftest)
-NPZ, META = REF / "golden_model_shared.npz", REF / "golden_model_shared.json"
+NPZ, META = REFERENCE / "golden_model_shared.npz", REFERENCE / "golden_model_shared.json"
 
-pytestmark = pytest.mark.skipif(not NPZ.is_file(), reason=f"{NPZ} not available (shared/ is not beside this checkout)")
+pytestmark = pytest.mark.golden
 
 
 def rebuild_state_dict(meta: dict) -> tuple[dict[str, torch.Tensor], np.random.Generator]:
@@ -58,8 +57,8 @@ def fingerprint(sd: dict[str, torch.Tensor]) -> tuple[str, float]:
 
 @pytest.fixture(scope="module")
 def golden(tmp_path_factory):
-    meta = json.loads(META.read_text())
-    ref = dict(np.load(NPZ))
+    meta = json.loads(reference_file(META.name).read_text())
+    ref = dict(np.load(reference_file(NPZ.name)))
     sd, rng = rebuild_state_dict(meta)
     sha, total = fingerprint(sd)
     assert sha == meta["weights_fingerprint"]["sha256"], "weight recipe rebuilt wrongly"

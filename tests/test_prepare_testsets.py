@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sslsan.data import overlap
+from conftest import command
+from synthetic_media import write_wav
 from sslsan.data.manifest import Sample, read_manifest, write_manifest
-from sslsan.data.prepare import cli
 from sslsan.data.prepare.common import PrepareError, gt_map_empty
-from sslsan.data.prepare.synthetic_media import write_wav
 from sslsan.data.registry import dataset_manifest
+
+prepare, overlap = command("prepare"), command("data", "overlap")
 
 
 def _jpg(path: Path, size=(320, 240), fill=(90, 120, 150)) -> Path:
@@ -63,7 +64,7 @@ def _vggss_root(tmp_path: Path) -> Path:
 
 def test_vggss(tmp_path, capsys):
     root, out = _vggss_root(tmp_path), tmp_path / "data"
-    assert cli.main(["vggss", "--root", str(root), "--out", str(out)]) == 0
+    assert prepare(["vggss", "--root", str(root), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "4 prepared" in printed and "1 skipped" in printed
     m = read_manifest(dataset_manifest("vggss", out))  # the registry finds it by name
@@ -85,21 +86,21 @@ def test_vggss(tmp_path, capsys):
 
 def test_vggss_options_and_errors(tmp_path, capsys):
     root, out = _vggss_root(tmp_path), tmp_path / "data"
-    assert cli.main(["vggss", "--root", str(root), "--out", str(out), "--drop-empty-gt"]) == 0
+    assert prepare(["vggss", "--root", str(root), "--out", str(out), "--drop-empty-gt"]) == 0
     assert "MKC9LvRivTM_000030" not in _sample_map(read_manifest(out / "vggss.jsonl"))
     ids = tmp_path / "heard.csv"
     ids.write_text("zpWuikVorYg_000032,playing cello\n")
-    assert cli.main(["vggss", "--root", str(root), "--out", str(out), "--ids", str(ids)]) == 0
+    assert prepare(["vggss", "--root", str(root), "--out", str(out), "--ids", str(ids)]) == 0
     assert len(read_manifest(out / "vggss.jsonl")) == 1
     (root / "vggss.json").write_text("[{\"file\": 1,")
     capsys.readouterr()
-    assert cli.main(["vggss", "--root", str(root), "--out", str(out)]) == 2
+    assert prepare(["vggss", "--root", str(root), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "vggss.json" in err and "not valid JSON" in err
     (root / "vggss.json").write_text(json.dumps([{"file": "x", "bbox": "oops"}]))
-    assert cli.main(["vggss", "--root", str(root), "--out", str(out)]) == 2
+    assert prepare(["vggss", "--root", str(root), "--out", str(out)]) == 2
     assert "'bbox' must be a list" in capsys.readouterr().err
-    assert cli.main(["vggss", "--root", str(tmp_path / "none"), "--out", str(out)]) == 2
+    assert prepare(["vggss", "--root", str(tmp_path / "none"), "--out", str(out)]) == 2
     assert "root folder not found" in capsys.readouterr().err
 
 
@@ -136,7 +137,7 @@ def _is3_root(tmp_path: Path) -> Path:
 
 def test_is3(tmp_path):
     root, out = _is3_root(tmp_path), tmp_path / "data"
-    assert cli.main(["is3", "--root", str(root), "--out", str(out)]) == 0
+    assert prepare(["is3", "--root", str(root), "--out", str(out)]) == 0
     m = read_manifest(out / "is3.jsonl")
     s = _sample_map(m)
     assert set(s) == set(IS3) - {"cat_banjo_1303_banjo"}
@@ -159,7 +160,7 @@ def test_is3(tmp_path):
 def test_is3_boxes_from_masks_without_box_file(tmp_path):
     root, out = _is3_root(tmp_path), tmp_path / "data"
     (root / "metadata" / "synthetic3240_bbox.json").unlink()
-    assert cli.main(["is3", "--root", str(root), "--out", str(out)]) == 0
+    assert prepare(["is3", "--root", str(root), "--out", str(out)]) == 0
     a = _sample_map(read_manifest(out / "is3.jsonl"))["accordion_female_10438_accordion"]
     np.testing.assert_allclose(a.boxes[0], [10 / 224, 20 / 224, 110 / 224, 200 / 224], atol=2 / 224)
 
@@ -172,7 +173,7 @@ def test_is3plus(tmp_path, capsys):
     (plus / "category_map.json").write_text(json.dumps({
         "cat growling": "cat", "cat caterwauling": "cat", "playing banjo": "banjo",
         "playing accordion": "accordion", "female singing": "singing"}))
-    assert cli.main(["is3plus", "--root", str(plus), "--is3-root", str(is3), "--out", str(out)]) == 0
+    assert prepare(["is3plus", "--root", str(plus), "--is3-root", str(is3), "--out", str(out)]) == 0
     m = read_manifest(dataset_manifest("is3plus", out))
     s = _sample_map(m)
     assert set(s) == set(IS3)  # IS3+ audio exists for every annotation
@@ -183,7 +184,7 @@ def test_is3plus(tmp_path, capsys):
     assert json.loads((out / "summary.json").read_text())["notes"]["audio_short"] == 4
     capsys.readouterr()
     (plus / "category_map.json").unlink()
-    assert cli.main(["is3plus", "--root", str(plus), "--is3-root", str(is3), "--out", str(out)]) == 2
+    assert prepare(["is3plus", "--root", str(plus), "--is3-root", str(is3), "--out", str(out)]) == 2
     assert "category map" in capsys.readouterr().err
 
 
@@ -211,7 +212,7 @@ def _s4_root(tmp_path: Path) -> Path:
 
 def test_s4(tmp_path):
     root, out = _s4_root(tmp_path), tmp_path / "data"
-    assert cli.main(["s4", "--root", str(root), "--out", str(out)]) == 0
+    assert prepare(["s4", "--root", str(root), "--out", str(out)]) == 0
     m = read_manifest(dataset_manifest("s4", out))
     s = _sample_map(m)
     assert len(s) == 10 and "vidT_0004_1" not in s
@@ -231,14 +232,14 @@ def test_s4_box_file_and_errors(tmp_path, capsys):
     boxes = [{"image": f"/mnt/visual_frames/test/dog/vidB_0002/vidB_0002_{k}.png", "audio": "x.wav",
               "gt_box": [0, 0, 0, 0] if k == 2 else [1.0, 2.0, 3.0, 4.0]} for k in range(1, 6)]
     (tmp_path / "s4_box.json").write_text(json.dumps(boxes))
-    assert cli.main(["s4", "--root", str(root), "--out", str(out), "--boxes", str(tmp_path / "s4_box.json")]) == 0
+    assert prepare(["s4", "--root", str(root), "--out", str(out), "--boxes", str(tmp_path / "s4_box.json")]) == 0
     s = _sample_map(read_manifest(out / "s4.jsonl"))
     assert s["vidB_0002_1"].boxes == [[1 / 224, 2 / 224, 3 / 224, 4 / 224]]
     assert s["vidB_0002_2"].boxes == []
     assert s["vidA_0001_1"].boxes == [[30 / 224, 40 / 224, 99 / 224, 149 / 224]]  # not in the file: from the mask
     (root / "s4_meta_data.csv").write_text("vid,cat\nx,y\n")
     capsys.readouterr()
-    assert cli.main(["s4", "--root", str(root), "--out", str(out)]) == 2
+    assert prepare(["s4", "--root", str(root), "--out", str(out)]) == 2
     assert "s4_meta_data.csv" in capsys.readouterr().err
 
 
@@ -269,26 +270,26 @@ def test_overlap(tmp_path, capsys):
     train = manifest(tmp_path / "train.jsonl", ["zpWuikVorYg_000032", "AAAAAAAAAAA_000100", "plain_name"])
     test = manifest(tmp_path / "vggss.jsonl", ["zpWuikVorYg_000032", "AAAAAAAAAAA_000010", "BBBBBBBBBBB_000000",
                                                "plain_name"])
-    assert overlap.main([str(train), str(test), "--json", str(tmp_path / "o.json")]) == 0
+    assert overlap([str(train), str(test), "--json", str(tmp_path / "o.json")]) == 0
     text = capsys.readouterr().out
     assert "same clip id:             2" in text and "same YouTube video:       3" in text
     saved = json.loads((tmp_path / "o.json").read_text())
     assert saved["same_id"] == ["plain_name", "zpWuikVorYg_000032"]
     assert saved["same_video"] == ["AAAAAAAAAAA_000010", "plain_name", "zpWuikVorYg_000032"]
-    assert overlap.main([str(train), str(test), "--fail-on-overlap"]) == 1
+    assert overlap([str(train), str(test), "--fail-on-overlap"]) == 1
     ids = tmp_path / "vggss_144k.txt"  # a plain public list works as the training side too
     ids.write_text("AAAAAAAAAAA_000100.mp4\nCCCCCCCCCCC_000000\n")
     capsys.readouterr()
-    assert overlap.main([str(ids), str(test)]) == 0
+    assert overlap([str(ids), str(test)]) == 0
     assert "same YouTube video:       1" in capsys.readouterr().out
-    assert overlap.main([str(train), str(tmp_path / "missing.jsonl")]) == 2
+    assert overlap([str(train), str(tmp_path / "missing.jsonl")]) == 2
     assert "missing.jsonl" in capsys.readouterr().err
 
 
 def test_vggss_from_vggsound_videos(tmp_path):
     import wave
 
-    from sslsan.data.prepare.synthetic_media import read_frame_index, write_video
+    from synthetic_media import read_frame_index, write_video
 
     videos = tmp_path / "vggsound_test"
     write_video(videos / "AAAAAAAAAAA_000010.mp4", seconds=4.0)
@@ -298,7 +299,7 @@ def test_vggss_from_vggsound_videos(tmp_path):
                                for k, c in enumerate("ABC", 1)]))
     out = tmp_path / "data"
     argv = ["vggss", "--videos", str(videos), "--annotations", str(ann), "--out", str(out)]
-    assert cli.main(argv) == 0
+    assert prepare(argv) == 0
     m = read_manifest(out / "vggss.jsonl")
     assert [s.id for s in m] == ["AAAAAAAAAAA_000010"]
     with Image.open(m.resolve(m[0].image)) as im:
@@ -308,7 +309,7 @@ def test_vggss_from_vggsound_videos(tmp_path):
     skipped = {json.loads(x)["id"]: json.loads(x)["reason"] for x in (out / "skipped.jsonl").read_text().splitlines()}
     assert skipped == {"BBBBBBBBBBB_000020": "no_audio", "CCCCCCCCCCC_000030": "missing"}
     mtime = m.resolve(m[0].audio).stat().st_mtime_ns
-    assert cli.main(argv) == 0  # resumed: the extracted files are kept
+    assert prepare(argv) == 0  # resumed: the extracted files are kept
     assert m.resolve(m[0].audio).stat().st_mtime_ns == mtime
 
 
@@ -317,6 +318,6 @@ def test_is3_alternative_folder_names(tmp_path):
     root, out = _is3_root(tmp_path), tmp_path / "data"
     for old, new in [("images", "visual_frames"), ("audio_wav", "audio_waw"), ("gt_segmentation", "gt_masks")]:
         (root / old).rename(root / new)
-    assert cli.main(["is3", "--root", str(root), "--out", str(out)]) == 0
+    assert prepare(["is3", "--root", str(root), "--out", str(out)]) == 0
     s = _sample_map(read_manifest(out / "is3.jsonl"))
     assert len(s) == 5 and all(x.mask for x in s.values())

@@ -9,12 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import command
+from synthetic_media import audio_amplitude, read_frame_index, write_video
 from sslsan.audio import load_audio
 from sslsan.data.manifest import read_manifest
-from sslsan.data.prepare import cli
-from sslsan.data.prepare.common import MediaError, PrepareError, decode_clip
-from sslsan.data.prepare.synthetic_media import audio_amplitude, read_frame_index, write_video
+from sslsan.data.prepare.clips import decode_clip
+from sslsan.data.prepare.common import MediaError, PrepareError
 from sslsan.data.prepare.vggsound import VGGSoundConfig, prepare_vggsound, val_assignment
+
+prepare = command("prepare")
 
 SR = 16000
 
@@ -127,7 +130,7 @@ def test_prepare_end_to_end_and_resume(tmp_path, media, capsys):
     lst.write_text("\n".join(i + ".mp4" if k % 2 else i for k, i in enumerate(ids)) + "\n")
     argv = ["vggsound", "--videos", str(videos), "--list", str(lst), "--csv", str(csv_path), "--out", str(out),
             "--workers", "2", "--val-fraction", "0.5", "--seed", "4", "--no-progress"]
-    assert cli.main(argv) == 0
+    assert prepare(argv) == 0
     text = capsys.readouterr().out
     assert "4 prepared" in text and "5 skipped" in text
 
@@ -165,7 +168,7 @@ def test_prepare_end_to_end_and_resume(tmp_path, media, capsys):
     before = {p: p.stat().st_mtime_ns for p in (out / "audio").iterdir()}
     train_text = (out / "train.jsonl").read_text()
     one_worker = [("1" if a == "2" else a) for a in argv]
-    assert cli.main(one_worker) == 0
+    assert prepare(one_worker) == 0
     assert "4 already done, reused" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in (out / "audio").iterdir()} == before
     assert (out / "train.jsonl").read_text() == train_text
@@ -174,10 +177,10 @@ def test_prepare_end_to_end_and_resume(tmp_path, media, capsys):
     victim.write_bytes(victim.read_bytes()[:100])
     with open(out / "progress.jsonl", "a") as fh:
         fh.write('{"id": "AAAAAAAAAAA_0')  # a line torn by a crash is ignored
-    assert cli.main(argv) == 0
+    assert prepare(argv) == 0
     assert "3 already done, reused" in capsys.readouterr().out
     assert victim.stat().st_size > 1000
-    assert cli.main(argv) == 0  # the record written after the torn line is intact
+    assert prepare(argv) == 0  # the record written after the torn line is intact
     assert "4 already done, reused" in capsys.readouterr().out
 
 
@@ -228,15 +231,15 @@ def test_subset_is_seeded(tmp_path, media):
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
-    assert cli.main(["vggsound", "--videos", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    assert prepare(["vggsound", "--videos", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "nope" in err and "not found" in err and err.count("\n") == 1
     (tmp_path / "v").mkdir()
-    assert cli.main(["vggsound", "--videos", str(tmp_path / "v"), "--out", str(tmp_path / "o")]) == 2
+    assert prepare(["vggsound", "--videos", str(tmp_path / "v"), "--out", str(tmp_path / "o")]) == 2
     assert "no video files" in capsys.readouterr().err
     bad_csv = tmp_path / "bad.csv"
     bad_csv.write_text("AAAAAAAAAAA,10\n")
-    assert cli.main(["vggsound", "--videos", str(tmp_path / "v"), "--csv", str(bad_csv), "--out", str(tmp_path / "o")]) == 2
+    assert prepare(["vggsound", "--videos", str(tmp_path / "v"), "--csv", str(bad_csv), "--out", str(tmp_path / "o")]) == 2
     assert "bad.csv:1" in capsys.readouterr().err
 
 

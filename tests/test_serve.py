@@ -54,8 +54,8 @@ def _png_claiming(width: int, height: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
-    from sslsan.data.prepare.synthetic_media import write_video
-    from sslsan.data.synthetic import wav_bytes
+    from synthetic_media import write_video
+    from sslsan.media import wav_bytes
 
     d = tmp_path_factory.mktemp("media")
     _image(0).save(d / "cat.jpg", quality=90)
@@ -304,7 +304,9 @@ def test_serve_without_checkpoint_says_how_to_get_one(tmp_path, capsys, monkeypa
 def test_serve_reports_a_busy_port(checkpoint, capsys):
     import socket
 
-    from sslsan.serve.cli import main
+    from conftest import command
+
+    main = command("serve")
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import command
 from sslsan.audio import AudioConfig, LogMelSpectrogram, load_audio
 from sslsan.data.datasets import AVDataset
 from sslsan.data.manifest import read_manifest
@@ -314,7 +315,7 @@ def test_cli_writes_refuses_and_overwrites(tmp_path, capsys):
 
 
 def test_show_writes_a_contact_sheet(seed0, tmp_path):
-    from sslsan.data.show import main
+    main = command("data", "show")
 
     png = tmp_path / "sheet.png"
     assert main([str(seed0), "--manifest", "test_is3", "--n", "2", "--out", str(png)]) == 0

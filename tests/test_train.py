@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -40,21 +39,19 @@ from sslsan.engine.train import (
     step_generator,
 )
 from sslsan.engine.distributed import DistInfo
-from sslsan.engine.train_cli import main as train_main
 from sslsan.losses import SSLSaNObjective
+from sslsan.media import wav_bytes
 from sslsan.models import load_model, read_checkpoint
 from sslsan.utils.logging import read_jsonl
 
+from conftest import command
+
 SR = 16000
+train_main = command("train")
 
 
 def _write_wav(path: Path, x: np.ndarray) -> None:
-    pcm = (np.clip(x, -1, 1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SR)
-        w.writeframes(pcm.tobytes())
+    path.write_bytes(wav_bytes(x, SR))
 
 
 def make_tiny_data(root: Path, n_train: int = 8, n_val: int = 4, seed: int = 0) -> Path:
@@ -245,7 +242,11 @@ def _reference_ddp_step(cfg: TrainConfig, data_root: Path):
     half = cfg.train.batch_size // 2
     losses = []
     optimizer.zero_grad()
+    # every rank starts the step from the same BatchNorm buffers (DDP broadcasts rank 0's); the negatives
+    # are normalised with the running statistics (D15), so rank 1 must not see rank 0's update of them
+    buffers = {k: v.clone() for k, v in model.state_dict().items() if "running_" in k or "num_batches" in k}
     for rank in range(2):
+        model.load_state_dict(buffers, strict=False)
         sampler = KeyedSampler(items, num_replicas=2, rank=rank, shuffle=True, seed=cfg.train.seed, drop_last=True)
         sampler.set_epoch(0)
         keys = list(sampler)[:half]
@@ -307,6 +308,20 @@ def test_input_builder_negatives_and_spectrogram_cache(data_root, tmp_path):
     assert source == "disk" and torch.equal(again, cache)
     other = tiny_config(data_root, "audio.n_mels=12")  # another front-end: another cache file
     assert power_cache_path(m, other) != power_cache_path(m, cfg)
+    # the key covers the audio files themselves: replaced clips (same manifest) give another cache
+    wav = m.resolve(m[0].audio)
+    key = power_cache_path(m, cfg)
+    wav.write_bytes(wav.read_bytes())
+    os.utime(wav, ns=(wav.stat().st_atime_ns, wav.stat().st_mtime_ns + 10**9))
+    assert power_cache_path(m, cfg) != key
+    # a cut cache file is recomputed (and replaced), not a crash
+    key = power_cache_path(m, cfg)
+    load_or_compute_power_cache(m, cfg, builder.frontend, dev, DistInfo(), progress=False)  # stores the new key
+    key.write_bytes(key.read_bytes()[:1000])
+    with pytest.warns(UserWarning, match="mel cache unreadable"):
+        fresh, source = load_or_compute_power_cache(m, cfg, builder.frontend, dev, DistInfo(), progress=False)
+    assert source == "computed" and torch.equal(fresh, cache)
+    assert torch.equal(torch.load(key, weights_only=True), cache)
     cached = TrainItems(items.manifest, cfg, train=True, power_cache=cache, with_noise=True)
     cb = collate_items([cached[(0, i)] for i in range(4)])
     xc = builder(cb, augment=False, generator=step_generator(7, 0, 0, 0))

@@ -5,45 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from sslsan.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    ImageError,
     ImageEvalTransform,
     ImageTrainTransform,
     denormalize,
-    load_image,
 )
-
-
-def test_load_image_formats(tmp_path):
-    arr = np.random.default_rng(0).integers(0, 255, (30, 40, 3), dtype=np.uint8)
-    Image.fromarray(arr).save(tmp_path / "a.png")
-    Image.fromarray(arr).convert("L").save(tmp_path / "gray.png")
-    Image.fromarray(arr).convert("RGBA").save(tmp_path / "rgba.png")
-    Image.fromarray(arr).save(tmp_path / "a.jpg", quality=95)
-    png = load_image(tmp_path / "a.png")
-    assert png.dtype == torch.uint8 and png.shape == (3, 30, 40)
-    assert np.array_equal(png.permute(1, 2, 0).numpy(), arr)
-    assert load_image(tmp_path / "gray.png").shape == (3, 30, 40)
-    assert load_image(tmp_path / "rgba.png").shape == (3, 30, 40)
-    smooth = np.broadcast_to(np.linspace(0, 255, 40, dtype=np.uint8)[None, :, None], (30, 40, 3))
-    Image.fromarray(np.ascontiguousarray(smooth)).save(tmp_path / "s.jpg", quality=95)
-    jpg = load_image(tmp_path / "s.jpg").permute(1, 2, 0).float().numpy()
-    assert np.abs(jpg - smooth).mean() < 3
-
-
-def test_load_image_errors(tmp_path):
-    with pytest.raises(ImageError, match="nope.jpg: image file not found"):
-        load_image(tmp_path / "nope.jpg")
-    (tmp_path / "e.jpg").write_bytes(b"")
-    with pytest.raises(ImageError, match="e.jpg: empty file"):
-        load_image(tmp_path / "e.jpg")
-    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff" + bytes(100))
-    with pytest.raises(ImageError, match="bad.jpg: cannot decode"):
-        load_image(tmp_path / "bad.jpg")
 
 
 def test_eval_transform_squash_and_normalise():

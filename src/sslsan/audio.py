@@ -5,28 +5,23 @@ Hann, reflect centre padding, normalised by sqrt(Σw²)) → HTK mel filterbank 
 normalisation; 28 of them are empty at 16 kHz) → 10·log10(max(P, 1e-10)).
 
 Pure torch (no torchaudio), batched, identical on CPU and CUDA; matches torchaudio's MelSpectrogram +
-AmplitudeToDB (checked against shared/reference/golden_mel_shared.npz). Files are decoded with PyAV.
+AmplitudeToDB (checked against tests/golden/golden_mel_shared.npz). Files are decoded by sslsan.media.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 
+from sslsan.media import SAMPLE_RATE, AudioError, load_audio  # noqa: F401  (public names of this module)
 from sslsan.utils.device import to_device
-from sslsan.utils.io import check_input_file
 
-SAMPLE_RATE = 16000
 DB_FLOOR_POWER = 1e-10  # AmplitudeToDB amin: the floor is -100 dB
-
-
-class AudioError(ValueError):
-    """An audio file that is missing, empty, corrupt or has no audio track (message names the file)."""
 
 
 @dataclass
@@ -59,78 +54,6 @@ class AudioConfig:
         return 1 + self.tile_samples // self.hop_length
 
 
-# ----------------------------------------------------------------------------------------- loading
-
-
-def _read_pcm_wav(path: Path, sample_rate: int) -> np.ndarray | None:
-    """(C, N) float32 of a plain PCM WAV already at `sample_rate`, via the standard library; None otherwise.
-
-    Prepared datasets store 16 kHz PCM16 WAVs: reading them this way costs ~0.5 ms instead of ~15 ms
-    through a demuxer + resampler, which is what keeps a training loader ahead of the GPU.
-    """
-    import wave
-
-    try:
-        with wave.open(str(path), "rb") as w:
-            if w.getframerate() != sample_rate or w.getsampwidth() not in (1, 2, 4) or w.getcomptype() != "NONE":
-                return None
-            channels, width, frames = w.getnchannels(), w.getsampwidth(), w.getnframes()
-            raw = w.readframes(frames)
-    except (wave.Error, EOFError, OSError):
-        return None  # not a plain PCM WAV (float, extensible, ...): PyAV decides
-    if len(raw) != frames * channels * width or frames == 0:
-        return None  # truncated or empty: let PyAV report it
-    if width == 1:
-        data = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
-    else:
-        dtype, scale = ("<i2", 32768.0) if width == 2 else ("<i4", 2147483648.0)
-        data = np.frombuffer(raw, dtype).astype(np.float32) / scale
-    return data.reshape(frames, channels).T
-
-
-def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, mono: bool = True) -> torch.Tensor:
-    """Decode an audio file (WAV/FLAC/MP3/OGG, or the audio track of MP4/MKV) with PyAV.
-
-    Resamples to `sample_rate`. Returns float32: (N,) when `mono` (mean of the channels), else (C, N).
-    Raises AudioError naming the file when it is missing, empty, corrupt or has no audio.
-    """
-    path = check_input_file(path, "audio", AudioError)
-    data = _read_pcm_wav(path, sample_rate) if path.suffix.lower() == ".wav" else None
-    if data is None:
-        data = _decode_with_av(path, sample_rate)
-    wave = torch.from_numpy(np.ascontiguousarray(data))
-    return wave.mean(dim=0) if mono else wave
-
-
-def _decode_with_av(path: Path, sample_rate: int) -> np.ndarray:
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise AudioError(f"{path}: no audio track")
-            stream = container.streams.audio[0]
-            channels = stream.codec_context.channels or 1
-            fifo = av.AudioFifo()
-            for frame in container.decode(stream):
-                frame.pts = None  # the fifo checks timestamp continuity; broken timestamps must not drop audio
-                fifo.write(frame)
-            if fifo.samples == 0:
-                raise AudioError(f"{path}: audio track holds no samples")
-            # one resampler call for the whole track: per-frame calls cost more than the decoding itself
-            resampler = av.AudioResampler(format="fltp", layout=stream.layout.name if stream.layout else None, rate=sample_rate)
-            chunks = [f.to_ndarray() for f in resampler.resample(fifo.read())]
-            chunks += [f.to_ndarray() for f in resampler.resample(None)]
-    except AudioError:
-        raise
-    except (av.error.FFmpegError, ValueError, OSError) as exc:
-        raise AudioError(f"{path}: cannot decode audio (corrupt or unsupported file: {exc})") from None
-    data = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
-    if data.shape[1] == 0:
-        raise AudioError(f"{path}: audio track holds no samples")
-    return data[:channels]
-
-
 # ----------------------------------------------------------------------------------- waveform ops
 
 
@@ -158,6 +81,21 @@ def tile_rows(wave: torch.Tensor, lengths: torch.Tensor, n: int) -> torch.Tensor
         return tile_to_length(wave[:, : int(lengths[0])], n)
     idx = torch.arange(n)[None, :] % lengths[:, None]
     return wave.gather(1, to_device(idx, wave.device))
+
+
+SHORT_CLIP_REPEATS = 10  # a clip repeated more often than this to fill the window is mostly repetition
+
+
+class ShortClipWarning(UserWarning):
+    """A clip so much shorter than the model's window that tiling repeats it many times."""
+
+
+def warn_if_short(n_samples: int, window: int, sample_rate: int, where: str | Path) -> None:
+    """Warn, naming `where`, when a clip of `n_samples` is tiled more than SHORT_CLIP_REPEATS times to `window`."""
+    if 0 < n_samples and window / n_samples > SHORT_CLIP_REPEATS:
+        warnings.warn(f"{where}: clip is {n_samples / sample_rate:.3g} s long; tiling repeats it "
+                      f"{math.ceil(window / n_samples)} times to fill the {window / sample_rate:g} s window",
+                      ShortClipWarning, stacklevel=2)
 
 
 def silence(n: int, device: str | torch.device = "cpu") -> torch.Tensor:

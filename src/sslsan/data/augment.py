@@ -14,10 +14,9 @@ crop's resampling differs (PIL on uint8 instead of torch on float: within one gr
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import torch
 
 from sslsan.data.transforms import (
@@ -37,12 +36,11 @@ from sslsan.data.transforms import (
     _gaussian_blur,
     _grayscale,
     _hue_shift,
-    load_image,
     normalize,
     resize,
 )
+from sslsan.media import load_image_reduced
 from sslsan.utils.device import to_device
-from sslsan.utils.io import check_input_file
 
 # Columns of a sample's augmentation parameters (`draw_params`): the flip, then the colour draws
 # (sslsan.data.transforms.JITTER ... SIGMA) shifted by one.
@@ -75,44 +73,28 @@ def decode_crop(path: str | Path, transform: ImageTrainTransform, generator: tor
                 *, reduced_decode: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """The loader-worker half of the training augmentation for one image file.
 
-    Draws the sample's augmentation (`draw_params`), decodes the frame and returns the
-    random-resized crop as uint8 (3, size, size), not flipped, with the (N_PARAMS,) parameters.
-    The crop is resized as the reference does it (torch's antialiased bilinear), on uint8.
-    JPEGs are decoded straight from the file, at 1/2, 1/4 or 1/8 scale when the crop still covers
-    size×size pixels there (`reduced_decode`; the crop box is then rounded to the reduced grid);
-    other formats go through `load_image`. Raises ImageError naming the file when it is missing or
-    cannot be decoded.
+    Draws the sample's augmentation (`draw_params`) on the frame's size, decodes the frame and
+    returns the random-resized crop as uint8 (3, size, size), not flipped, with the (N_PARAMS,)
+    parameters. The crop is resized as the reference does it (torch's antialiased bilinear), on
+    uint8. With `reduced_decode`, a JPEG is decoded at 1/2, 1/4 or 1/8 scale when the crop still
+    covers size×size pixels there (`sslsan.media.load_image_reduced`); the crop box is then rounded
+    to the reduced grid. Raises ImageError naming the file when it is missing or cannot be decoded.
     """
-    from PIL import Image, UnidentifiedImageError
+    drawn: dict[str, Any] = {}
 
-    path = check_input_file(path, "image", ImageError)
-    arr, scale = None, 1
-    try:
-        with Image.open(path) as im:
-            width, height = im.size
-            crop, params = draw_params(transform, height, width, generator)
-            if im.format == "JPEG" and im.mode in ("RGB", "L"):
-                factor = draft_factor(crop, transform.size) if reduced_decode else 1
-                if factor > 1:
-                    im.draft(im.mode, (width // factor, height // factor))
-                    scale = round(width / im.size[0])  # what the decoder chose (a file may not allow it)
-                arr = np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{path}: cannot decode image (corrupt or unsupported: {exc})") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageError(f"{path}: image too large to decode ({exc})") from None
-    if arr is None:  # PNG, 16-bit, CMYK, ...: the general decoder
-        img = load_image(path)
-    else:
-        with warnings.catch_warnings():  # PIL's buffer is read-only; it is only read here
-            warnings.simplefilter("ignore", UserWarning)
-            img = torch.from_numpy(arr).permute(2, 0, 1)
+    def reduction_for(width: int, height: int) -> int:
+        drawn["size"] = (height, width)
+        drawn["crop"], drawn["params"] = draw_params(transform, height, width, generator)
+        return draft_factor(drawn["crop"], transform.size) if reduced_decode else 1
+
+    img, scale = load_image_reduced(path, reduction_for)
+    crop = drawn["crop"]
     top, left = round(crop.top / scale), round(crop.left / scale)
     bottom, right = round((crop.top + crop.height) / scale), round((crop.left + crop.width) / scale)
     region = img[None, :, top:bottom, left:right]
     if region.shape[-2] < 1 or region.shape[-1] < 1:
-        raise ImageError(f"{path}: decoded size {tuple(img.shape[1:])} does not hold the crop drawn for {(height, width)}")
-    return resize(region, (transform.size, transform.size))[0], params
+        raise ImageError(f"{path}: decoded size {tuple(img.shape[1:])} does not hold the crop drawn for {drawn['size']}")
+    return resize(region, (transform.size, transform.size))[0].contiguous(), drawn["params"]
 
 
 class ImageDeviceAugment:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -85,9 +86,17 @@ def _sample_from(obj: Any, where: str) -> Sample:
     if unknown:
         raise ManifestError(f"{where}: unknown field(s) {unknown}")
     boxes = obj.get("boxes") or []
+    if not isinstance(boxes, list):
+        raise ManifestError(f"{where}: sample {obj['id']!r}: boxes must be a list of [x1, y1, x2, y2], got {boxes!r}")
     for b in boxes:
-        if not (isinstance(b, (list, tuple)) and len(b) == 4):
-            raise ManifestError(f"{where}: box {b!r} is not [x1, y1, x2, y2]")
+        if not (isinstance(b, (list, tuple)) and len(b) == 4
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in b)):
+            raise ManifestError(f"{where}: sample {obj['id']!r}: box {b!r} is not [x1, y1, x2, y2] (four numbers)")
+        if not all(math.isfinite(v) for v in b):
+            raise ManifestError(f"{where}: sample {obj['id']!r}: box {b!r} has a NaN or infinite coordinate")
+    for key in ("image", "audio"):
+        if not isinstance(obj[key], str) or not obj[key]:
+            raise ManifestError(f"{where}: sample {obj['id']!r}: {key} must be a file path, got {obj[key]!r}")
     return Sample(**{**obj, "id": str(obj["id"]), "boxes": [[float(v) for v in b] for b in boxes]})
 
 

@@ -1,4 +1,4 @@
-"""`sslsan data show DIR`: a contact sheet of a prepared dataset, as the model will see it.
+"""A contact sheet of a prepared dataset, as the model will see it (the library of `sslsan data show`).
 
 Each cell shows the frame with the sounding object's mask contour and boxes, the clip's category
 (and the other visible categories), and a small log-mel spectrogram of the clip underneath.
@@ -7,15 +7,13 @@ Works for any folder written by `sslsan data synth` or `sslsan prepare` (or a ma
 
 from __future__ import annotations
 
-import argparse
 import io
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from sslsan.data.manifest import Manifest, read_manifest
+from sslsan.data.manifest import Manifest, ManifestError
 from sslsan.data.registry import DATASETS
 
 # manifests looked for (in this order) when DIR is a folder and --manifest is not given
@@ -28,16 +26,32 @@ def find_manifest(path: str | Path, name: str | None = None) -> Path:
     if path.is_file():
         return path
     if not path.is_dir():
-        raise FileNotFoundError(f"{path}: no such folder or manifest")
+        raise ManifestError(f"{path}: no such folder or manifest")
     if name is not None:
         cand = path / (name if name.endswith(".jsonl") else name + ".jsonl")
         if not cand.exists():
-            raise FileNotFoundError(f"{cand}: manifest not found")
+            raise ManifestError(f"{cand}: manifest not found")
         return cand
     for n in dict.fromkeys(_DEFAULT_ORDER):
         if (path / n).exists():
             return path / n
-    raise FileNotFoundError(f"{path}: holds none of the known manifests ({', '.join(dict.fromkeys(_DEFAULT_ORDER))})")
+    raise ManifestError(f"{path}: holds none of the known manifests ({', '.join(dict.fromkeys(_DEFAULT_ORDER))})")
+
+
+def show_dataset(path: str | Path, manifest: str | None = None, n: int = 16, cols: int = 4, seed: int | None = None,
+                 n_mels: int = 64, out: str | Path | None = None) -> Path:
+    """Render the contact sheet of a data root or manifest (see `find_manifest`, `pick`); returns the PNG path.
+
+    `out` defaults to contact_<manifest name>.png next to the manifest.
+    """
+    from sslsan.data.manifest import read_manifest
+
+    if n < 1 or cols < 1 or n_mels < 1:
+        raise ValueError(f"n={n}, cols={cols}, n_mels={n_mels}: each must be at least 1")
+    found = find_manifest(path, manifest)
+    m = read_manifest(found)
+    target = Path(out) if out else found.parent / f"contact_{found.stem}.png"
+    return render_contact_sheet(m, pick(m, n, seed), target, cols, n_mels)
 
 
 def pick(manifest: Manifest, n: int, seed: int | None) -> list[int]:
@@ -61,8 +75,8 @@ def render_contact_sheet(
     from matplotlib.patches import Rectangle
     from PIL import Image
 
-    from sslsan.audio import AudioConfig, LogMelSpectrogram, load_audio
-    from sslsan.data.transforms import load_image
+    from sslsan.audio import AudioConfig, LogMelSpectrogram
+    from sslsan.media import load_audio, load_image, load_mask
     from sslsan.utils.io import atomic_write_bytes
 
     cols = max(1, min(cols, len(indices)))
@@ -80,8 +94,8 @@ def render_contact_sheet(
         ax = fig.add_subplot(cell[0])
         ax.imshow(img, interpolation="nearest")
         if s.mask:
-            with Image.open(manifest.resolve(s.mask)) as m:
-                mask = np.asarray(m.convert("L").resize((w, h), Image.NEAREST)) > 127
+            mask = load_mask(manifest.resolve(s.mask))
+            mask = np.asarray(Image.fromarray(mask).resize((w, h), Image.NEAREST))
             if mask.any():
                 ax.contour(mask.astype(np.float32), levels=[0.5], colors="yellow", linewidths=1.2)
         for x1, y1, x2, y2 in s.boxes:
@@ -113,39 +127,3 @@ def render_contact_sheet(
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return atomic_write_bytes(out, buf.getvalue())
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="sslsan data show",
-        description="Render a contact sheet PNG of a dataset: each frame with its mask contour and boxes, "
-        "the clip's category, and a log-mel spectrogram of the clip.",
-    )
-    p.add_argument("dir", metavar="DIR", help="a data root written by `sslsan data synth`/`prepare`, or a manifest .jsonl file")
-    p.add_argument("--manifest", default=None, metavar="NAME",
-                   help="manifest inside DIR to show, e.g. test_is3 or train.jsonl (default: the first of "
-                   "test_vggss, test_is3, val, train that exists)")
-    p.add_argument("--n", type=int, metavar="N", default=16, help="number of samples to show (default 16)")
-    p.add_argument("--cols", type=int, metavar="N", default=4, help="cells per row (default 4)")
-    p.add_argument("--seed", type=int, metavar="S", default=None,
-                   help="show a seeded random subset instead of the first N samples")
-    p.add_argument("--n-mels", type=int, metavar="N", default=64, help="mel bins of the displayed spectrograms (default 64)")
-    p.add_argument("--out", default=None, metavar="PNG",
-                   help="output PNG (default: contact_<manifest name>.png next to the manifest)")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if args.n < 1 or args.cols < 1 or args.n_mels < 1:
-            raise ValueError("--n, --cols and --n-mels must be >= 1")
-        path = find_manifest(args.dir, args.manifest)
-        manifest = read_manifest(path)
-        out = Path(args.out) if args.out else path.parent / f"contact_{path.stem}.png"
-        written = render_contact_sheet(manifest, pick(manifest, args.n, args.seed), out, args.cols, args.n_mels)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"sslsan data show: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {written}")
-    return 0

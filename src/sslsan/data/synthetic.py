@@ -20,12 +20,10 @@ from __future__ import annotations
 import colorsys
 import dataclasses
 import functools
-import io
 import json
 import math
 import os
 import shutil
-import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -33,10 +31,10 @@ from typing import Any, Iterator
 import numpy as np
 from PIL import Image, ImageDraw
 
-from sslsan.audio import SAMPLE_RATE
 from sslsan.data.manifest import Sample, write_manifest
 from sslsan.data.registry import DATASETS
-from sslsan.utils.io import atomic_write_text
+from sslsan.media import SAMPLE_RATE, box_from_mask, jpeg_bytes, mask_png_bytes, wav_bytes
+from sslsan.utils.io import atomic_write_text, make_folder
 from sslsan.utils.seed import numpy_rng
 
 GENERATOR = "sslsan.data.synthetic"
@@ -345,18 +343,6 @@ def mix_clip(
     return (x * _F32(peak / (float(np.abs(x).max()) + 1e-12))).astype(_F32)
 
 
-def wav_bytes(x: np.ndarray, sr: int = SAMPLE_RATE) -> bytes:
-    """Mono PCM16 WAV file contents of a float waveform in [-1, 1]."""
-    pcm = np.clip(np.round(np.asarray(x, dtype=np.float64) * 32767.0), -32768, 32767).astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sr)
-        w.writeframes(pcm.tobytes())
-    return buf.getvalue()
-
-
 # --------------------------------------------------------------------------------------------
 # images
 # --------------------------------------------------------------------------------------------
@@ -533,14 +519,10 @@ def render_scene(objects: list[SceneObject], rng: np.random.Generator, size: int
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8), visible[::-1]
 
 
-def mask_box(mask: np.ndarray) -> list[float]:
-    """Normalised xyxy box of a mask, half-open: pixels [x1, x2) x [y1, y2) scaled by the size."""
-    h, w = mask.shape
-    rows = np.flatnonzero(mask.any(1))
-    cols = np.flatnonzero(mask.any(0))
-    if rows.size == 0:
-        return [0.0, 0.0, 0.0, 0.0]
-    return [round(cols[0] / w, 6), round(rows[0] / h, 6), round((cols[-1] + 1) / w, 6), round((rows[-1] + 1) / h, 6)]
+def mask_box(mask: np.ndarray) -> list[float] | None:
+    """sslsan.media.box_from_mask rounded to 6 decimals, as the manifests store it (None: empty mask)."""
+    box = box_from_mask(mask)
+    return None if box is None else [round(v, 6) for v in box]
 
 
 # --------------------------------------------------------------------------------------------
@@ -631,18 +613,6 @@ def clip_for(objs: list[SceneObject], rng: np.random.Generator, cfg: SynthConfig
 # --------------------------------------------------------------------------------------------
 
 
-def _jpeg(img: np.ndarray, quality: int) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
-
-
-def _png_mask(mask: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def _write(root: Path, rel: str, data: bytes) -> str:
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -665,7 +635,7 @@ def generate_item(split: str, index: int, cfg: SynthConfig, root: Path) -> list[
         sounding = [o for o in scene.objects if o.sounding]
         rng.shuffle(sounding)  # which sounding object is loudest is random
         annotations = [sounding]
-    image_rel = _write(root, f"{split}/images/{stem}.jpg", _jpeg(scene.image, cfg.jpeg_quality))
+    image_rel = _write(root, f"{split}/images/{stem}.jpg", jpeg_bytes(scene.image, cfg.jpeg_quality))
     scene_cats = sorted(set(scene.names))
     rows = []
     for k, objs in enumerate(annotations):
@@ -681,8 +651,8 @@ def generate_item(split: str, index: int, cfg: SynthConfig, root: Path) -> list[
                 id=f"{split}_{stem}{suffix}",
                 image=image_rel,
                 audio=_write(root, f"{split}/audio/{stem}{suffix}.wav", wav_bytes(wave_, cfg.sample_rate)),
-                boxes=[mask_box(scene.masks[i]) for i in idx],
-                mask=_write(root, f"{split}/masks/{stem}{suffix}.png", _png_mask(mask)),
+                boxes=[b for b in (mask_box(scene.masks[i]) for i in idx) if b is not None],  # hidden: no box
+                mask=_write(root, f"{split}/masks/{stem}{suffix}.png", mask_png_bytes(mask)),
                 category=names[0],
                 scene_categories=scene_cats,
                 group=f"{split}_{stem}" if split == "test_is3" else None,
@@ -710,12 +680,22 @@ def _run_item(task: tuple[str, int]) -> list[dict[str, Any]]:
     return generate_item(task[0], task[1], cfg, root)
 
 
+def _written_by_us(meta: Path) -> bool:
+    """Whether a dataset.json says `sslsan data synth` wrote its folder; SynthError if it is damaged."""
+    try:
+        data = json.loads(meta.read_text() or "{}")
+    except json.JSONDecodeError as exc:
+        raise SynthError(f"{meta}: damaged (not valid JSON: {exc.msg}, line {exc.lineno}), so the folder cannot be "
+                         "recognised as a generated benchmark; delete it or choose another --out") from None
+    return isinstance(data, dict) and data.get("generator") == GENERATOR
+
+
 def _prepare_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise SynthError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
         meta = out / "dataset.json"
-        ours = meta.exists() and json.loads(meta.read_text() or "{}").get("generator") == GENERATOR
+        ours = meta.is_file() and _written_by_us(meta)
         if not overwrite:
             raise SynthError(f"{out}: folder is not empty (pass --overwrite to replace a generated benchmark)")
         if not ours:
@@ -724,7 +704,7 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
             (out / manifest).unlink(missing_ok=True)
             shutil.rmtree(out / split, ignore_errors=True)
         meta.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
 
 
 def generate_dataset(

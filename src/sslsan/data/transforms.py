@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sslsan.media import ImageError, load_image  # noqa: F401  (public names of this module)
 from sslsan.utils.device import device_constant
-from sslsan.utils.io import check_input_file
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -32,25 +30,6 @@ _GRAY = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, as PIL/torchvision grayscale
 # 3 hue: the factor of op k is column BRIGHTNESS + k), then grayscale and blur flags and the blur σ.
 JITTER, BRIGHTNESS, CONTRAST, SATURATION, HUE, ORDER, GRAY, BLUR, SIGMA = 0, 1, 2, 3, 4, 5, 9, 10, 11
 N_COLOUR = 12
-
-
-class ImageError(ValueError):
-    """An image file that is missing, empty or cannot be decoded (message names the file)."""
-
-
-def load_image(path: str | Path) -> torch.Tensor:
-    """Decode any PIL-readable image to uint8 RGB (3, H, W)."""
-    from PIL import Image, UnidentifiedImageError
-
-    path = check_input_file(path, "image", ImageError)
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{path}: cannot decode image (corrupt or unsupported: {exc})") from None
-    except Image.DecompressionBombError as exc:  # a header claiming billions of pixels
-        raise ImageError(f"{path}: image too large to decode ({exc})") from None
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
 def _as_float_batch(img: torch.Tensor) -> tuple[torch.Tensor, bool]:

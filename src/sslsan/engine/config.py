@@ -13,7 +13,8 @@ from typing import Literal
 
 from sslsan.audio import AudioConfig
 from sslsan.losses import ObjectiveConfig
-from sslsan.models import ModelConfig
+from sslsan.config import ConfigError
+from sslsan.models import FEATURE_STRIDE, ModelConfig
 
 
 @dataclass
@@ -118,8 +119,43 @@ class TrainConfig:
     eval: EvalSection = field(default_factory=EvalSection)
 
 
+# settings with a lower bound: key -> smallest allowed value (None values mean "not set" and pass)
+_AT_LEAST: dict[str, int] = {
+    "train.epochs": 1, "train.batch_size": 1, "train.val_batch_size": 1, "train.log_every": 1,
+    "train.max_steps_per_epoch": 1, "train.threads": 1, "data.num_workers": 0, "data.prefetch_factor": 1,
+    "data.image_size": FEATURE_STRIDE, "audio.sample_rate": 1, "audio.n_fft": 2, "audio.hop_length": 1,
+    "audio.n_mels": 1, "eval.calibration_repetitions": 1,
+}
+_POSITIVE = ("model.width", "optim.lr", "audio.clip_seconds", "audio.tile_seconds", "data.cache_max_gib")
+_NON_NEGATIVE = ("optim.weight_decay",)
+
+
+def validate_train_config(cfg: TrainConfig) -> TrainConfig:
+    """Refuse settings no run can use (an epoch count of 0, a batch of 0, images smaller than the
+    network's stride, ...) up front, with a ConfigError naming the key and its value."""
+    def value(key: str):
+        section, name = key.split(".")
+        return getattr(getattr(cfg, section), name)
+
+    for key, low in _AT_LEAST.items():
+        v = value(key)
+        if v is not None and v < low:
+            why = (f"images smaller than the network's stride ({FEATURE_STRIDE} pixels) give no map"
+                   if key == "data.image_size" else f"must be at least {low}")
+            raise ConfigError(f"{key}={v}: {why}")
+    for key in _POSITIVE:
+        if not value(key) > 0:
+            raise ConfigError(f"{key}={value(key)}: must be greater than 0")
+    for key in _NON_NEGATIVE:
+        if not value(key) >= 0:
+            raise ConfigError(f"{key}={value(key)}: must be 0 or more")
+    return cfg
+
+
 def resolve_train_config(cfg: TrainConfig) -> TrainConfig:
-    """Fill settings that follow from others: the TE canvas (objective.image_size) is the training image size."""
+    """Check the config (`validate_train_config`) and fill settings that follow from others: the TE
+    canvas (objective.image_size) is the training image size."""
+    validate_train_config(cfg)
     if cfg.objective.image_size != cfg.data.image_size:
         cfg = dataclasses.replace(cfg, objective=dataclasses.replace(cfg.objective, image_size=cfg.data.image_size))
     return cfg
@@ -137,7 +173,7 @@ def ablation_overrides(name: str) -> list[str]:
     """
     import yaml
 
-    from sslsan.config import ConfigError, resolve_config_path
+    from sslsan.config import resolve_config_path
 
     if name not in ABLATIONS:
         raise ConfigError(f"unknown ablation {name!r}; Table 4 rows: {', '.join(ABLATIONS)}")

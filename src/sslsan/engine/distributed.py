@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from sslsan.utils.device import resolve_device  # noqa: F401  (re-exported: the engine's device rule)
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -26,19 +28,6 @@ class DistInfo:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """'auto' → cuda when available, else cpu; a bare 'cuda' under torchrun → this rank's GPU."""
-    if device is None or str(device) == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {str(device)!r} requested but CUDA is not available (use --device cpu)")
-        if dev.index is None:
-            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return dev
 
 
 def init_distributed(device: torch.device) -> DistInfo:

@@ -28,6 +28,7 @@ import random
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -39,7 +40,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_co
 from tqdm.auto import tqdm
 
 from sslsan import __version__
-from sslsan.audio import LogMelSpectrogram, SpecAugment, load_audio, noise, silence, tile_rows
+from sslsan.audio import LogMelSpectrogram, SpecAugment, noise, silence, tile_rows
 from sslsan.config import ConfigError, save_config, to_dict
 from sslsan.data.augment import ImageDeviceAugment, decode_crop
 from sslsan.data.datasets import AVDataset
@@ -173,8 +174,7 @@ class TrainItems(Dataset):
         if self.power_cache is not None:
             item["power"] = self.power_cache[i]
         else:  # untiled: a 3 s clip is 30 % of the 10 s the front-end tiles it to on the device
-            wave = load_audio(self.manifest.resolve(smp.audio), sample_rate=self.audio.sample_rate)
-            item["wave"] = wave[: self.audio.tile_samples]
+            item["wave"] = self.base.load_clip(i)[: self.audio.tile_samples]
         if self.with_noise:
             g = (
                 make_generator(self.seed, STREAM_NOISE, epoch, i)
@@ -228,10 +228,22 @@ def compute_power_cache(
 _CACHE_KEYS = ("sample_rate", "tile_seconds", "n_fft", "hop_length", "n_mels")
 
 
+def audio_files_signature(manifest: Manifest) -> str:
+    """sha256 over (path, size, mtime) of every audio file of `manifest`: replacing a clip changes it."""
+    h = hashlib.sha256()
+    for smp in manifest:
+        path = manifest.resolve(smp.audio)
+        st = path.stat()
+        h.update(f"{path}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
 def power_cache_path(manifest: Manifest, cfg: TrainConfig) -> Path:
-    """Where the mel cache of `manifest` is kept on disk: beside the manifest, keyed by its hash and the front-end."""
+    """Where the mel cache of `manifest` is kept on disk: beside the manifest, keyed by its hash, its audio
+    files (paths, sizes, modification times) and the front-end."""
     audio = to_dict(cfg.audio)
-    key = json.dumps({"manifest": manifest_hash(manifest.path), **{k: audio[k] for k in _CACHE_KEYS}, "v": 1}, sort_keys=True)
+    key = json.dumps({"manifest": manifest_hash(manifest.path), "audio_files": audio_files_signature(manifest),
+                      **{k: audio[k] for k in _CACHE_KEYS}, "v": 1}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return manifest.path.parent / ".sslsan_cache" / f"mel_{manifest.path.stem}_{digest}.pt"
 
@@ -260,10 +272,18 @@ def load_or_compute_power_cache(
         return cache, "computed"
     barrier(info)
     if path.exists():
-        cache = torch.load(path, map_location="cpu", weights_only=True)
-        if tuple(cache.shape) == want:
+        try:
+            cache = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a cut or damaged file (any unpickling error): the cache is only a shortcut
+            warnings.warn(f"{path}: mel cache unreadable ({type(exc).__name__}); recomputing it")
+            cache = None
+        if isinstance(cache, torch.Tensor) and tuple(cache.shape) == want:
             return cache.share_memory_(), "disk"
-    return compute_power_cache(manifest, cfg, frontend, device, progress=progress), "computed"
+    cache = compute_power_cache(manifest, cfg, frontend, device, progress=progress)
+    if info.is_main and path.exists():  # damaged or of another shape: replace it
+        with contextlib.suppress(OSError):
+            atomic_torch_save(cache, path)
+    return cache, "computed"
 
 
 def make_loader(items: TrainItems, sampler, batch_size: int, cfg: TrainConfig, device: torch.device, *, drop_last: bool) -> DataLoader:
@@ -747,6 +767,8 @@ def train(
     Under torchrun, every rank calls this; rank 0 writes. `progress`: tqdm bars (default: on a TTY).
     """
     cfg = resolve_train_config(cfg)
+    if Path(run_dir).exists() and not Path(run_dir).is_dir():
+        raise ConfigError(f"{run_dir}: exists and is not a folder (the run directory)")
     dev = resolve_device(device if device is not None else cfg.train.device)
     threads = torch.get_num_threads()
     if cfg.train.threads is not None and dev.type == "cpu":

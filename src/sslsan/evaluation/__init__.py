@@ -1,8 +1,8 @@
-"""Evaluation suite: inference with negative audio, universal threshold, tables, figures, CLIs.
+"""Evaluation suite: inference with negative audio, universal threshold, tables, figures, your own media.
 
 Python API (used by `sslsan demo`):
   evaluate_checkpoint(checkpoint, dataset, data_root, out_dir, *, repetitions=10, threshold="auto",
-                      device="cpu", batch_size=64, seed=0) -> metrics dict
+                      device="auto", batch_size=64, seed=0) -> metrics dict
   score_maps(maps_npz, threshold=None) -> metrics dict        (maps.npz layout: docs/maps_npz.md)
   calibrate_universal_threshold(model, manifest, *, device, seed=0, mode="per_type") -> (float, dict)
   comparison_markdown({name: metrics, ...}) / compare_runs([run_dir, ...]) -> Markdown tables
@@ -26,6 +26,8 @@ _LAZY = {
     "comparison_markdown": "sslsan.evaluation.report",
     "compare_runs": "sslsan.evaluation.report",
     "run_report": "sslsan.evaluation.report",
+    "localize_to_folder": "sslsan.evaluation.localize",
+    "find_pairs": "sslsan.evaluation.localize",
 }
 
 __all__ = ["EvaluationError", "MapsFileError", *_LAZY]

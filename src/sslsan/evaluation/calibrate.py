@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from sslsan.data.manifest import Manifest, manifest_hash, read_manifest
@@ -32,7 +31,7 @@ def calibrate_universal_threshold(
 ) -> tuple[float, dict]:
     """Calibrate U_th of `model` on `manifest`; returns (threshold, details for the run record)."""
     from sslsan.evaluation.inference import run_inference
-    from sslsan.metrics import universal_threshold
+    from sslsan.metrics import per_type_quantiles, universal_threshold
 
     if mode not in ("per_type", "pooled"):
         raise ValueError(f"unknown calibration mode {mode!r}; expected 'per_type' or 'pooled'")
@@ -54,6 +53,6 @@ def calibrate_universal_threshold(
         "repetitions": repetitions,
         "seed": seed,
         "noise_pool": noise_pool,
-        "q3_by_type": {t: float(np.quantile(v, 0.75)) for t, v in neg_max.items()},
+        "q3_by_type": per_type_quantiles(neg_max, 0.75),  # the same numbers the threshold is the max of
     }
     return thr, details

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +26,9 @@ import torch
 
 from sslsan.data.manifest import Manifest, manifest_hash, read_manifest
 from sslsan.data.registry import DATASETS, dataset_manifest
-from sslsan.evaluation.errors import EvaluationError
+from sslsan.evaluation.errors import EvaluationError, check_at_least, check_threshold
 from sslsan.evaluation.negatives import NEGATIVE_TYPES, assign_offscreen, load_offscreen_assignment
-from sslsan.utils.io import sha256_file
+from sslsan.utils.io import make_folder, sha256_file
 from sslsan.utils.logging import JsonlLogger
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,7 @@ def _calibrate(model, split: Manifest | Path, cache: Path | None, key: dict, **k
             entries = json.loads(cache.read_text())
         except (OSError, json.JSONDecodeError):
             entries = []
+        entries = [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []  # a damaged memo
         for e in entries:
             if e.get("key") == full:
                 return float(e["info"]["value"]), {**e["info"], "cached": str(cache)}
@@ -90,10 +94,7 @@ def resolve_threshold(threshold: str | float, model, dataset: str, data_root: st
 
     `cache` (+ `cache_key`, e.g. the checkpoint's hash) memoises calibrations across test sets."""
     if not (isinstance(threshold, str) and threshold == "auto"):
-        try:
-            value = float(threshold)
-        except ValueError:
-            raise EvaluationError(f"threshold must be 'auto' or a number, got {threshold!r}") from None
+        value = check_threshold(threshold)
         return value, {"value": value, "source": "given"}
     stored = getattr(model, "universal_threshold", None)
     if stored is not None:
@@ -114,6 +115,13 @@ def resolve_threshold(threshold: str | float, model, dataset: str, data_root: st
     log.warning("no calibration split for %s under %s: calibrating U_th on the test set itself", dataset, data_root)
     value, info = _calibrate(model, test, cache, key, **kw)
     return value, {**info, "source": "calibrated on the test set itself (no calibration split found)"}
+
+
+def default_out_dir(checkpoint: str | Path, dataset: str) -> Path:
+    """<run>/eval_<dataset> for <run>/checkpoints/best.pt; eval_<dataset>_<stem> beside other checkpoints."""
+    ck = Path(checkpoint)
+    base = ck.parent.parent if ck.parent.name == "checkpoints" else ck.parent
+    return base / (f"eval_{dataset}" if ck.stem == "best" else f"eval_{dataset}_{ck.stem}")
 
 
 def _figures(out: Path, res, gt: np.ndarray, manifest: Manifest, threshold: float, n_examples: int, title: str) -> list[Path]:
@@ -139,7 +147,7 @@ def evaluate_checkpoint(
     *,
     repetitions: int = 10,
     threshold: str | float = "auto",
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     batch_size: int = 64,
     seed: int = 0,
     workers: int = 0,
@@ -153,7 +161,10 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Evaluate `checkpoint` on `dataset` (a registry name) under `data_root`; returns the metrics.
 
-    Writes maps.npz, metrics.json, report.md, offscreen.json, figures and log.jsonl into `out_dir`.
+    Writes maps.npz, metrics.json, report.md, offscreen.json, figures and log.jsonl into `out_dir`,
+    as a whole: into a staging folder beside it, swapped in at the end (`swap_in`), so a failed or
+    killed run leaves `out_dir` as it was. An `out_dir` holding an earlier evaluation is replaced; one
+    holding other files is refused. `device`: "auto" (CUDA when available), "cpu", "cuda[:N]".
     `threshold`: 'auto' (checkpoint's U_th, else calibrated, see resolve_threshold) or a number.
     `offscreen`: an offscreen.json of an earlier run on the same manifest to reuse its assignment
     (its repetitions and seed then win over `repetitions` and `seed`). `threshold_mode`: calibration
@@ -162,27 +173,85 @@ def evaluate_checkpoint(
     `noise_pool`: K noise clips per repetition shared by all samples (a speed option; None = one
     clip per sample, the reference protocol); recorded in metrics.json.
     """
-    from sslsan.evaluation.inference import gt_maps, run_inference
-    from sslsan.evaluation.report import run_report, write_metrics
-    from sslsan.evaluation.scoring import result_arrays, save_maps, score_arrays
     from sslsan.models import load_model
-    from sslsan.utils.io import atomic_write_text
+    from sslsan.utils.device import resolve_device
 
     t0 = time.time()
+    check_at_least(1, batch_size=batch_size, repetitions=repetitions, noise_pool=noise_pool)
+    check_at_least(0, workers=workers, figure_examples=figure_examples)
+    if not (isinstance(threshold, str) and threshold == "auto"):
+        check_threshold(threshold)
+    device = resolve_device(device)
     checkpoint, out = Path(checkpoint), Path(out_dir)
     manifest_path = dataset_manifest(dataset, data_root)
     manifest = read_test_manifest(manifest_path)
-    gt_kind = DATASETS[dataset].gt
+    check_out_dir(out)
     model = load_model(checkpoint, map_location=device)
-    ckpt_sha = sha256_file(checkpoint)
     if negatives_in_db is not None:
         model.audio_config = dataclasses.replace(model.audio_config, negatives_in_db=bool(negatives_in_db))
-    out.mkdir(parents=True, exist_ok=True)
     name = name or (checkpoint.parent.parent.name if checkpoint.parent.name == "checkpoints" else checkpoint.stem)
+    staging = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)  # left by a killed run
+    make_folder(staging)
+    try:
+        metrics = _evaluate_into(staging, model, checkpoint, dataset, data_root, manifest, t0=t0, repetitions=repetitions,
+                                 threshold=threshold, device=device, batch_size=batch_size, seed=seed, workers=workers,
+                                 figure_examples=figure_examples, name=name, offscreen=offscreen,
+                                 threshold_mode=threshold_mode, noise_pool=noise_pool, progress=progress)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    swap_in(staging, out)
+    return metrics
+
+
+# what `sslsan evaluate` writes (and `sslsan demo` adds: "done"); an --out holding anything else is refused
+EVALUATION_FILES = ("maps.npz", "metrics.json", "report.md", "offscreen.json", "log.jsonl", "fig1_max_similarity.png", "done")
+
+
+def check_out_dir(out: Path) -> None:
+    """An evaluation output folder must be new, empty, or hold an earlier evaluation (which is replaced)."""
+    if out.exists() and not out.is_dir():
+        raise EvaluationError(f"{out}: exists and is not a folder (--out names the output folder)")
+    if out.is_dir():
+        foreign = sorted(f.name for f in out.iterdir()
+                         if not (f.name in EVALUATION_FILES or (f.name.startswith("fig2_") and f.suffix == ".png")))
+        if foreign:
+            raise EvaluationError(f"{out}: holds files `sslsan evaluate` did not write ({', '.join(foreign[:3])}"
+                                  f"{', ...' if len(foreign) > 3 else ''}); choose a new or empty --out")
+
+
+def swap_in(staging: Path, out: Path) -> None:
+    """Replace `out` by the finished `staging` folder: two renames, so `out` never mixes two runs."""
+    old = out.with_name(f".{out.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        os.replace(out, old)
+    os.replace(staging, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _evaluate_into(out: Path, model, checkpoint: Path, dataset: str, data_root: str | Path, manifest: Manifest, *,
+                   t0: float, repetitions: int, threshold, device, batch_size: int, seed: int, workers: int,
+                   figure_examples: int, name: str, offscreen, threshold_mode: str, noise_pool: int | None,
+                   progress: bool) -> dict[str, Any]:
+    """The evaluation itself, every file written into `out` (the staging folder)."""
+    from sslsan.evaluation.inference import box_fixes, gt_maps, run_inference
+    from sslsan.evaluation.report import run_report, write_metrics
+    from sslsan.evaluation.scoring import result_arrays, save_maps, score_arrays
+    from sslsan.utils.io import atomic_write_text
+
+    manifest_path = Path(manifest.path)
+    gt_kind = DATASETS[dataset].gt
+    ckpt_sha = sha256_file(checkpoint)
     with JsonlLogger(out / "log.jsonl") as jlog:
         jlog.log(event="start", checkpoint=str(checkpoint), dataset=dataset, manifest=str(manifest_path),
                  n_samples=len(manifest), repetitions=repetitions, device=str(device), seed=seed)
         gt = gt_maps(manifest, gt_kind)  # fail early on bad GT, before the model runs
+        fixes = box_fixes(manifest) if gt_kind == "boxes" else {}
+        if any(fixes.values()):
+            warnings.warn(f"{manifest_path}: ground-truth boxes fixed: "
+                          + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in fixes.items() if n) + " (see metrics.json)")
         if offscreen is not None:  # repeat an earlier run: its assignment, repetitions and seed
             assignment = load_offscreen_assignment(offscreen, manifest)
             repetitions, seed = len(assignment.seeds), assignment.seed
@@ -214,6 +283,7 @@ def evaluate_checkpoint(
             "repetition_seeds": res.repetition_seeds,
             "offscreen_fallback_draws": assignment.fallback,
             "offscreen_source": str(offscreen) if offscreen is not None else "drawn (D7)",
+            "gt_box_fixes": fixes,
             "negatives_in_db": bool(cfg.negatives_in_db),
             "noise_pool": noise_pool,
             "image_size": res.extra["image_size"],

@@ -73,16 +73,14 @@ class _ImageSet(Dataset):
 
 def load_mask(path: str | Path, size: int = GT_SIZE) -> np.ndarray:
     """Binary (size, size) uint8 GT from a mask image (metrics.gt_map_from_mask: nearest resize, > 127)."""
-    from PIL import Image, UnidentifiedImageError
-
+    from sslsan.media import ImageError, load_mask as read_mask
     from sslsan.metrics import gt_map_from_mask
 
     try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("L"))
-    except (OSError, UnidentifiedImageError) as exc:
-        raise EvaluationError(f"{path}: cannot read ground-truth mask ({exc})") from None
-    return gt_map_from_mask(arr, size=size).astype(np.uint8)
+        mask = read_mask(path)
+    except ImageError as exc:
+        raise EvaluationError(f"{exc} (ground-truth mask)") from None
+    return gt_map_from_mask(mask, size=size).astype(np.uint8)
 
 
 def gt_maps(manifest: Manifest, gt: str = "boxes") -> np.ndarray:
@@ -102,6 +100,14 @@ def gt_maps(manifest: Manifest, gt: str = "boxes") -> np.ndarray:
         else:
             raise ValueError(f"unknown ground-truth kind {gt!r}; expected 'boxes' or 'mask'")
     return out
+
+
+def box_fixes(manifest: Manifest) -> dict[str, int]:
+    """What the box ground truth of `manifest` fixes, counted: boxes with a coordinate outside [0, 1]
+    (clipped to the image) and boxes with x2 < x1 or y2 < y1 (inverted: they add no GT pixel)."""
+    boxes = np.asarray([b for s in manifest for b in s.boxes], dtype=np.float64).reshape(-1, 4)
+    return {"clipped_to_image": int(np.count_nonzero(((boxes < 0) | (boxes > 1)).any(axis=1))),
+            "inverted": int(np.count_nonzero((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])))}
 
 
 def _loader(ds: Dataset, batch_size: int, workers: int) -> DataLoader:
@@ -164,7 +170,10 @@ def run_inference(
     repetition; None (default) draws one clip per sample as the reference does.
     """
     from sslsan.data.datasets import AVDataset
+    from sslsan.evaluation.errors import check_at_least
 
+    check_at_least(1, batch_size=batch_size, repetitions=repetitions, noise_pool=noise_pool)
+    check_at_least(0, workers=workers)
     if len(manifest) == 0:
         raise EvaluationError(f"{manifest.path}: test set is empty (no samples)")
     cfg = audio_config or getattr(model, "audio_config", None) or AudioConfig()
@@ -234,41 +243,6 @@ def run_inference(
     )
 
 
-VIDEO_EXTS = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v"}  # one file gives both the frame and the sound
-
-
-def video_frame(path: str | Path, at: float | None = None) -> tuple[torch.Tensor, float]:
-    """uint8 (3, H, W) RGB frame of a video at `at` seconds (default: the middle) and its time."""
-    import av
-
-    from sslsan.data.transforms import ImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"{path}: video file not found")
-    try:
-        with av.open(str(path)) as c:
-            if not c.streams.video:
-                raise ImageError(f"{path}: no video track")
-            vs = c.streams.video[0]
-            dur = float(c.duration / 1e6) if c.duration else (float(vs.duration * vs.time_base) if vs.duration else 0.0)
-            target = dur / 2 if at is None else float(at)
-            best = None
-            for frame in c.decode(vs):
-                t = float(frame.time or 0.0)
-                if best is None or abs(t - target) < abs(best[1] - target):
-                    best = (frame.to_ndarray(format="rgb24"), t)
-                if t > target:
-                    break
-    except ImageError:
-        raise
-    except (av.error.FFmpegError, ValueError, OSError) as exc:
-        raise ImageError(f"{path}: cannot decode video ({exc})") from None
-    if best is None:
-        raise ImageError(f"{path}: video track holds no frames")
-    return torch.from_numpy(np.ascontiguousarray(best[0])).permute(2, 0, 1).contiguous(), best[1]
-
-
 def load_media(image_path: str | Path, audio_path: str | Path, cfg: AudioConfig | None = None,
                at: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode a user's image (or video frame) and audio: uint8 (3, H, W) frame, float32 (N,) waveform.
@@ -277,17 +251,18 @@ def load_media(image_path: str | Path, audio_path: str | Path, cfg: AudioConfig 
     `audio_path` gives its audio track from `tile_seconds / 2` before that frame. The waveform is at
     `cfg.sample_rate`, mono; the front-end tiles/cuts it to `tile_seconds` like every test clip.
     """
-    from sslsan.audio import load_audio
-    from sslsan.data.transforms import load_image
+    from sslsan.audio import warn_if_short
+    from sslsan.media import is_video, load_audio, load_image, video_frame
 
     cfg = cfg or AudioConfig()
     t = at
-    if Path(image_path).suffix.lower() in VIDEO_EXTS:
+    if is_video(image_path):
         frame, t = video_frame(image_path, at)
     else:
         frame = load_image(image_path)
     wave = load_audio(audio_path, sample_rate=cfg.sample_rate, mono=True)
-    if t is not None and Path(audio_path).suffix.lower() in VIDEO_EXTS:
+    warn_if_short(wave.shape[0], cfg.tile_samples, cfg.sample_rate, audio_path)
+    if t is not None and is_video(audio_path):
         start = max(0, min(int((t - cfg.tile_seconds / 2) * cfg.sample_rate), wave.shape[0] - cfg.tile_samples))
         wave = wave[start:]  # the window around the frame (the front-end cuts it to tile_seconds)
     return frame, wave

@@ -78,6 +78,15 @@ def _threshold_line(m: dict) -> str:
     return f"Universal threshold U_th = {_fmt(m.get('threshold'), 4)} ({src})."
 
 
+def _box_fix_lines(m: dict) -> list[str]:
+    """A note when the ground-truth boxes needed fixing (counted in metrics.json `gt_box_fixes`)."""
+    fixes = {k: n for k, n in (m.get("gt_box_fixes") or {}).items() if n}
+    if not fixes:
+        return []
+    return ["", "Ground truth: " + ", ".join(f"{n} box(es) {k.replace('_', ' ')}" for k, n in fixes.items())
+            + " (coordinates outside [0, 1] are clipped to the image; inverted boxes add no pixel)."]
+
+
 def run_report(m: dict, title: str, figures: list[str] | None = None) -> str:
     """The Markdown report of one evaluation run."""
     name = m.get("model", "model")
@@ -87,6 +96,7 @@ def run_report(m: dict, title: str, figures: list[str] | None = None) -> str:
         "",
         f"{m.get('n_samples')} samples, {m.get('repetitions')} repetitions of the negatives, native map "
         f"{'x'.join(map(str, m.get('map_size', [])))}. {_threshold_line(m)}",
+        *_box_fix_lines(m),
         "",
         "## Table 1: cross-modal alignment and separability",
         "",
@@ -157,6 +167,8 @@ def load_run(path: str | Path) -> tuple[str, dict]:
         m = json.loads(f.read_text())
     except json.JSONDecodeError as exc:
         raise EvaluationError(f"{f}: not valid JSON ({exc.msg})") from None
+    if not isinstance(m, dict):
+        raise EvaluationError(f"{f}: not the metrics of an evaluation (a JSON {type(m).__name__}, not an object)")
     name = m.get("model") or (path.name if path.is_dir() else (path.parent.name or path.stem))
     return str(name), m
 

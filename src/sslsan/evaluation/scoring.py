@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from sslsan.evaluation.errors import MapsFileError
+from sslsan.evaluation.errors import MapsFileError, check_threshold
 from sslsan.evaluation.negatives import NEGATIVE_TYPES
 
 REQUIRED = ("ids", "pos_maps", "neg_maps_silence", "neg_maps_noise", "neg_maps_offscreen", "gt_maps")
@@ -78,6 +78,10 @@ def load_maps(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.exists():
         raise MapsFileError(f"{path}: maps file not found")
+    if path.is_dir():
+        raise MapsFileError(f"{path}: is a folder, not a maps.npz file")
+    if not zipfile.is_zipfile(path):
+        raise MapsFileError(f"{path}: not an .npz file (not a zip archive of arrays; layout: docs/maps_npz.md)")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -120,8 +124,33 @@ def validate_arrays(a: dict[str, np.ndarray], where: str) -> None:
         bad.append(f"image_emb {a['image_emb'].shape} / audio_emb {a['audio_emb'].shape} must both be ({n}, C)")
     if "threshold" in a and a["threshold"].size != 1:
         bad.append(f"threshold must be a scalar, has shape {a['threshold'].shape}")
+    elif "threshold" in a and not 0.0 <= float(a["threshold"]) <= 1.0:  # NaN fails too
+        bad.append(f"threshold {float(a['threshold'])} is not in [0, 1]")
+    if not bad:  # values, once the shapes are right: nothing is scored silently from NaN or out-of-range data
+        bad += _value_problems(a)
     if bad:
         raise MapsFileError(f"{where}: " + "; ".join(bad))
+
+
+def _value_problems(a: dict[str, np.ndarray]) -> list[str]:
+    """Non-finite maps/embeddings and ground truth outside [0, 1], counted per array.
+
+    min/max first (NaN propagates through both), so a clean file costs no temporary arrays."""
+    bad = []
+    for k in ("pos_maps", *(f"neg_maps_{t}" for t in NEGATIVE_TYPES), "image_emb", "audio_emb", "similarity"):
+        if k not in a or a[k].size == 0:
+            continue
+        if not np.issubdtype(a[k].dtype, np.number):
+            bad.append(f"{k} has dtype {a[k].dtype}, expected float")
+        elif not (np.isfinite(np.min(a[k])) and np.isfinite(np.max(a[k]))):
+            bad.append(f"{k} holds {a[k].size - int(np.count_nonzero(np.isfinite(a[k])))} NaN or infinite value(s)")
+    gt = a["gt_maps"]
+    if not (np.issubdtype(gt.dtype, np.number) or gt.dtype == bool):
+        bad.append(f"gt_maps has dtype {gt.dtype}, expected uint8 (or float in [0, 1])")
+    elif gt.size and not (0 <= np.min(gt) and np.max(gt) <= 1):
+        outside = gt.size - int(np.count_nonzero((gt >= 0) & (gt <= 1)))  # NaN counts as outside
+        bad.append(f"gt_maps holds {outside} value(s) outside [0, 1] (1 = sounding pixel)")
+    return bad
 
 
 # ------------------------------------------------------------------------------------ reference maps
@@ -204,7 +233,7 @@ def score_arrays(a: dict[str, np.ndarray], threshold: float | None = None) -> di
         if "threshold" not in a:
             raise MapsFileError("maps: no 'threshold' array; pass a threshold (score --threshold VALUE)")
         threshold = float(a["threshold"])
-    threshold = float(threshold)
+    threshold = check_threshold(threshold)
     gt = a["gt_maps"]  # uint8 as stored: the metrics accept any real dtype (memory: N x 224 x 224)
     neg = {t: a[f"neg_maps_{t}"] for t in NEGATIVE_TYPES}
     pos_max = a["pos_maps"].max(axis=(-2, -1))

@@ -4,7 +4,7 @@ NumPy in, Python floats / arrays out; no torch. Percent-valued metrics are 0-100
 
 Maps and GT: `upsample` (cv2 INTER_LINEAR), `count_above`, `gt_map_from_boxes`,
 `boxes_to_pixels`, `gt_map_from_mask`.
-Thresholds: `adaptive_threshold`, `median_threshold`, `universal_threshold` (DECISIONS D6).
+Thresholds: `adaptive_threshold`, `median_threshold`, `universal_threshold` (DECISIONS D6), `per_type_quantiles`.
 Per map: `ciou`, `pia`. Over entries: `auc`, `aucn`, `f_score`.
 Everything of Table 2 at once: `localization_metrics` (= `aggregate_localization` of
 `localization_scores`); the classic relative protocol of older papers:
@@ -30,7 +30,7 @@ from sslsan.metrics.localization import (
 )
 from sslsan.metrics.resample import count_above, upsample
 from sslsan.metrics.retrieval import retrieval
-from sslsan.metrics.thresholds import adaptive_threshold, median_threshold, universal_threshold
+from sslsan.metrics.thresholds import adaptive_threshold, median_threshold, per_type_quantiles, universal_threshold
 
 __all__ = [
     "AUC_GRID",
@@ -57,5 +57,6 @@ __all__ = [
     "retrieval",
     "separability",
     "universal_threshold",
+    "per_type_quantiles",
     "upsample",
 ]

@@ -51,21 +51,31 @@ def median_threshold(pred):
     return scalar_or_array(tau.reshape(p.shape[:-2]))
 
 
-def universal_threshold(neg_max_by_type: Mapping, mode: str = "per_type", q: float = 0.75) -> float:
-    """Universal threshold from the per-sample maxima of native negative maps (DECISIONS D6).
-
-    neg_max_by_type: {"silence": maxima, "noise": ..., "offscreen": ...}, each any-shaped array
-    (e.g. (R, N), repetitions pooled). "per_type": max over types of the per-type `q`-quantile;
-    "pooled": the `q`-quantile of all maxima together. numpy's default ("linear") quantile.
-    """
-    if mode not in UNIVERSAL_MODES:
-        raise MetricsError(f"universal threshold mode: expected one of {UNIVERSAL_MODES}, got {mode!r}")
+def _negative_maxima(neg_max_by_type: Mapping) -> dict[str, np.ndarray]:
     if not isinstance(neg_max_by_type, Mapping) or not neg_max_by_type:
         raise MetricsError("universal threshold: expected a non-empty dict negative type -> per-sample maxima")
     values = {t: as_values(v, f"negative maxima '{t}'") for t, v in neg_max_by_type.items()}
     for t, v in values.items():
         if np.isnan(v).any():
             raise MetricsError(f"negative maxima '{t}': contains NaN")
+    return values
+
+
+def per_type_quantiles(neg_max_by_type: Mapping, q: float = 0.75) -> dict[str, float]:
+    """The `q`-quantile of each negative type's per-sample maxima (numpy's "linear" quantile)."""
+    return {t: float(np.quantile(v, q)) for t, v in _negative_maxima(neg_max_by_type).items()}
+
+
+def universal_threshold(neg_max_by_type: Mapping, mode: str = "per_type", q: float = 0.75) -> float:
+    """Universal threshold from the per-sample maxima of native negative maps (DECISIONS D6).
+
+    neg_max_by_type: {"silence": maxima, "noise": ..., "offscreen": ...}, each any-shaped array
+    (e.g. (R, N), repetitions pooled). "per_type": max over types of the per-type `q`-quantile
+    (exactly ``max(per_type_quantiles(...).values())``); "pooled": the `q`-quantile of all maxima
+    together. numpy's default ("linear") quantile.
+    """
+    if mode not in UNIVERSAL_MODES:
+        raise MetricsError(f"universal threshold mode: expected one of {UNIVERSAL_MODES}, got {mode!r}")
     if mode == "pooled":
-        return float(np.quantile(np.concatenate(list(values.values())), q))
-    return float(max(np.quantile(v, q) for v in values.values()))
+        return float(np.quantile(np.concatenate(list(_negative_maxima(neg_max_by_type).values())), q))
+    return max(per_type_quantiles(neg_max_by_type, q).values())

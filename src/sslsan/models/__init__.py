@@ -8,10 +8,11 @@ from sslsan.models.checkpoint import (
     unwrap_model,
 )
 from sslsan.models.localizer import Localizer, ModelConfig
-from sslsan.models.resnet import ResNet18Tower
+from sslsan.models.resnet import FEATURE_STRIDE, ResNet18Tower
 
 __all__ = [
     "CheckpointError",
+    "FEATURE_STRIDE",
     "Localizer",
     "ModelConfig",
     "ResNet18Tower",

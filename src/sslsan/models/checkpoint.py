@@ -96,6 +96,21 @@ def _numpy_safe_globals() -> list:
     return found
 
 
+def _not_a_torch_file(path: Path) -> str | None:
+    """Why `path` cannot be a torch.save file, from its first bytes (None when it may be one)."""
+    import zipfile
+
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if not head:
+        return "empty file (0 bytes)"
+    if head.startswith(b"PK\x03\x04"):  # torch.save's zip format
+        return None if zipfile.is_zipfile(path) else "checkpoint cut short (its zip archive has no end record: incomplete download or copy?)"
+    if head[:1] == b"\x80":  # the legacy pickle format (protocol 2+)
+        return None
+    return "not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle)"
+
+
 def read_checkpoint(path: str | Path, map_location: Any = "cpu", *, trusted: bool = False) -> dict:
     """Load a checkpoint dict and check it holds a localizer state dict (either format).
 
@@ -104,8 +119,13 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu", *, trusted: boo
     returned as {"state_dict": ...}.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    problem = _not_a_torch_file(path)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
     try:
         if trusted:
             obj = torch.load(path, map_location=map_location, weights_only=False)

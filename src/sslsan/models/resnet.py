@@ -12,6 +12,7 @@ from torch import nn
 
 STAGE_CHANNELS = (64, 128, 256, 512)
 STAGE_STRIDES = (1, 2, 2, 1)  # layer4 stride 1: total stride 16, a 14x14 map at 224 px
+FEATURE_STRIDE = 2 * 2 * STAGE_STRIDES[0] * STAGE_STRIDES[1] * STAGE_STRIDES[2] * STAGE_STRIDES[3]  # stem conv + maxpool
 
 
 def scaled_channels(width: float) -> tuple[int, ...]:

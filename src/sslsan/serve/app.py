@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -49,11 +50,11 @@ def _error(message: str, status: int) -> JSONResponse:
 
 def _suffix(filename: str | None, slot: str) -> str:
     """The upload's extension (the decoders dispatch on it), sanitised; a video slot always gets one."""
-    from sslsan.evaluation.inference import VIDEO_EXTS
+    from sslsan.media import VIDEO_EXTENSIONS
 
     ext = Path(filename or "").suffix.lower()
     ext = ext if re.fullmatch(r"\.[a-z0-9]{1,8}", ext) else ""
-    return ext if slot != "video" or ext in VIDEO_EXTS else ".mp4"
+    return ext if slot != "video" or ext in VIDEO_EXTENSIONS else ".mp4"
 
 
 def _check_length(request: Request, limit_mb: float) -> None:
@@ -180,3 +181,18 @@ def create_app(service: LocalizationService, examples: list[Example] | None = No
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: server_error})
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind here rather than in uvicorn, so a busy port is a one-line error and port 0 gets a real number."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ValueError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
@@ -15,10 +16,26 @@ def _umask() -> int:
     return mask
 
 
+def make_folder(path: str | Path) -> Path:
+    """`mkdir -p`; a file standing where a folder is needed is a NotADirectoryError naming that file."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in [path, *path.parents] if p.exists() and not p.is_dir()), path)
+        raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder", str(blocker)) from None
+    return path
+
+
 def _atomic(path: str | Path, write: Callable[[Any], None], mode: str) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name", str(path))
+    make_folder(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # name the file the user asked for, not the temporary one
+        raise type(exc)(exc.errno, f"cannot write a file in this folder ({exc.strerror})", str(path)) from None
     try:
         with os.fdopen(fd, mode) as fh:
             write(fh)

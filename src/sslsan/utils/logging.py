@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sslsan.utils.io import make_folder
+
 
 def _jsonable(v: Any) -> Any:
     if hasattr(v, "item") and callable(v.item) and getattr(v, "ndim", 0) == 0:
@@ -30,7 +32,7 @@ class JsonlLogger:
         self.path = Path(path)
         self.enabled = enabled
         if enabled:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_folder(self.path.parent)
             self._fh = open(self.path, "a", buffering=1)
 
     def log(self, record: dict[str, Any] | None = None, **fields: Any) -> None:

@@ -1,24 +1,11 @@
-"""Shared machinery of the `prepare` commands: media decoding, file checks, the skip report.
+"""Shared machinery of the `prepare` commands: the skip report, file checks, test-set pieces.
 
-Decoding (VGGSound videos) uses PyAV. The rules, stated once:
-
-* **Clip middle** ``mid = start + duration / 2`` of the container (VGGSound clips are 10 s, so 5.0 s).
-* **Frame**: the frame on screen just before the middle, i.e. the decoded frame with the largest
-  timestamp strictly below ``mid`` (for a 25 fps 10 s clip: the frame at 4.96 s, which is SSL-TIE's
-  ``125.jpg`` and slots_ezvsl's ``num_frames // 2``). It is within one frame period of the middle.
-* **Audio window**: ``[mid - clip/2, mid + clip/2)`` (3.5-6.5 s of a 10 s clip), resampled to
-  16 kHz by libswresample, channels averaged (as `ffmpeg -ac 1` to PCM16 and load_audio do), stored
-  as PCM16 WAV. When the audio track does not cover the window, the window is shifted inside the
-  track; a track shorter than the window is stored whole (shorter WAV; the loader tiles it to 10 s,
-  model_spec section 1). Both cases are counted.
-
-Every failure of an item is a :class:`MediaError` with a ``reason`` (one of :data:`SKIP_REASONS`),
+Clips are extracted from videos by sslsan.data.prepare.clips. Every failure of an item is a :class:`MediaError` with a ``reason`` (one of :data:`SKIP_REASONS`),
 turned into a counted line of the skip report by the caller, never into a crash.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -30,11 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from sslsan.media import VIDEO_EXTENSIONS, ImageError, image_size, wav_truncation
 from sslsan.utils.io import atomic_write_bytes, atomic_write_text
-
-SAMPLE_RATE = 16000
 
 # Why an item was skipped. Kept short and stable: they are keys of the summary.
 SKIP_REASONS = {
@@ -67,10 +51,6 @@ NOTES = {
     "groups_not_two_annotations": "IS3 scenes without exactly two annotations",
     "duplicate_entry": "repeated annotation entries: first one kept",
 }
-
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 class PrepareError(ValueError):
@@ -208,9 +188,13 @@ def youtube_id(clip_id: str) -> str | None:
 
 
 def audio_seconds(path: Path) -> float:
-    """Duration of an audio file: from the WAV header when possible, else from PyAV. MediaError if unreadable."""
+    """Duration of an audio file: from the WAV header when possible, else from PyAV. MediaError if unreadable
+    or cut short (a WAV whose header declares more audio than the file holds)."""
     check_file(path)
     if path.suffix.lower() == ".wav":
+        cut = wav_truncation(path)
+        if cut is not None:
+            raise MediaError(path, "truncated", cut)
         try:
             with wave.open(str(path), "rb") as w:
                 return w.getnframes() / float(w.getframerate())
@@ -230,22 +214,25 @@ def audio_seconds(path: Path) -> float:
             n = sum(f.samples for f in c.decode(audio=0))
             return n / float(s.rate)
     except av.FFmpegError as exc:
-        raise MediaError(path, "undecodable", _short(exc)) from None
+        raise MediaError(path, "undecodable", short_detail(exc)) from None
 
 
 def check_image(path: Path) -> tuple[int, int]:
-    """(width, height) of an image from its header; MediaError if missing/empty/not an image."""
-    from PIL import Image, UnidentifiedImageError
-
+    """(width, height) of an image from its header; MediaError if missing/empty/not an image/too large."""
     check_file(path)
     try:
-        with Image.open(path) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError) as exc:
-        raise MediaError(path, "undecodable", _short(exc)) from None
+        return image_size(path)
+    except ImageError as exc:
+        raise undecodable(path, exc) from None
 
 
-def _short(exc: BaseException) -> str:
+def undecodable(path: Path, exc: ValueError) -> MediaError:
+    """A media reader's error (AudioError, ImageError) as an "undecodable" skip; the skip names the file."""
+    return MediaError(path, "undecodable", short_detail(str(exc).split(": ", 1)[-1]))
+
+
+def short_detail(exc: BaseException | str) -> str:
+    """An error as one short line for the skip report."""
     return " ".join(str(exc).split())[:200]
 
 
@@ -253,31 +240,12 @@ def _short(exc: BaseException) -> str:
 # Outputs
 
 
-def wav_bytes(wave_f32: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
-    """Float waveform in [-1, 1], (N,) mono or (C, N), -> PCM16 WAV bytes."""
-    data = np.atleast_2d(np.asarray(wave_f32))
-    pcm = np.round(np.clip(data, -1.0, 1.0) * 32767.0).astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(data.shape[0])
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(np.ascontiguousarray(pcm.T).tobytes())  # interleaved frames
-    return buf.getvalue()
-
-
-def jpeg_bytes(image, quality: int = 95) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
-
-
 def complete_wav(path: Path) -> bool:
-    """True if `path` is a PCM WAV whose header length matches the bytes on disk (not truncated)."""
+    """True if `path` is a PCM WAV with audio whose header length matches the bytes on disk (not truncated)."""
     try:
         with wave.open(str(path), "rb") as w:
-            n, width, ch = w.getnframes(), w.getsampwidth(), w.getnchannels()
-        return n > 0 and path.stat().st_size >= 44 + n * width * ch
+            n = w.getnframes()
+        return n > 0 and wav_truncation(path) is None
     except (OSError, wave.Error, EOFError, struct.error):
         return False
 
@@ -291,235 +259,6 @@ def complete_jpeg(path: Path) -> bool:
             return head == b"\xff\xd8" and fh.read(2) == b"\xff\xd9"
     except OSError:
         return False
-
-
-# --------------------------------------------------------------------------------------------
-# Video decoding (PyAV)
-
-
-@dataclass
-class DecodedClip:
-    frame: Any  # PIL.Image (RGB)
-    frame_time: float  # seconds from the container start
-    wave: np.ndarray  # float32 mono at `sample_rate`
-    audio_start: float  # seconds of the first stored sample
-    duration: float  # container duration used for the middle
-    shifted: bool  # window moved to stay inside the audio track
-    short: bool  # audio track shorter than the window (stored whole)
-
-
-_TOP_LEVEL_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pdin", b"moof", b"mfra",
-                    b"styp", b"sidx", b"uuid", b"meta", b"junk"}
-
-
-def _cut_box(path: Path) -> str | None:
-    """For ISO-BMFF files (MP4/MOV/M4A): the first top-level box that runs past the end of the file.
-
-    A download cut short leaves its last box incomplete; that tells "truncated" from "corrupt".
-    """
-    size = path.stat().st_size
-    pos = 0
-    with open(path, "rb") as fh:
-        while pos + 8 <= size:
-            fh.seek(pos)
-            head = fh.read(16)
-            n, kind = struct.unpack(">I", head[:4])[0], head[4:8]
-            if n == 1 and len(head) == 16:
-                n = struct.unpack(">Q", head[8:16])[0]
-            elif n == 0:
-                n = size - pos
-            if n < 8 or kind not in _TOP_LEVEL_BOXES:
-                return None  # not ISO-BMFF (or garbage): no opinion
-            if pos + n > size:
-                return kind.decode("ascii", "replace")
-            pos += n
-    return None
-
-
-def _open(path: Path):
-    import av
-
-    check_file(path)
-    try:
-        return av.open(str(path))
-    except av.FFmpegError as exc:
-        msg = _short(exc)
-        # A cut MP4 whose index (moov box) sat at the end cannot even be opened.
-        box = _cut_box(path) if path.suffix.lower() in (".mp4", ".m4v", ".mov", ".m4a") else None
-        if box is not None:
-            raise MediaError(path, "truncated", f"'{box}' box ends past the end of the file; {msg}") from None
-        raise MediaError(path, "undecodable", msg) from None
-
-
-def _duration(container, path: Path) -> tuple[float, float]:
-    """(start, duration) in seconds of the container (streams as fallback)."""
-    start = container.start_time / 1e6 if container.start_time is not None else 0.0
-    if container.duration is not None and container.duration > 0:
-        return start, container.duration / 1e6
-    for s in list(container.streams.video) + list(container.streams.audio):
-        if s.duration is not None and s.time_base is not None and s.duration > 0:
-            return start, float(s.duration * s.time_base)
-    raise MediaError(path, "undecodable", "container declares no duration")
-
-
-def _declared_end(stream) -> float | None:
-    if stream.duration is None or stream.time_base is None:
-        return None
-    return float(((stream.start_time or 0) + stream.duration) * stream.time_base)
-
-
-def _check_track_end(container, path: Path, start: float, decoded_end: float) -> None:
-    """A track that decodes to well before its declared end is a cut file."""
-    declared = _declared_end(container.streams.audio[0])
-    if declared is not None and decoded_end < declared - 0.5:
-        raise MediaError(path, "truncated",
-                         f"audio data ends at {decoded_end - start:.2f} s, the track declares {declared - start:.2f} s")
-
-
-def _frame_before(container, path: Path, mid: float):
-    """The decoded video frame with the largest timestamp strictly below `mid` (see module doc)."""
-    import av
-
-    stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
-    tb = stream.time_base
-    try:
-        container.seek(max(0, int((mid - 0.5) / tb)), stream=stream, backward=True)
-    except av.FFmpegError:
-        container.seek(0)
-    best = None
-    reached = False
-    try:
-        for frame in container.decode(stream):
-            if frame.time is None:
-                continue
-            if frame.time < mid:
-                best = frame
-            else:
-                reached = True
-                break
-    except av.FFmpegError as exc:
-        if best is None:
-            raise MediaError(path, "undecodable", f"video: {_short(exc)}") from None
-        # decoding broke after the last frame before `mid` (cut file): we cannot know that frame
-        # was really the last one before the middle
-        raise MediaError(path, "truncated", f"video data ends at {best.time:.2f} s before the middle {mid:.2f} s") from None
-    if best is None:
-        raise MediaError(path, "undecodable" if reached else "truncated", "no video frame before the clip middle")
-    if not reached:
-        # stream ended: fine only if that frame is the last one of a complete stream (mid at the end)
-        period = float(1 / stream.average_rate) if stream.average_rate else 0.04
-        if mid - best.time > 1.5 * period:
-            raise MediaError(path, "truncated", f"video data ends at {best.time:.2f} s before the middle {mid:.2f} s")
-    return best
-
-
-def decode_audio_span(container, path: Path, t0: float, t1: float | None,
-                      sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, float]:
-    """Mono float32 audio at `sample_rate` covering [t0, t1) of the first audio track (t1=None: to the end).
-
-    Returns (samples, time of the first sample); sample i lies at `first + i / sample_rate`. Seeks
-    near `t0`, gathers the decoded frames in an AudioFifo and resamples them in one call: per-frame
-    resampling costs more than the AAC decoding itself (430 frames per 10 s at 44.1 kHz). Channels
-    are averaged, as sslsan.audio.load_audio does. A decoding error after some audio keeps what
-    decoded (the caller checks the coverage); before any audio it is a MediaError.
-    """
-    import av
-
-    stream = container.streams.audio[0]
-    container.seek(max(0, int((t0 - 0.25) / stream.time_base)) if t0 > 0.25 else 0, stream=stream, backward=True)
-    fifo = av.AudioFifo()
-    first = None
-    try:
-        for frame in container.decode(stream):
-            if frame.time is None:
-                continue
-            if first is None:
-                first = float(frame.time)
-            if t1 is not None and frame.time >= t1:
-                break
-            frame.pts = None  # the fifo checks timestamp continuity; the count of samples is what we keep
-            fifo.write(frame)
-    except av.FFmpegError as exc:
-        if fifo.samples == 0:
-            raise MediaError(path, "truncated" if _cut_box(path) else "undecodable", f"audio: {_short(exc)}") from None
-    if fifo.samples == 0:
-        return np.zeros(0, np.float32), (first if first is not None else t0)
-    block = fifo.read()
-    resampler = av.AudioResampler(format="fltp", rate=sample_rate)
-    chunks = [f.to_ndarray() for f in resampler.resample(block)] + [f.to_ndarray() for f in resampler.resample(None)]
-    return np.concatenate(chunks, axis=1).mean(axis=0).astype(np.float32), first
-
-
-def _middle_frame(container, path: Path) -> tuple[float, float, Any, float]:
-    """(start, duration, middle frame as PIL image, its time from the start) after the stream checks."""
-    if not container.streams.video:
-        raise MediaError(path, "no_video")
-    if not container.streams.audio:
-        raise MediaError(path, "no_audio")
-    start, duration = _duration(container, path)
-    frame = _frame_before(container, path, start + duration / 2.0)
-    return start, duration, frame.to_image(), float(frame.time) - start
-
-
-def _whole_track(container, path: Path, start: float, sample_rate: int) -> tuple[np.ndarray, float]:
-    """The whole first audio track (MediaError when it is empty or ends well before its declared end)."""
-    track, a0 = decode_audio_span(container, path, 0.0, None, sample_rate)
-    if len(track) == 0:
-        raise MediaError(path, "no_audio", "audio track holds no samples")
-    _check_track_end(container, path, start, a0 + len(track) / sample_rate)
-    return track, a0
-
-
-def decode_clip(path: str | Path, clip_seconds: float = 3.0, sample_rate: int = SAMPLE_RATE) -> DecodedClip:
-    """Middle frame and the centred `clip_seconds` audio window of a video file (rules: module doc)."""
-    import av
-
-    path = Path(path)
-    container = _open(path)
-    try:
-        start, duration, image, frame_time = _middle_frame(container, path)
-        want = int(round(clip_seconds * sample_rate))
-        w0 = start + duration / 2.0 - clip_seconds / 2.0
-        track, a0 = decode_audio_span(container, path, w0, w0 + clip_seconds + 0.05, sample_rate)
-        a1 = a0 + len(track) / sample_rate
-        if a0 > w0 + 0.5 / sample_rate or a1 < w0 + clip_seconds - 0.5 / sample_rate:
-            # the track does not cover the window (starts late, ends early, or the file is cut)
-            track, a0 = _whole_track(container, path, start, sample_rate)
-            a1 = a0 + len(track) / sample_rate
-    except av.FFmpegError as exc:
-        raise MediaError(path, "undecodable", _short(exc)) from None
-    finally:
-        container.close()
-
-    shifted = short = False
-    if len(track) < want:
-        short, w0 = True, a0
-    elif w0 < a0 - 0.5 / sample_rate or w0 + clip_seconds > a1 + 0.5 / sample_rate:
-        shifted, w0 = True, min(max(w0, a0), a1 - clip_seconds)
-    i0 = max(0, int(round((w0 - a0) * sample_rate)))
-    wave_out = np.ascontiguousarray(track[i0:i0 + want], dtype=np.float32)
-    return DecodedClip(image, frame_time, wave_out, w0 - start, duration, shifted, short)
-
-
-def decode_frame_and_track(path: str | Path, sample_rate: int = SAMPLE_RATE) -> tuple[Any, float, np.ndarray]:
-    """(middle frame as PIL image, its time, the whole audio track mono at `sample_rate`) of a video.
-
-    For test clips (VGG-SS from VGGSound test videos): the annotated frame is the middle one and the
-    evaluation reads the whole ~10 s clip.
-    """
-    import av
-
-    path = Path(path)
-    container = _open(path)
-    try:
-        start, _, image, frame_time = _middle_frame(container, path)
-        track, _ = _whole_track(container, path, start, sample_rate)
-    except av.FFmpegError as exc:
-        raise MediaError(path, "undecodable", _short(exc)) from None
-    finally:
-        container.close()
-    return image, frame_time, track
 
 
 def timer() -> float:

@@ -30,9 +30,11 @@ import numpy as np
 
 from sslsan.data.manifest import Sample
 from sslsan.data.prepare.common import (
-    AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, MediaError, PrepareError, SkipReport, atomic_write_bytes,
-    check_file, finish_testset, first_existing, gt_map_empty, index_folder, load_json, note_audio, rel, timer,
+    MediaError, PrepareError, SkipReport, atomic_write_bytes, check_file, finish_testset, first_existing,
+    gt_map_empty, index_folder, load_json, note_audio, rel, timer, undecodable,
 )
+from sslsan.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, ImageError, box_from_mask, load_mask, mask_png_bytes
+from sslsan.utils.io import make_folder
 
 IMAGE_DIRS = ("images", "visual_frames")
 AUDIO_DIRS = ("audio_wav", "audio_waw", "audio")
@@ -113,29 +115,13 @@ def read_category_map(path: Path) -> dict[str, str]:
 
 def binary_mask_png(src: Path, dst: Path) -> tuple[np.ndarray, bool]:
     """Threshold a (JPEG) mask at > 127 and write it as a 0/255 PNG; returns (mask, empty)."""
-    import io
-
-    from PIL import Image, UnidentifiedImageError
-
     check_file(src)
     try:
-        with Image.open(src) as im:
-            m = np.asarray(im.convert("L")) > 127
-    except (UnidentifiedImageError, OSError) as exc:
-        raise MediaError(src, "undecodable", str(exc)[:200]) from None
-    buf = io.BytesIO()
-    Image.fromarray((m * 255).astype(np.uint8)).save(buf, format="PNG")
-    atomic_write_bytes(dst, buf.getvalue())
+        m = load_mask(src)
+    except ImageError as exc:
+        raise undecodable(src, exc) from None
+    atomic_write_bytes(dst, mask_png_bytes(m))
     return m, not m.any()
-
-
-def box_from_mask(m: np.ndarray) -> list[float] | None:
-    """Normalised half-open bounding box of the mask pixels (None if empty)."""
-    ys, xs = np.nonzero(m)
-    if len(xs) == 0:
-        return None
-    h, w = m.shape
-    return [xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h]
 
 
 def prepare_is3(root: str | Path, out: str | Path, *, plus: bool = False, is3_root: str | Path | None = None,
@@ -175,7 +161,7 @@ def prepare_is3(root: str | Path, out: str | Path, *, plus: bool = False, is3_ro
     stems = sorted(box_of) if box_of else sorted(image_files)
     if not stems:
         raise PrepareError(f"{image_dir}: no images and no box file: nothing to prepare")
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
 
     def category(stem: str) -> str:
         fine = cats.get(stem)

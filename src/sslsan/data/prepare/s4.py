@@ -23,8 +23,10 @@ import numpy as np
 from sslsan.data.manifest import Sample
 from sslsan.data.prepare.common import (
     MediaError, PrepareError, SkipReport, check_file, check_image, finish_testset, first_existing,
-    gt_map_empty, load_json, note_audio, rel, timer, youtube_id,
+    gt_map_empty, load_json, note_audio, rel, timer, undecodable, youtube_id,
 )
+from sslsan.media import ImageError, box_from_mask, load_mask
+from sslsan.utils.io import make_folder
 
 FRAMES_PER_VIDEO = 5
 FRAME = 224.0
@@ -61,23 +63,11 @@ def read_s4_boxes(path: Path) -> dict[str, list[float]]:
     return out
 
 
-def box_from_mask_inclusive(m: np.ndarray) -> list[float] | None:
-    """Mask bounding box with x2/y2 = last foreground column/row (the s4_box.json convention)."""
-    ys, xs = np.nonzero(m)
-    if len(xs) == 0:
-        return None
-    h, w = m.shape
-    return [xs.min() / w, ys.min() / h, xs.max() / w, ys.max() / h]
-
-
 def _read_mask(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("L")) > 127
-    except (UnidentifiedImageError, OSError) as exc:
-        raise MediaError(path, "undecodable", str(exc)[:200]) from None
+        return load_mask(path)
+    except ImageError as exc:
+        raise undecodable(path, exc) from None
 
 
 def prepare_s4(root: str | Path, out: str | Path, split: str = "test", boxes: str | Path | None = None,
@@ -94,7 +84,7 @@ def prepare_s4(root: str | Path, out: str | Path, split: str = "test", boxes: st
         raise PrepareError(f"{data}: no visual_frames/{split}/ folder")
     rows = read_meta(meta_path, split)
     box_of = read_s4_boxes(Path(boxes)) if boxes else {}
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
 
     report = SkipReport()
     samples: list[Sample] = []
@@ -114,7 +104,7 @@ def prepare_s4(root: str | Path, out: str | Path, split: str = "test", boxes: st
             try:
                 check_image(image)
                 check_file(mask)
-                box = box_from_mask_inclusive(_read_mask(mask)) if from_mask else box_of[sid]
+                box = box_from_mask(_read_mask(mask), inclusive=True) if from_mask else box_of[sid]
             except MediaError as err:
                 report.add(sid, err.path, err.reason, err.detail)
                 continue

@@ -28,10 +28,12 @@ import numpy as np
 
 from sslsan.data.manifest import Sample, write_manifest
 from sslsan.data.prepare.common import (
-    SAMPLE_RATE, VIDEO_EXTENSIONS, MediaError, PrepareError, SkipReport, atomic_write_bytes,
-    atomic_write_text, complete_jpeg, complete_wav, decode_clip, find_videos, format_summary, jpeg_bytes, timer,
-    wav_bytes, write_summary, youtube_id,
+    MediaError, PrepareError, SkipReport, atomic_write_bytes, atomic_write_text, complete_jpeg, complete_wav,
+    find_videos, format_summary, timer, write_summary, youtube_id,
 )
+from sslsan.data.prepare.clips import decode_clip
+from sslsan.media import SAMPLE_RATE, VIDEO_EXTENSIONS, jpeg_bytes, wav_bytes
+from sslsan.utils.io import make_folder
 
 
 # RMS below -60 dBFS: VGGSound holds muted clips (user_pain section 2); they become silence-like
@@ -176,7 +178,11 @@ def _end_torn_line(path: Path) -> None:
 def _check_settings(out: Path, settings: dict[str, Any]) -> None:
     path = out / "prepare_config.json"
     if path.exists():
-        old = json.loads(path.read_text()).get("output_settings")
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise PrepareError(f"{path}: damaged (not valid JSON: {exc.msg}); delete it to prepare {out} again") from None
+        old = old.get("output_settings") if isinstance(old, dict) else None
         if old is not None and old != settings:
             raise PrepareError(f"{path}: {out} was prepared with {old}, this run asks for {settings}; "
                                f"use another --out folder (or delete {out})")
@@ -233,7 +239,7 @@ def prepare_vggsound(cfg: VGGSoundConfig, progress: bool = True) -> PrepareResul
     report = SkipReport()
     items = select_items(cfg)
     settings = cfg.output_settings()
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     _check_settings(out, settings)
     atomic_write_text(out / "prepare_config.json",
                       json.dumps({"dataset": "vggsound", "config": asdict(cfg), "output_settings": settings},

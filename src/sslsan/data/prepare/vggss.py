@@ -24,11 +24,14 @@ import math
 from pathlib import Path
 
 from sslsan.data.manifest import Sample
+from sslsan.data.prepare.clips import decode_frame_and_track
 from sslsan.data.prepare.common import (
-    AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, MediaError, PrepareError, SkipReport, atomic_write_bytes, check_image,
-    complete_jpeg, complete_wav, decode_frame_and_track, find_videos, finish_testset, first_existing,
-    gt_map_empty, index_folder, jpeg_bytes, load_json, note_audio, rel, timer, wav_bytes, youtube_id,
+    MediaError, PrepareError, SkipReport, atomic_write_bytes, check_image, complete_jpeg, complete_wav,
+    find_videos, finish_testset, first_existing, gt_map_empty, index_folder, load_json,
+    note_audio, rel, timer, youtube_id,
 )
+from sslsan.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, jpeg_bytes, wav_bytes
+from sslsan.utils.io import make_folder
 
 ANNOTATION_NAMES = ("vggss.json", "metadata/vggss.json", "vggss_annotations.json", "metadata/vggss_annotations.json")
 
@@ -106,7 +109,7 @@ def prepare_vggss(root: str | Path | None, out: str | Path, annotations: str | P
     video_files = find_videos(Path(videos)) if videos is not None else {}
     media = out / "vggss_media"
     keep = read_ids(Path(ids_file)) if ids_file else None
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
 
     report = SkipReport()
     samples: list[Sample] = []

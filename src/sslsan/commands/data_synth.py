@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
-from sslsan.data.synthetic import PRESETS, SynthConfig, SynthError, default_workers, generate_dataset, preset_config
+from sslsan.commands import CommandParser, positive_int
+from sslsan.data.synthetic import PRESETS, SynthConfig, default_workers, generate_dataset, preset_config
+
+ON_INTERRUPT = "the folder is incomplete (dataset.json says so); run the same command with --overwrite"
 
 _D = SynthConfig()
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = CommandParser(
         prog="sslsan data synth",
         description="Write the embedded benchmark: procedural scenes (JPEG frames, 3 s 16 kHz mono WAV clips, "
         "PNG masks) and the manifests train.jsonl, val.jsonl, test_vggss.jsonl (one sounding object) and "
@@ -36,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snr-db", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                    help=f"range of the sound-to-ambience ratio in dB (default {_D.snr_db[0]:g} {_D.snr_db[1]:g})")
     p.add_argument("--jpeg-quality", type=int, metavar="Q", default=None, help=f"JPEG quality of the frames (default {_D.jpeg_quality})")
-    p.add_argument("--workers", type=int, metavar="N", default=None,
+    p.add_argument("--workers", type=positive_int, metavar="N", default=None,
                    help="worker processes (default: the usable CPUs, at most 8); does not change the output")
     p.add_argument("--overwrite", action="store_true", help="replace a benchmark previously written to --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -45,26 +47,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        cfg = preset_config(
-            args.preset,
-            seed=args.seed,
-            n_train=args.n_train,
-            n_val=args.n_val,
-            n_test_vggss=args.n_test_vggss,
-            n_test_is3=args.n_test_is3,
-            image_size=args.image_size,
-            n_categories=args.n_categories,
-            max_objects=args.max_objects,
-            snr_db=tuple(args.snr_db) if args.snr_db else None,
-            jpeg_quality=args.jpeg_quality,
-        )
-        workers = default_workers() if args.workers is None else max(1, args.workers)
-        start = time.perf_counter()
-        meta = generate_dataset(cfg, args.out, workers=workers, overwrite=args.overwrite, progress=not args.no_progress)
-    except SynthError as exc:
-        print(f"sslsan data synth: error: {exc}", file=sys.stderr)
-        return 2
+    cfg = preset_config(
+        args.preset,
+        seed=args.seed,
+        n_train=args.n_train,
+        n_val=args.n_val,
+        n_test_vggss=args.n_test_vggss,
+        n_test_is3=args.n_test_is3,
+        image_size=args.image_size,
+        n_categories=args.n_categories,
+        max_objects=args.max_objects,
+        snr_db=tuple(args.snr_db) if args.snr_db else None,
+        jpeg_quality=args.jpeg_quality,
+    )
+    workers = default_workers() if args.workers is None else args.workers
+    start = time.perf_counter()
+    meta = generate_dataset(cfg, args.out, workers=workers, overwrite=args.overwrite, progress=not args.no_progress)
     sizes = ", ".join(f"{k} {v}" for k, v in meta["sizes"].items())
     print(f"wrote {args.out}: {sizes} ({time.perf_counter() - start:.1f} s, {workers} workers)")
     return 0

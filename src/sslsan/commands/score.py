@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+
+from sslsan.commands import CommandParser, unit_float
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = CommandParser(
         prog="sslsan score",
         description="Recompute every metric (Tables 1-3) from a maps.npz, e.g. one written by `sslsan evaluate` "
         "or by any other model in the documented layout (docs/maps_npz.md).",
     )
     p.add_argument("maps", help="maps.npz file")
-    p.add_argument("--threshold", type=float, default=None, help="universal threshold (default: the file's 'threshold')")
+    p.add_argument("--threshold", type=unit_float, default=None,
+                   help="universal threshold in [0, 1] (default: the file's 'threshold')")
     p.add_argument("--out", default=None, help="write the metrics as JSON to this file")
     p.add_argument("--markdown", default=None, help="write the Markdown report to this file")
     p.add_argument("--json", action="store_true", help="print JSON instead of the Markdown tables")
@@ -29,11 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     from sslsan.utils.io import atomic_write_text
 
     args = build_parser().parse_args(argv)
-    try:
-        m = score_maps(args.maps, args.threshold)
-    except ValueError as exc:
-        print(f"sslsan score: error: {exc}", file=sys.stderr)
-        return 2
+    m = score_maps(args.maps, args.threshold)
     m.setdefault("model", Path(args.maps).parent.name or Path(args.maps).stem)
     if args.out:
         write_metrics(args.out, m)
@@ -43,6 +41,3 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(m, indent=1) if args.json else report)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Small media files in the real formats, for tests and benchmarks of the prepare commands.
+"""Small media files in the real formats, for the tests and benchmarks (test-only helpers, not the library).
 
 The content encodes time so a reader can check what was extracted:
 * video frame k shows k as 8 binary blocks (white = 1, most significant bit left) in its top row,
@@ -94,7 +94,7 @@ def write_video(path: str | Path, seconds: float = 10.0, fps: int = 25, width: i
 
 def write_wav(path: str | Path, seconds: float, sample_rate: int = 16000, channels: int = 1) -> Path:
     """PCM16 WAV with the amplitude-ramp sine (all channels equal)."""
-    from sslsan.data.prepare.common import wav_bytes
+    from sslsan.media import wav_bytes
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import socket
 import sys
 from pathlib import Path
 
+from sslsan.commands import DEVICE_HELP, CommandParser, unit_float
 from sslsan.serve import MAX_UPLOAD_MB
 
 DEMO_CHECKPOINT = Path("runs") / "ssl_san_seed0" / "checkpoints" / "best.pt"  # inside `sslsan demo --out`
@@ -15,7 +15,7 @@ EXAMPLES_MANIFEST = "test_vggss.jsonl"  # the embedded benchmark's VGG-SS-style 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = CommandParser(
         prog="sslsan serve",
         description="Start a local web page: pick or drop an image and an audio file (any format `sslsan localize` "
         "reads), or one video (its middle frame and its sound), and see the sound's map over the image, thresholded "
@@ -29,11 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--examples", type=Path, default=None,
                    help=f"manifest (or prepared data folder holding {EXAMPLES_MANIFEST}) whose first samples become "
                    "one-click examples; default: DEMO/data when it exists")
-    p.add_argument("--threshold", type=float, default=None,
+    p.add_argument("--threshold", type=unit_float, default=None,
                    help="threshold the page starts at (default: the checkpoint's universal threshold)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda when available)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_MB,
                    help=f"largest accepted request in MB (default {MAX_UPLOAD_MB})")
     return p
@@ -46,43 +46,23 @@ def _examples_manifest(args) -> Path | None:
     return args.examples / EXAMPLES_MANIFEST if args.examples.is_dir() else args.examples
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """Bind here rather than in uvicorn, so a busy port is a one-line error and port 0 gets a real number."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ValueError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host") from None
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock
-
-
 def main(argv: list[str] | None = None) -> int:
+    import uvicorn
+
+    from sslsan.serve.app import create_app, listen
+    from sslsan.serve.service import LocalizationService, load_examples
+    from sslsan.utils.device import resolve_device
+
     args = build_parser().parse_args(argv)
     checkpoint = args.checkpoint or args.demo / DEMO_CHECKPOINT
     if args.checkpoint is None and not checkpoint.is_file():
-        print(f"sslsan serve: no checkpoint: give --checkpoint PATH, or get one with `make demo` (it writes {checkpoint}) "
-              "or `sslsan train ...`", file=sys.stderr)
-        return 2
-    try:
-        import uvicorn
-
-        from sslsan.engine.distributed import resolve_device
-        from sslsan.serve.app import create_app
-        from sslsan.serve.service import LocalizationService, load_examples
-
-        device = resolve_device(args.device)
-        service = LocalizationService.from_checkpoint(checkpoint, device=device, threshold=args.threshold)
-        manifest = _examples_manifest(args)
-        examples = load_examples(manifest) if manifest is not None else []
-        sock = _listen(args.host, args.port)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"sslsan serve: error: {exc}", file=sys.stderr)
-        return 2
+        raise ValueError(f"{checkpoint}: no checkpoint; give --checkpoint PATH, or get one with `make demo` (it writes "
+                         "this file) or `sslsan train ...`")
+    device = resolve_device(args.device)
+    service = LocalizationService.from_checkpoint(checkpoint, device=device, threshold=args.threshold)
+    manifest = _examples_manifest(args)
+    examples = load_examples(manifest) if manifest is not None else []
+    sock = listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     thr = "none stored" if service.threshold is None else f"{service.threshold:.4f}"
@@ -99,7 +79,3 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         sock.close()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from sslsan.data.prepare.common import PrepareError
+from sslsan.commands import CommandParser, positive_int
+
+ON_INTERRUPT = "finished items are kept, run the same command again to resume"
 
 DESCRIPTION = """\
 Prepare a public dataset you downloaded into the manifest format sslsan reads (we ship no data and
@@ -33,8 +34,7 @@ def _doc(module: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter
-    p = argparse.ArgumentParser(prog="sslsan prepare", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = CommandParser(prog="sslsan prepare", description=DESCRIPTION, formatter_class=raw)
     sub = p.add_subparsers(dest="dataset", metavar="NAME", required=True)
 
     v = sub.add_parser("vggsound", help="VGGSound training videos -> frames, 3 s clips, train/val manifests",
@@ -43,13 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--videos", required=True, help="folder of video files (searched recursively; file stem = clip id)")
     v.add_argument("--list", dest="list_file", help="text file of clip ids to prepare, one per line (e.g. a 144K "
                                                     "list); ids without a video are reported as missing")
-    v.add_argument("--subset", type=int, help="prepare a seeded random subset of this many clips (of --list, "
+    v.add_argument("--subset", type=positive_int, help="prepare a seeded random subset of this many clips (of --list, "
                                               "or of all videos found)")
     v.add_argument("--seed", type=int, default=0, help="seed of --subset and of the validation split (default 0)")
     v.add_argument("--csv", help="vggsound.csv (YouTube id, start seconds, label, split): fills `category` and "
                                  "counts clips of the VGGSound test split")
     v.add_argument("--out", required=True, help="output folder (frames/, audio/, train.jsonl, val.jsonl, ...)")
-    v.add_argument("--workers", type=int, default=1, help="parallel decoding processes (default 1)")
+    v.add_argument("--workers", type=positive_int, default=1, help="parallel decoding processes (default 1)")
     v.add_argument("--val-fraction", type=float, default=0.02,
                    help="fraction of YouTube videos held out for validation / model selection (DECISIONS D9; "
                         "default 0.02)")
@@ -100,42 +100,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        if args.dataset == "vggsound":
-            from sslsan.data.prepare.vggsound import VGGSoundConfig, prepare_vggsound, summary_text
+    if args.dataset == "vggsound":
+        from sslsan.data.prepare.vggsound import VGGSoundConfig, prepare_vggsound, summary_text
 
-            cfg = VGGSoundConfig(videos=args.videos, out=args.out, list_file=args.list_file, subset=args.subset,
-                                 seed=args.seed, csv=args.csv, workers=args.workers,
-                                 val_fraction=args.val_fraction, frame_size=args.frame_size,
-                                 clip_seconds=args.clip_seconds)
-            result = prepare_vggsound(cfg, progress=not args.no_progress)
-            print(summary_text(result, Path(args.out)))
-        elif args.dataset == "vggss":
-            from sslsan.data.prepare.vggss import prepare_vggss
+        cfg = VGGSoundConfig(videos=args.videos, out=args.out, list_file=args.list_file, subset=args.subset,
+                             seed=args.seed, csv=args.csv, workers=args.workers,
+                             val_fraction=args.val_fraction, frame_size=args.frame_size,
+                             clip_seconds=args.clip_seconds)
+        result = prepare_vggsound(cfg, progress=not args.no_progress)
+        print(summary_text(result, Path(args.out)))
+    elif args.dataset == "vggss":
+        from sslsan.data.prepare.vggss import prepare_vggss
 
-            prepare_vggss(args.root, args.out, annotations=args.annotations, ids_file=args.ids,
-                          drop_empty_gt=args.drop_empty_gt, videos=args.videos)
-        elif args.dataset in ("is3", "is3plus"):
-            from sslsan.data.prepare.is3 import prepare_is3
+        prepare_vggss(args.root, args.out, annotations=args.annotations, ids_file=args.ids,
+                      drop_empty_gt=args.drop_empty_gt, videos=args.videos)
+    elif args.dataset in ("is3", "is3plus"):
+        from sslsan.data.prepare.is3 import prepare_is3
 
-            plus = args.dataset == "is3plus"
-            prepare_is3(args.root, args.out, plus=plus, is3_root=getattr(args, "is3_root", None),
-                        images=args.images, audio=args.audio, masks=args.masks, boxes=args.boxes,
-                        class_dict=args.class_dict, annotations=args.annotations,
-                        category_map=getattr(args, "category_map", None))
-        else:
-            from sslsan.data.prepare.s4 import prepare_s4
+        plus = args.dataset == "is3plus"
+        prepare_is3(args.root, args.out, plus=plus, is3_root=getattr(args, "is3_root", None),
+                    images=args.images, audio=args.audio, masks=args.masks, boxes=args.boxes,
+                    class_dict=args.class_dict, annotations=args.annotations,
+                    category_map=getattr(args, "category_map", None))
+    else:
+        from sslsan.data.prepare.s4 import prepare_s4
 
-            prepare_s4(args.root, args.out, split=args.split, boxes=args.boxes, meta=args.meta)
-    except PrepareError as exc:
-        print(f"sslsan prepare {args.dataset}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"sslsan prepare {args.dataset}: interrupted; finished items are kept, run the same command "
-              f"again to resume", file=sys.stderr)
-        return 130
+        prepare_s4(args.root, args.out, split=args.split, boxes=args.boxes, meta=args.meta)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

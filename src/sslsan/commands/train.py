@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
+from sslsan.commands import DEVICE_HELP, CommandParser
 from sslsan.config import ConfigError, load_config, resolve_config_path
+
+ON_INTERRUPT = "continue with --resume (the last finished epoch is in checkpoints/latest.pt)"
 
 EPILOG = """\
 examples:
@@ -27,7 +29,7 @@ checkpoints/best.pt (lowest validation loss) and threshold.json.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = CommandParser(
         prog="sslsan train",
         description="Train a sound source localizer (SSL-SaN, SSL-TIE or a Table-4 ablation).",
         epilog=EPILOG,
@@ -40,48 +42,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", type=Path, help="output folder (default: runs/<config>-<UTC time>)")
     p.add_argument("--data-root", help="shorthand for the override data.root=DIR")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from checkpoints/latest.pt")
-    p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the config's train.device)")
+    p.add_argument("--device", help=DEVICE_HELP.replace("default: auto", "default: the config's train.device, auto"))
     p.add_argument("--no-progress", action="store_true", help="no progress bars (they are off anyway when not on a terminal)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    from sslsan.engine.config import TrainConfig
+    from sslsan.engine.distributed import cleanup_distributed
+    from sslsan.engine.train import train
+
     args = build_parser().parse_intermixed_args(argv)  # overrides may come before or after the flags
     overrides = list(args.overrides)
     if args.data_root is not None:
         overrides.append(f"data.root={args.data_root}")
+    config = args.config
+    if config is None:
+        if not (args.resume and args.run_dir is not None):
+            raise ConfigError("give --config CONFIG (or --run-dir DIR --resume to continue a run)")
+        config = args.run_dir / "config.yaml"
+        if not config.exists():
+            raise ConfigError(f"{config}: no config in the run directory to resume from")
+    cfg = load_config(TrainConfig, config, overrides)
+    run_dir = args.run_dir
+    if run_dir is None:
+        if args.resume:
+            raise ConfigError("--resume needs --run-dir")
+        stem = resolve_config_path(config).stem
+        run_dir = Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
     try:
-        from sslsan.engine.config import TrainConfig
-        from sslsan.engine.train import train
-
-        config = args.config
-        if config is None:
-            if not (args.resume and args.run_dir is not None):
-                raise ConfigError("give --config CONFIG (or --run-dir DIR --resume to continue a run)")
-            config = args.run_dir / "config.yaml"
-            if not config.exists():
-                raise ConfigError(f"{config}: no config in the run directory to resume from")
-        cfg = load_config(TrainConfig, config, overrides)
-        run_dir = args.run_dir
-        if run_dir is None:
-            if args.resume:
-                raise ConfigError("--resume needs --run-dir")
-            stem = resolve_config_path(config).stem
-            run_dir = Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
-        out = train(cfg, run_dir, device=args.device, resume=args.resume,
-                    progress=False if args.no_progress else None)
-    except (ValueError, FileNotFoundError) as exc:  # ConfigError, ManifestError, TrainDataError, ... are ValueErrors
-        # first line only: errors re-raised from DataLoader workers append the worker's traceback
-        print(f"sslsan train: error: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}",
-              file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("sslsan train: interrupted; continue with --resume (the last finished epoch is in checkpoints/latest.pt)",
-              file=sys.stderr)
-        return 130
+        out = train(cfg, run_dir, device=args.device, resume=args.resume, progress=False if args.no_progress else None)
     finally:
-        from sslsan.engine.distributed import cleanup_distributed
-
         cleanup_distributed()
     print(f"run directory: {out}")
     return 0

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from sslsan.commands import CommandParser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = CommandParser(
         prog="sslsan compare",
         description="Put evaluation runs side by side: Tables 1-3 and the ablation layout of Table 4.",
     )
@@ -25,18 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     from sslsan.utils.io import atomic_write_text
 
     args = build_parser().parse_args(argv)
-    try:
-        text = compare_runs(args.runs, args.names)
-        if args.out:
-            atomic_write_text(args.out, text)
-        if args.figure:
-            text += f"\nFig. 1 of every run: {compare_figure(args.runs, args.names, args.figure)}\n"
-    except ValueError as exc:
-        print(f"sslsan compare: error: {exc}", file=sys.stderr)
-        return 2
+    text = compare_runs(args.runs, args.names)
+    if args.out:
+        atomic_write_text(args.out, text)
+    if args.figure:
+        text += f"\nFig. 1 of every run: {compare_figure(args.runs, args.names, args.figure)}\n"
     print(text)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

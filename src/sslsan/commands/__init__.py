@@ -1,0 +1,44 @@
+"""The `sslsan` commands, one module each: `build_parser()` and `main(argv) -> int`, which parses the
+arguments and makes one library call.
+
+Commands do not catch errors: `sslsan.cli`, the dispatcher, turns every user error (bad input file,
+setting or value) into one line on stderr and exit status 2, once for all commands. A command may name
+`ON_INTERRUPT`, the hint printed when Ctrl-C stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+DEVICE_HELP = "torch device: auto (CUDA when available, else the CPU), cpu, cuda or cuda:N (default: auto)"
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse with a one-line error (`sslsan CMD: error: MESSAGE (see --help)`), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be 0 or more")
+    return value
+
+
+def unit_float(text: str) -> float:
+    """argparse type: a number in [0, 1] (thresholds)."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text}: must be a number in [0, 1]")
+    return value
