@@ -77,8 +77,9 @@ def test_decode_crop_matches_the_reference_crop(tmp_path):
     Image.fromarray(arr).save(tmp_path / "f.png")
     Image.fromarray(arr).convert("L").save(tmp_path / "g.jpg", quality=92)
     Image.fromarray(arr).convert("CMYK").save(tmp_path / "c.jpg", quality=92)
+    Image.fromarray(arr[..., 0].astype(np.uint16) * 257).save(tmp_path / "h16.png")  # 16-bit greyscale
     tf = ImageTrainTransform(56, **PAPER)
-    for name in ("f.jpg", "f.png", "g.jpg", "c.jpg"):
+    for name in ("f.jpg", "f.png", "g.jpg", "c.jpg", "h16.png"):
         for key in range(8):
             out, params = decode_crop(tmp_path / name, tf, make_generator(5, key))
             ref, ref_params = _reference_split(load_image(tmp_path / name), tf, make_generator(5, key))
