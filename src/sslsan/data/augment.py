@@ -9,7 +9,8 @@ host copy of the draws).
 
 The draws are `ImageTrainTransform`'s for one image, in the same order from the same generator, so
 a sample's augmentation is the per-sample reference transform's (tests/test_augment.py); only the
-crop's resampling differs (PIL on uint8 instead of torch on float: within one grey level).
+crop's resampling differs (the same antialiased bilinear resize, on uint8 instead of float: within
+one grey level), and, for large JPEGs decoded at reduced scale, the decoder's downscaling.
 """
 
 from __future__ import annotations
@@ -105,7 +106,8 @@ class ImageDeviceAugment:
     which ops run on which samples without reading device memory (omitted: copied back, a sync).
     Jitter ops of one position in the random order run as one blend for the whole batch (brightness,
     contrast and saturation all blend with a reference image) plus one hue rotation of the samples
-    that drew hue there; blur runs on the blurred samples only.
+    that drew hue there; blur runs on the blurred samples only. On a CPU it goes one image at a time
+    by default (`per_sample`), which is faster there.
     """
 
     def __init__(self, transform: ImageTrainTransform, per_sample: bool | None = None):
