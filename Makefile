@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test test-slow bench setup browser clean
+.PHONY: demo test test-slow test-gpu bench setup browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ test: $(STAMP) browser
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# The CUDA path against the CPU (tests/test_gpu.py; skipped without CUDA). Needs a CUDA build of torch:
+# make test-gpu TORCH=torch  (on a fresh .venv)
+test-gpu: $(STAMP)
+	$(BIN)/python -m pytest -q -m gpu -rs
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -5,12 +5,14 @@
     once per negative type on (image, B silence copies) and (image, noise), recomputing the image tower.
 (b) ours: `SSLSaNObjective`: audio tower once, both views in one image batch when s = 1, 1 silence +
     B noise in one audio batch; on CUDA also bf16 autocast, channels_last and fused Adam.
-Both optimise the same SSL-SaN loss (all four switches on) with Adam(lr 1e-4, wd 1e-4), on the same
+(c) ours_compiled (optional): (b) with `torch.compile` on the model, as `train.compile=true` does.
+All optimise the same SSL-SaN loss (all four switches on) with Adam(lr 1e-4, wd 1e-4), on the same
 synthetic inputs and TE draws. Each measurement runs in a fresh process so peak memory is its own
 (CUDA: max_memory_allocated; CPU: peak RSS growth over the warm-up and timed steps).
 
     python benchmarks/train_step.py                              # paper sizes, batch 32 and 128
     python benchmarks/train_step.py --width 0.25 --image-size 112 --spec-frames 160 --batch-sizes 8 16 --steps 3
+    python benchmarks/train_step.py --variants ours ours_compiled --warmup 5    # does torch.compile pay?
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ import torch.nn.functional as F
 from sslsan.losses import ContrastiveLoss, ObjectiveConfig, SilenceNoiseLoss, SSLSaNObjective
 from sslsan.models import Localizer, ModelConfig
 
-VARIANTS = ("original", "ours", "ours_fp32")  # ours_fp32: our step structure without the CUDA extras
+# ours_fp32: our step structure without the CUDA extras; ours_compiled: ours with torch.compile(model)
+VARIANTS = ("original", "ours", "ours_fp32", "ours_compiled")
 
 
 def original_step(model, objective, images, specs, silence_b, noise, generator):
@@ -67,7 +70,7 @@ def measure(variant: str, batch: int, args: argparse.Namespace, device_name: str
         torch.backends.cuda.matmul.allow_tf32 = args.tf32
         torch.backends.cudnn.allow_tf32 = args.tf32
     ours = variant.startswith("ours")
-    fast = variant == "ours" and cuda
+    fast = variant in ("ours", "ours_compiled") and cuda
     model = Localizer(ModelConfig(width=args.width)).to(device).train()
     fmt = torch.channels_last if fast and args.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
@@ -77,6 +80,7 @@ def measure(variant: str, batch: int, args: argparse.Namespace, device_name: str
     elif not ours:
         adam["foreach"] = False  # the original's torch-1.x per-parameter loop
     opt = torch.optim.Adam(model.parameters(), **adam)
+    step_model = torch.compile(model) if variant == "ours_compiled" else model
     # D14 logits on the original view only, as `original_step` writes it: both compute one loss
     objective = SSLSaNObjective(ObjectiveConfig(image_size=args.image_size, negatives_in_te_view=False)).to(device)
     g = torch.Generator().manual_seed(1)
@@ -93,7 +97,7 @@ def measure(variant: str, batch: int, args: argparse.Namespace, device_name: str
         opt.zero_grad(set_to_none=True)
         with amp:
             if ours:
-                loss, _ = objective(model, images, specs, silence, noise, generator=te_gen)
+                loss, _ = objective(step_model, images, specs, silence, noise, generator=te_gen)
             else:
                 loss = original_step(model, objective, images, specs, silence.expand(batch, -1, -1, -1),
                                      noise, te_gen)
@@ -145,7 +149,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variants", nargs="+", choices=VARIANTS, default=["original", "ours"],
                    help="steps to measure; ratios are against 'original' (ours_fp32 = ours without bf16, "
-                        "channels_last and fused Adam, to separate structure from precision)")
+                        "channels_last and fused Adam, to separate structure from precision; ours_compiled = ours "
+                        "with torch.compile(model))")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128], help="batch sizes to measure")
     p.add_argument("--width", type=float, default=1.0, help="channel multiplier of both ResNet-18 towers")
     p.add_argument("--image-size", type=int, default=224, help="training image side in pixels")

@@ -16,6 +16,7 @@ from sslsan.audio import (
     noise,
     silence,
     spectrogram,
+    tile_rows,
     tile_to_length,
 )
 
@@ -116,6 +117,22 @@ def test_tile_to_length_rule():
     assert torch.equal(tile_to_length(torch.ones(3, 5), 12), torch.ones(3, 12))
     with pytest.raises(ValueError):
         tile_to_length(torch.zeros(0), 10)
+
+
+def test_tile_rows_is_tile_to_length_per_row():
+    rows = [torch.randn(n) for n in (5, 12, 12, 30, 1)]
+    padded = torch.stack([torch.nn.functional.pad(r, (0, 30 - len(r))) for r in rows])
+    lengths = torch.tensor([len(r) for r in rows])
+    for n in (25, 40):
+        out = tile_rows(padded, lengths, n)
+        assert out.shape == (5, n)
+        for r, o in zip(rows, out):
+            assert torch.equal(o, tile_to_length(r, n))
+    same = tile_rows(padded[1:3], lengths[1:3], 25)  # equal lengths: one tiling for the batch
+    assert torch.equal(same, tile_to_length(padded[1:3, :12], 25))
+    for bad in ([0, 12, 12, 30, 1], [5, 12, 12, 31, 1]):
+        with pytest.raises(ValueError, match="row lengths"):
+            tile_rows(padded, torch.tensor(bad), 25)
 
 
 def test_batched_equals_per_item():

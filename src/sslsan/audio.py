@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from sslsan.media import SAMPLE_RATE, AudioError, load_audio  # noqa: F401  (public names of this module)
+from sslsan.utils.device import to_device
 
 DB_FLOOR_POWER = 1e-10  # AmplitudeToDB amin: the floor is -100 dB
 
@@ -67,6 +68,21 @@ def tile_to_length(wave: torch.Tensor, n: int) -> torch.Tensor:
     return wave[..., :n]
 
 
+def tile_rows(wave: torch.Tensor, lengths: torch.Tensor, n: int) -> torch.Tensor:
+    """`tile_to_length` of every row of a zero-padded batch: row b of (B, L) holds lengths[b] samples -> (B, n).
+
+    `lengths` (B,) on the host decides, without reading device memory, whether one tiling serves the
+    whole batch (all rows equally long, the usual case); otherwise each row is gathered on the device.
+    """
+    lengths = lengths.cpu()
+    if bool((lengths < 1).any()) or int(lengths.max()) > wave.shape[-1]:
+        raise ValueError(f"row lengths must lie in [1, {wave.shape[-1]}], got {lengths.tolist()}")
+    if bool((lengths == lengths[0]).all()):
+        return tile_to_length(wave[:, : int(lengths[0])], n)
+    idx = torch.arange(n)[None, :] % lengths[:, None]
+    return wave.gather(1, to_device(idx, wave.device))
+
+
 SHORT_CLIP_REPEATS = 10  # a clip repeated more often than this to fill the window is mostly repetition
 
 
@@ -87,8 +103,12 @@ def silence(n: int, device: str | torch.device = "cpu") -> torch.Tensor:
     return torch.zeros(n, dtype=torch.float32, device=device)
 
 
-def noise(n: int, generator: torch.Generator | None = None, clip: bool = False, device: str | torch.device = "cpu") -> torch.Tensor:
-    """N(0, 1) waveform of n samples (DECISIONS D1), optionally hard-clipped to [-1, 1]."""
+def noise(n: int | tuple[int, ...], generator: torch.Generator | None = None, clip: bool = False,
+          device: str | torch.device = "cpu") -> torch.Tensor:
+    """N(0, 1) waveform of n samples, or a batch of shape n (DECISIONS D1), optionally hard-clipped to [-1, 1].
+
+    Drawn on the generator's device: a CUDA generator draws on the GPU with nothing to copy.
+    """
     gen_device = generator.device if generator is not None else device
     w = torch.randn(n, generator=generator, dtype=torch.float32, device=gen_device).to(device)
     return w.clamp_(-1.0, 1.0) if clip else w
@@ -200,12 +220,12 @@ class SpecAugment(nn.Module):
         start = u_start * (size - width)
         lo, hi = start.floor(), (start + width).floor()
         idx = torch.arange(size, device=device, dtype=lo.dtype)
-        return (idx >= lo[:, None].to(device)) & (idx < hi[:, None].to(device))  # (B, size)
+        return (idx >= to_device(lo[:, None], device)) & (idx < to_device(hi[:, None], device))  # (B, size)
 
     def forward(self, power: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         b, _, f, t = power.shape
         u = torch.rand(b, 5, generator=generator, dtype=torch.float64)
-        apply = (u[:, 0] < self.p).to(power.device)
+        apply = to_device(u[:, 0] < self.p, power.device)
         tmask = self._mask(t, self.time_mask, u[:, 1], u[:, 2], power.device)  # (B, T)
         fmask = self._mask(f, self.freq_mask, u[:, 3], u[:, 4], power.device)  # (B, F)
         masked = (tmask[:, None, None, :] | fmask[:, None, :, None]) & apply[:, None, None, None]

@@ -7,7 +7,8 @@
   declares more audio than the file holds (a cut download) and NaN/infinite samples are errors.
 * **Images** (`load_image`): any PIL-readable file to uint8 RGB. 16-bit greyscale is scaled to
   8 bits (v / 257), not clipped. Images above PIL's pixel limit (`PIL.Image.MAX_IMAGE_PIXELS`,
-  ~89 megapixels) are refused from their header, before any decoding.
+  ~89 megapixels) are refused from their header, before any decoding. `load_image_reduced` decodes
+  a JPEG at 1/2, 1/4 or 1/8 scale where its caller can use that (training crops of large frames).
 * **Masks** (`load_mask`): grey level > 127 is foreground.
 * **Video frames** (`frame_before`, `video_frame`): the frame shown at time t is the decoded frame
   with the largest timestamp *strictly below* t; the middle frame is the one before
@@ -28,7 +29,7 @@ import warnings
 import wave
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -250,6 +251,25 @@ def load_image(path: str | Path) -> torch.Tensor:
     with opened as im:
         arr = _decode(opened.path, im, "RGB")
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+
+
+def load_image_reduced(path: str | Path, reduction_for: Callable[[int, int], int]) -> tuple[torch.Tensor, int]:
+    """`load_image`, a JPEG decoded at 1/2, 1/4 or 1/8 scale when the caller can use it.
+
+    `reduction_for(width, height)` gets the full size from the header and returns the largest
+    reduction (1, 2, 4 or 8) the caller accepts; libjpeg then scales while decoding (its DCT
+    scaling: far less work than decoding everything and shrinking). Returns uint8 (3, h, w) and the
+    reduction applied: 1 for other formats, or when a file does not allow it.
+    """
+    opened = _open_image(path)
+    with opened as im:
+        width, height = im.size
+        factor, applied = reduction_for(width, height), 1
+        if factor > 1 and im.format == "JPEG" and im.mode in ("RGB", "L"):
+            im.draft(im.mode, (width // factor, height // factor))
+            applied = round(width / im.size[0])
+        arr = _decode(opened.path, im, "RGB")
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1), applied
 
 
 def load_mask(path: str | Path) -> np.ndarray:

@@ -36,11 +36,15 @@ class AVDataset(Dataset):
     def __len__(self) -> int:
         return len(self.manifest)
 
-    def load_wave(self, i: int) -> torch.Tensor:
+    def load_clip(self, i: int) -> torch.Tensor:
+        """The clip as read (at audio.sample_rate, mono), untiled; warns when tiling would mostly repeat it."""
         path = self.manifest.resolve(self.manifest[i].audio)
         wave = load_audio(path, sample_rate=self.audio.sample_rate)
         warn_if_short(wave.shape[-1], self.audio.tile_samples, self.audio.sample_rate, path)
-        return tile_to_length(wave, self.audio.tile_samples)
+        return wave
+
+    def load_wave(self, i: int) -> torch.Tensor:
+        return tile_to_length(self.load_clip(i), self.audio.tile_samples)
 
     def load_image(self, i: int) -> torch.Tensor:
         img = load_image(self.manifest.resolve(self.manifest[i].image))

@@ -18,10 +18,18 @@ import torch
 import torch.nn.functional as F
 
 from sslsan.media import ImageError, load_image  # noqa: F401  (public names of this module)
+from sslsan.utils.device import device_constant
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _GRAY = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, as PIL/torchvision grayscale
+
+
+# Columns of the per-sample colour draws (`ImageTrainTransform.colour_params`): whether the jitter
+# applies, its four factors, the order of the jitter ops (0 brightness, 1 contrast, 2 saturation,
+# 3 hue: the factor of op k is column BRIGHTNESS + k), then grayscale and blur flags and the blur σ.
+JITTER, BRIGHTNESS, CONTRAST, SATURATION, HUE, ORDER, GRAY, BLUR, SIGMA = 0, 1, 2, 3, 4, 5, 9, 10, 11
+N_COLOUR = 12
 
 
 def _as_float_batch(img: torch.Tensor) -> tuple[torch.Tensor, bool]:
@@ -35,15 +43,15 @@ def _as_float_batch(img: torch.Tensor) -> tuple[torch.Tensor, bool]:
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    mean = device_constant(IMAGENET_MEAN, x.device, x.dtype).view(1, 3, 1, 1)
+    std = device_constant(IMAGENET_STD, x.device, x.dtype).view(1, 3, 1, 1)
     return (x - mean) / std
 
 
 def denormalize(x: torch.Tensor) -> torch.Tensor:
     """Inverse of `normalize`: back to [0, 1] RGB for display."""
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    mean = device_constant(IMAGENET_MEAN, x.device, x.dtype).view(1, 3, 1, 1)
+    std = device_constant(IMAGENET_STD, x.device, x.dtype).view(1, 3, 1, 1)
     return (x * std + mean).clamp(0, 1)
 
 
@@ -67,7 +75,7 @@ class ImageEvalTransform:
 
 
 def _grayscale(x: torch.Tensor) -> torch.Tensor:
-    w = torch.tensor(_GRAY, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    w = device_constant(_GRAY, x.device, x.dtype).view(1, 3, 1, 1)
     return (x * w).sum(dim=1, keepdim=True)
 
 
@@ -90,9 +98,15 @@ def _rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
 def _hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
     # closed form of the six-sector rule: c = v - v*s*clamp(min(k, 4 - k), 0, 1), k = (n + 6h) mod 6
     h, s, v = x[:, 0:1], x[:, 1:2], x[:, 2:3]
-    n = torch.tensor([5.0, 3.0, 1.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    n = device_constant((5.0, 3.0, 1.0), x.device, x.dtype).view(1, 3, 1, 1)
     k = torch.remainder(n + 6.0 * h, 6.0)
     return v - v * s * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
+
+
+def _hue_shift(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Rotate the hue of a batch by per-sample `shift` (B, 1, 1, 1), in turns."""
+    hsv = _rgb_to_hsv(x)
+    return _hsv_to_rgb(torch.stack([(hsv[:, 0] + shift[:, 0]) % 1.0, hsv[:, 1], hsv[:, 2]], dim=1))
 
 
 def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, max_sigma: float) -> torch.Tensor:
@@ -194,26 +208,37 @@ class ImageTrainTransform:
             x1, x2 = 1 - x2, 1 - x1
         return torch.stack([x1, y1, x2, y2], dim=1).clamp(0, 1)
 
-    def colour(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Colour jitter (random order), grayscale and blur, with per-sample draws."""
-        b = x.shape[0]
+    def colour_params(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Per-sample colour draws, (batch, N_COLOUR) float32 with the columns named above."""
         bri, con, sat, hue = self.jitter
-        u = torch.rand(b, 8, generator=generator, dtype=torch.float64)
-        order = torch.stack([torch.randperm(4, generator=generator) for _ in range(b)])  # (B, 4)
+        (s0, s1) = self.blur_sigma
+        u = torch.rand(batch, 8, generator=generator, dtype=torch.float64).tolist()
+        orders = [torch.randperm(4, generator=generator).tolist() for _ in range(batch)]
+        rows = [  # float64 arithmetic, then float32: the loader computes these per sample, cheaply
+            [float(r[0] < self.jitter_p), 1 - bri + 2 * bri * r[1], 1 - con + 2 * con * r[2],
+             1 - sat + 2 * sat * r[3], -hue + 2 * hue * r[4], *order,
+             float(r[5] < self.grayscale_p), float(r[6] < self.blur_p), s0 + r[7] * (s1 - s0)]
+            for r, order in zip(u, orders)
+        ]
+        return torch.tensor(rows, dtype=torch.float32)
+
+    def colour(self, x: torch.Tensor, generator: torch.Generator | None = None,
+               params: torch.Tensor | None = None) -> torch.Tensor:
+        """Colour jitter (random order), grayscale and blur, with per-sample draws (`colour_params`).
+
+        The per-sample reference: each op runs on the whole batch and is kept where drawn.
+        `sslsan.data.augment.ImageDeviceAugment` is the batched equivalent the training step uses.
+        """
+        p = self.colour_params(x.shape[0], generator) if params is None else params.cpu()
         dev = x.device
-        apply_jit = (u[:, 0] < self.jitter_p).to(dev)
-        factors = {
-            0: (1 - bri + 2 * bri * u[:, 1]).float().to(dev),
-            1: (1 - con + 2 * con * u[:, 2]).float().to(dev),
-            2: (1 - sat + 2 * sat * u[:, 3]).float().to(dev),
-            3: (-hue + 2 * hue * u[:, 4]).float().to(dev),
-        }
+        apply_jit = (p[:, JITTER] > 0).to(dev)
+        order = p[:, ORDER : ORDER + 4].long()
         for pos in range(4):
             for op in range(4):
                 sel = apply_jit & (order[:, pos] == op).to(dev)
                 if not bool(sel.any()):
                     continue
-                f = factors[op][:, None, None, None]
+                f = p[:, BRIGHTNESS + op].to(dev)[:, None, None, None]
                 if op == 0:
                     y = _blend(x, torch.zeros_like(x), f)
                 elif op == 1:
@@ -222,16 +247,13 @@ class ImageTrainTransform:
                 elif op == 2:
                     y = _blend(x, _grayscale(x).expand_as(x), f)
                 else:
-                    hsv = _rgb_to_hsv(x)
-                    hsv = torch.stack([(hsv[:, 0] + f[:, 0]) % 1.0, hsv[:, 1], hsv[:, 2]], dim=1)
-                    y = _hsv_to_rgb(hsv)
+                    y = _hue_shift(x, f)
                 x = y if bool(sel.all()) else torch.where(sel[:, None, None, None], y, x)
-        gray = (u[:, 5] < self.grayscale_p).to(dev)
+        gray = (p[:, GRAY] > 0).to(dev)
         x = torch.where(gray[:, None, None, None], _grayscale(x).expand_as(x), x)
-        blur = (u[:, 6] < self.blur_p).to(dev)
+        blur = (p[:, BLUR] > 0).to(dev)
         if bool(blur.any()):
-            sigma = self.blur_sigma[0] + u[:, 7] * (self.blur_sigma[1] - self.blur_sigma[0])
-            x = torch.where(blur[:, None, None, None], _gaussian_blur(x, sigma, self.blur_sigma[1]), x)
+            x = torch.where(blur[:, None, None, None], _gaussian_blur(x, p[:, SIGMA], self.blur_sigma[1]), x)
         return x
 
     def __call__(self, img: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

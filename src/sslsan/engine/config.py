@@ -28,7 +28,7 @@ class DataConfig:
     num_workers: int = 8
     pin_memory: bool = True  # only takes effect on CUDA
     persistent_workers: bool = True
-    prefetch_factor: int = 2
+    prefetch_factor: int = 2  # batches each worker keeps ready
     # Compute each clip's mel power once (in memory, before epoch 1) instead of per step: the CPU demo's
     # big saving. SpecAugment and dB are still applied per step, so training sees the same inputs.
     cache_spectrograms: bool = False
@@ -41,6 +41,16 @@ class DataConfig:
     grayscale_p: float = 0.2
     blur_p: float = 0.5
     flip_p: float = 0.5
+    # The loader workers decode the frame and cut the random-resized crop on uint8; flip, colour,
+    # grayscale, blur and normalisation run batched on the training device (sslsan.data.augment).
+    # A JPEG is decoded at 1/2, 1/4 or 1/8 scale when the crop still covers image_size pixels there
+    # (large native-size frames; 299-px frames at 224 never qualify): measured 5.7 -> 3.5 ms a 720p frame.
+    reduced_decode: bool = True
+    # Where the N(0, 1) noise clips are drawn (D1): "device" = per step on the training device (no CPU
+    # cost, nothing to copy; CUDA and CPU generators give different clips, each reproducible);
+    # "loader" = per sample in the workers, keyed by (epoch, index): the same clips on every device
+    # (~0.6 ms of CPU and 640 KB to copy per sample at the paper's 10 s).
+    noise_on: Literal["device", "loader"] = "device"
 
 
 @dataclass
@@ -80,6 +90,11 @@ class TrainSection:
     sync_bn: bool = False  # SyncBatchNorm under DDP (the paper trained on one GPU: per-GPU BN stays the default)
     find_unused_parameters: bool = False  # DDP option, for model variants with parameters the loss does not reach
     threads: int | None = None  # torch.set_num_threads on CPU (None: leave torch's choice)
+    # torch.compile the model (both towers; the objective's glue stays eager); compiling takes minutes
+    # before the first step. Measured gain on a 2-core CPU (benchmarks/train_step.py --variants ours
+    # ours_compiled, width 0.25, 112 px, 257x160, batch 8, 1 thread, 4 runs): none, 0.93-1.05x of eager.
+    # On CUDA not measured yet (no GPU in that session): measure before turning it on.
+    compile: bool = False
 
 
 @dataclass

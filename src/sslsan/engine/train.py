@@ -6,10 +6,14 @@ of which DataLoader worker handles a sample. So an interrupted run resumed from 
 exactly the data order, image augmentations, noise clips, SpecAugment masks and TE transforms of an
 uninterrupted one, whatever the worker count.
 
-Per step (model_spec §8): images are augmented in the workers; waveforms (or cached mel power) go to
-the device, where the batched mel front-end, SpecAugment (on power) and dB run in fp32; noise clips are
-drawn per item in the workers and go through the same front-end (D1); the silence spectrogram is
-computed once per run. The objective (sslsan.losses) runs under bf16 autocast on CUDA.
+Per step (model_spec §8): the loader workers only do per-file work — decode the frame and cut the
+random-resized crop on uint8 (its draws travel with it), read the clip; on the device, batched: the
+rest of the image augmentation (sslsan.data.augment), tiling, the mel front-end, SpecAugment (on
+power) and dB in fp32, and the noise clips (D1: the same front-end; drawn on the device unless
+`data.noise_on=loader`); the silence spectrogram is computed once per run. The objective
+(sslsan.losses) runs under bf16 autocast on CUDA. Nothing in a step waits for the device except at
+log intervals: parameters reach it by non-blocking copies from pinned memory, decisions are made
+on host copies of the draws, and loss terms are summed on the device.
 """
 
 from __future__ import annotations
@@ -30,13 +34,15 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 from tqdm.auto import tqdm
 
 from sslsan import __version__
-from sslsan.audio import LogMelSpectrogram, SpecAugment, noise, silence
+from sslsan.audio import LogMelSpectrogram, SpecAugment, noise, silence, tile_rows
 from sslsan.config import ConfigError, save_config, to_dict
+from sslsan.data.augment import ImageDeviceAugment, decode_crop
 from sslsan.data.datasets import AVDataset
 from sslsan.data.manifest import Manifest, ManifestError, manifest_hash, read_manifest
 from sslsan.data.transforms import ImageEvalTransform, ImageTrainTransform
@@ -49,7 +55,7 @@ from sslsan.engine.distributed import (
     resolve_device,
 )
 from sslsan.losses import SSLSaNObjective
-from sslsan.models import Localizer, load_model, read_checkpoint, save_checkpoint
+from sslsan.models import Localizer, load_model, read_checkpoint, save_checkpoint, unwrap_model
 from sslsan.utils.io import atomic_torch_save, atomic_write_text
 from sslsan.utils.logging import JsonlLogger
 from sslsan.utils.seed import make_generator, seed_everything, seed_worker
@@ -57,10 +63,10 @@ from sslsan.utils.seed import make_generator, seed_everything, seed_worker
 # Independent random streams (first key after the seed of make_generator).
 STREAM_INIT = 0  # model initialisation
 STREAM_IMAGE = 1  # image augmentation, per (epoch, sample index)
-STREAM_NOISE = 2  # noise waveform, per (epoch, sample index)
-STREAM_STEP = 3  # SpecAugment + TE transforms, per (epoch, step, rank)
-STREAM_VAL_NOISE = 12  # validation noise, per sample index (fixed across epochs)
-STREAM_VAL_STEP = 13  # validation TE transforms, per validation batch (fixed across epochs)
+STREAM_NOISE = 2  # noise waveform, per (epoch, sample index) (data.noise_on=loader)
+STREAM_STEP = 3  # noise seed (data.noise_on=device), SpecAugment, TE transforms, per (epoch, step, rank)
+STREAM_VAL_NOISE = 12  # validation noise, per sample index (fixed across epochs) (data.noise_on=loader)
+STREAM_VAL_STEP = 13  # validation noise seed and TE transforms, per validation batch (fixed across epochs)
 
 SUGGEST_DATA = "create data with `sslsan data synth --out DIR` (embedded benchmark) or `sslsan prepare NAME --out DIR`"
 
@@ -116,10 +122,21 @@ class KeyedSampler(DistributedSampler):
         return ((epoch, int(i)) for i in super().__iter__())
 
 
-class TrainItems(Dataset):
-    """Training items keyed by (epoch, index): augmented image, waveform or cached mel power, noise clip.
+def train_image_transform(cfg: TrainConfig) -> ImageTrainTransform:
+    """The training augmentation the data config asks for (split between workers and device)."""
+    d = cfg.data
+    return ImageTrainTransform(d.image_size, scale=d.crop_scale, jitter_p=d.jitter_p, grayscale_p=d.grayscale_p,
+                               blur_p=d.blur_p, flip_p=d.flip_p)
 
-    Image augmentation and the noise draw use generators seeded by (seed, stream, epoch, index).
+
+class TrainItems(Dataset):
+    """Training items keyed by (epoch, index): the per-file half of the work, done in the loader workers.
+
+    Training: "image" is the uint8 random-resized crop and "aug" its draws (sslsan.data.augment; the
+    device applies the rest). Validation: "image" is the normalised evaluation frame. "wave" is the
+    clip as read (at most tile_samples long; `collate_items` pads a batch and adds "wave_len"), or
+    "power" the cached mel power; "noise" a noise clip when `data.noise_on=loader`. Draws use
+    generators seeded by (seed, stream, epoch, index).
     """
 
     def __init__(
@@ -135,14 +152,10 @@ class TrainItems(Dataset):
         self.seed = cfg.train.seed
         self.train = train
         self.audio = cfg.audio
-        d = cfg.data
-        self.transform = (
-            ImageTrainTransform(d.image_size, scale=d.crop_scale, jitter_p=d.jitter_p, grayscale_p=d.grayscale_p,
-                                blur_p=d.blur_p, flip_p=d.flip_p)
-            if train else ImageEvalTransform(d.image_size)
-        )
+        self.reduced_decode = cfg.data.reduced_decode
+        self.transform = train_image_transform(cfg) if train else ImageEvalTransform(cfg.data.image_size)
         self.power_cache = power_cache
-        self.with_noise = with_noise
+        self.with_noise = with_noise and cfg.data.noise_on == "loader"
         self.base = AVDataset(manifest, image_transform=None, audio=cfg.audio, load_images=True)
 
     def __len__(self) -> int:
@@ -150,17 +163,18 @@ class TrainItems(Dataset):
 
     def __getitem__(self, key: tuple[int, int] | int) -> dict[str, Any]:
         epoch, i = key if isinstance(key, tuple) else (0, int(key))
-        if self.power_cache is not None:
-            image = self.base.load_image(i)
-            item: dict[str, Any] = {"index": i, "power": self.power_cache[i]}
-        else:
-            raw = self.base[i]
-            image = raw["image"]
-            item = {"index": i, "wave": raw["wave"]}
+        smp = self.manifest[i]
+        item: dict[str, Any] = {"index": i}
         if self.train:
-            item["image"] = self.transform(image, generator=make_generator(self.seed, STREAM_IMAGE, epoch, i))
+            g = make_generator(self.seed, STREAM_IMAGE, epoch, i)
+            item["image"], item["aug"] = decode_crop(self.manifest.resolve(smp.image), self.transform, g,
+                                                     reduced_decode=self.reduced_decode)
         else:
-            item["image"] = self.transform(image)
+            item["image"] = self.transform(self.base.load_image(i))
+        if self.power_cache is not None:
+            item["power"] = self.power_cache[i]
+        else:  # untiled: a 3 s clip is 30 % of the 10 s the front-end tiles it to on the device
+            item["wave"] = self.base.load_clip(i)[: self.audio.tile_samples]
         if self.with_noise:
             g = (
                 make_generator(self.seed, STREAM_NOISE, epoch, i)
@@ -169,6 +183,22 @@ class TrainItems(Dataset):
             )
             item["noise"] = noise(self.audio.tile_samples, generator=g, clip=self.audio.noise_clip)
         return item
+
+
+def collate_items(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """`default_collate`, except that clips of different lengths are zero-padded to the longest.
+
+    "wave_len" holds each clip's length (`sslsan.audio.tile_rows` tiles them on the device).
+    """
+    if "wave" not in items[0]:
+        return default_collate(items)
+    waves = [it["wave"] for it in items]
+    longest = max(w.shape[0] for w in waves)
+    padded = [w if w.shape[0] == longest else F.pad(w, (0, longest - w.shape[0])) for w in waves]
+    batch = default_collate([{k: v for k, v in it.items() if k != "wave"} for it in items])
+    batch["wave"] = default_collate(padded)
+    batch["wave_len"] = torch.tensor([w.shape[0] for w in waves])
+    return batch
 
 
 def compute_power_cache(
@@ -267,6 +297,7 @@ def make_loader(items: TrainItems, sampler, batch_size: int, cfg: TrainConfig, d
         persistent_workers=cfg.data.persistent_workers and workers > 0,
         prefetch_factor=cfg.data.prefetch_factor if workers > 0 else None,
         worker_init_fn=seed_worker,
+        collate_fn=collate_items,
         drop_last=drop_last,
     )
 
@@ -276,7 +307,11 @@ def make_loader(items: TrainItems, sampler, batch_size: int, cfg: TrainConfig, d
 
 
 class InputBuilder:
-    """Batch from the loader → the objective's inputs on the device (spectrograms computed here, in fp32)."""
+    """Batch from the loader → the objective's inputs on the device (images augmented, spectrograms in fp32).
+
+    Draws come from the step's generator in this order: the noise seed (`data.noise_on=device`),
+    then SpecAugment; the objective then draws the TE transform.
+    """
 
     def __init__(self, cfg: TrainConfig, device: torch.device):
         self.cfg = cfg
@@ -284,9 +319,12 @@ class InputBuilder:
         self.frontend = LogMelSpectrogram(cfg.audio).to(device)
         a = cfg.audio
         self.specaug = SpecAugment(p=a.specaug_p, time_mask=a.time_mask, freq_mask=a.freq_mask) if a.spec_augment else None
+        self.image_aug = ImageDeviceAugment(train_image_transform(cfg))
         o = cfg.objective
         self.need_silence = o.needs_silence
         self.need_noise = o.needs_noise
+        self.noise_on_device = cfg.data.noise_on == "device"
+        self._noise_generator = torch.Generator(device=device)
         self.channels_last = cfg.train.channels_last and device.type == "cuda"
         self.silence_spec = None
         if self.need_silence:
@@ -297,21 +335,34 @@ class InputBuilder:
         power = self.frontend.power(wave)
         return self.frontend.to_db(power) if self.cfg.audio.negatives_in_db else power
 
+    def _noise(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
+        if not self.noise_on_device:
+            return batch["noise"].to(self.device, non_blocking=True)
+        self._noise_generator.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+        return noise((len(batch["index"]), self.cfg.audio.tile_samples), generator=self._noise_generator,
+                     clip=self.cfg.audio.noise_clip, device=self.device)
+
     @torch.no_grad()
     def __call__(self, batch: dict[str, torch.Tensor], *, augment: bool, generator: torch.Generator) -> dict[str, Any]:
         dev = self.device
         images = batch["image"].to(dev, non_blocking=True)
+        if "aug" in batch:  # training crops: the device half of the augmentation
+            images = self.image_aug(images, batch["aug"].to(dev, non_blocking=True), host_params=batch["aug"])
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         if "power" in batch:
             power = batch["power"].to(dev, non_blocking=True)
         else:
-            power = self.frontend.power(batch["wave"].to(dev, non_blocking=True))
+            wave = batch["wave"].to(dev, non_blocking=True)
+            if "wave_len" in batch:  # zero-padded clips (collate_items); otherwise all rows are whole clips
+                wave = tile_rows(wave, batch["wave_len"], self.cfg.audio.tile_samples)
+            power = self.frontend.power(wave)
+        noise_wave = self._noise(batch, generator) if self.need_noise else None
         if augment and self.specaug is not None:
             power = self.specaug(power, generator=generator)  # on power, before dB (model_spec §1.4)
         out: dict[str, Any] = {"images": images, "specs": self.frontend.to_db(power)}
         out["silence_spec"] = self.silence_spec
-        out["noise_specs"] = self._negative(batch["noise"].to(dev, non_blocking=True)) if self.need_noise else None
+        out["noise_specs"] = self._negative(noise_wave) if noise_wave is not None else None
         return out
 
 
@@ -415,6 +466,7 @@ RESUMABLE_CHANGES = {
     "train.log_every",
     "train.grad_diagnostics",
     "train.threads",
+    "train.compile",
     "data.num_workers",
     "data.pin_memory",
     "data.persistent_workers",
@@ -494,25 +546,31 @@ def _manifest_record(m: Manifest | None) -> dict[str, Any] | None:
 
 
 class _Averager:
-    """Sums of detached loss terms on the device; one host sync when read."""
+    """Sums of detached loss terms on the device, one stacked vector per step; one host sync when read."""
 
     def __init__(self):
-        self.sums: dict[str, torch.Tensor] = {}
+        self.sums: dict[tuple[str, ...], torch.Tensor] = {}  # key set -> summed vector (the set stays the same in a run)
         self.count = 0.0
 
     def add(self, terms: dict[str, torch.Tensor], weight: float = 1.0) -> None:
-        for k, v in terms.items():
-            v = v.detach().float() * weight
-            self.sums[k] = self.sums[k] + v if k in self.sums else v
+        keys = tuple(sorted(terms))
+        vec = torch.stack([terms[k].detach().float().reshape(()) for k in keys])
+        if weight != 1.0:
+            vec = vec * weight
+        self.sums[keys] = self.sums[keys] + vec if keys in self.sums else vec
         self.count += weight
 
     def reduce(self, info: DistInfo, device: torch.device) -> dict[str, float]:
         """Mean over everything added on every rank."""
         if not self.sums and not info.enabled:
             return {}
-        keys = sorted(self.sums)
+        per_key: dict[str, torch.Tensor] = {}
+        for keys, vec in self.sums.items():
+            for k, v in zip(keys, vec.unbind()):
+                per_key[k] = per_key[k] + v if k in per_key else v
+        keys = sorted(per_key)
         count = torch.tensor([self.count], dtype=torch.float32, device=device)
-        vec = torch.cat([torch.stack([self.sums[k].to(device) for k in keys]), count]) if keys else count
+        vec = torch.cat([torch.stack([per_key[k].to(device) for k in keys]), count]) if keys else count
         vec = all_reduce_sum(vec, info).cpu()
         total = float(vec[-1])
         return {k: float(vec[i]) / max(total, 1e-12) for i, k in enumerate(keys)}
@@ -755,12 +813,12 @@ def _train(cfg: TrainConfig, run_dir: Path, dev: torch.device, resume: bool, pro
     s.cfg, s.info, s.device = cfg, info, dev
     s.model = build_model(cfg, dev)
     objective = SSLSaNObjective(cfg.objective).to(dev)
-    s.step_module = StepModule(s.model, objective)
+    s.step_module = StepModule(torch.compile(s.model) if cfg.train.compile else s.model, objective)
     s.train_module = s.step_module
     if info.enabled:
         if cfg.train.sync_bn:
             s.step_module = nn.SyncBatchNorm.convert_sync_batchnorm(s.step_module)
-            s.model = s.step_module.model
+            s.model = unwrap_model(s.step_module.model)
         s.train_module = nn.parallel.DistributedDataParallel(
             s.step_module,
             device_ids=[dev.index] if dev.type == "cuda" else None,

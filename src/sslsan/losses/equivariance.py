@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sslsan.utils.device import to_device
+
 
 @dataclass
 class TransformParams:
@@ -51,7 +53,7 @@ class EquivarianceTransform(nn.Module):
         angles = torch.randint(-self.max_angle, self.max_angle + 1, (batch_size,), generator=generator)
         scale = self.scales[int(torch.randint(len(self.scales), (1,), generator=generator))]
         flip = bool(torch.rand(1, generator=generator) < self.flip_p)
-        return TransformParams(angles.to(device) if device is not None else angles, float(scale), flip)
+        return TransformParams(to_device(angles, device) if device is not None else angles, float(scale), flip)
 
     def sampling_grid(self, params: TransformParams, channels: int = 1) -> torch.Tensor:
         """grid_sample grid (B, size, size, 2) realising the warp at `size`×`size`."""
@@ -62,7 +64,7 @@ class EquivarianceTransform(nn.Module):
         k = 2.0 / (n - 1)
         norm = torch.tensor([[k, 0.0, -1.0], [0.0, k, -1.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
         norm_inv = torch.tensor([[1 / k, 0.0, 1 / k], [0.0, 1 / k, 1 / k], [0.0, 0.0, 1.0]], dtype=torch.float64)
-        theta = norm.to(inverse.device) @ inverse @ norm_inv.to(inverse.device)
+        theta = to_device(norm, inverse.device) @ inverse @ to_device(norm_inv, inverse.device)
         with torch.autocast(inverse.device.type, enabled=False):
             return F.affine_grid(theta[:, :2].float(), [inverse.shape[0], channels, n, n], align_corners=True)
 

@@ -185,9 +185,9 @@ class SSLSaNObjective(nn.Module):
                 terms[f"{name}_map_mean"] = s_map.mean()
             loss = sum(parts.values())
             if any(c for *_, c in neg_maps.values()):
-                terms["lambda_sn"] = torch.tensor(lam, device=loss.device)
+                terms["lambda_sn"] = torch.full((), lam, device=loss.device)  # a fill, not a host copy: no sync
             terms.update(loss=loss, acc_top1=top1_accuracy(logits), acc_top1_t=top1_accuracy(logits_t),
-                         te_scale=torch.tensor(params.scale, device=loss.device))
+                         te_scale=torch.full((), params.scale, device=loss.device))
             terms.update(diagnostics(sim, cross, pos_mask, neg_mask, aud, neg_maps, neg_embs, norms, b))
         terms = {k: t.detach() for k, t in terms.items()}
         return (loss, terms, parts) if with_parts else (loss, terms)
@@ -208,7 +208,8 @@ def diagnostics(sim, cross, pos_mask, neg_mask, aud, neg_maps, neg_embs, norms, 
     out = {
         "diag_pos_max": sim.amax(dim=(1, 2, 3)).mean(),
         "diag_pos_mean": sim.mean(),
-        "diag_cross_max": cross.amax(dim=(2, 3))[off].mean() if b > 1 else sim.new_zeros(()),
+        # a masked mean, not boolean indexing (whose output size the host would have to wait for)
+        "diag_cross_max": (cross.amax(dim=(2, 3)) * off).sum() / off.sum() if b > 1 else sim.new_zeros(()),
         "diag_pos_mask": pos_mask.mean(),
         "diag_neg_mask": neg_mask.mean(),
         "diag_norm_pos": norms["pos"].mean(),
