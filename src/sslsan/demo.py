@@ -239,6 +239,7 @@ def findings(results: dict[str, list[dict]]) -> list[Finding]:
 def write_report(opts: DemoOptions, data: Path, results: dict[str, dict[str, list[dict]]], variants: list[str],
                  seconds: float, device: str) -> tuple[Path, str]:
     """report.md + figures/ (Fig. 1, Fig. 2 of the first seed) + the full paper tables of the first seed."""
+    from sslsan.evaluation.per_category import per_category_markdown
     from sslsan.evaluation.report import comparison_markdown
 
     report_dir = opts.out
@@ -263,6 +264,11 @@ def write_report(opts: DemoOptions, data: Path, results: dict[str, dict[str, lis
             for f in fs:
                 parts.append(f"- **{'HOLDS' if f.holds else 'DOES NOT HOLD'}** ({f.per_seed}): {f.text} {f.evidence}.")
             parts.append("")
+            parts += [f"### {ds}: per sound category" + (" (mean over seeds)" if len(seeds) > 1 else ""), "",
+                      "Where each model's localization holds and where it fails (percent; max = median of the "
+                      "positive-map maxima).", "",
+                      per_category_markdown({DISPLAY.get(v, v): [opts.out / "eval" / ds / run_name(v, s, opts) / "maps.npz"
+                                                                  for s in seeds] for v in MAIN_VARIANTS}), ""]
         first = {DISPLAY.get(v, v): res[v][0] for v in variants}
         parts += [f"### {ds}: the paper's tables (seed {seeds[0]})", "", comparison_markdown(first)]
         for v in variants:
