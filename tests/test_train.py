@@ -251,7 +251,8 @@ def _reference_ddp_step(cfg: TrainConfig, data_root: Path):
         sampler.set_epoch(0)
         keys = list(sampler)[:half]
         batch = collate_items([items[k] for k in keys])
-        loss, _ = forward_loss(step_module, builder, batch, step_generator(cfg.train.seed, 0, 0, rank), augment=True, amp=False)
+        loss, _ = forward_loss(step_module, builder, batch, step_generator(cfg.train.seed, 0, 0, rank), augment=True, amp=False,
+                               step=0)
         (loss / 2).backward()
         losses.append(loss.item())
     optimizer.step()

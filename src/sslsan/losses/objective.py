@@ -36,7 +36,8 @@ class ObjectiveConfig:
     loss_noise: bool = True  # D2: add L_N
     lambda_sn: float = 1.0  # λ_SN
     san_reduction: Literal["sum", "mean"] = "sum"  # D2: L_S/L_N over pixels
-    # λ_SN rises linearly from 0 to lambda_sn over this many optimiser steps (0: full weight from step 0).
+    # λ_SN rises linearly from 0 to lambda_sn over this many optimiser steps (0: the paper's constant
+    # weight). DECISIONS D16: the short CPU demo warms up over its first epoch; the paper recipe does not.
     lambda_sn_warmup_steps: int = 0
     # How the negatives' audio batch meets the audio tower's BatchNorm (DECISIONS D15):
     #   running_stats  - BatchNorm in inference mode (running statistics of the positives, not updated):
