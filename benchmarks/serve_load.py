@@ -51,7 +51,7 @@ def random_checkpoint(d: Path, setting: str) -> Path:
     import torch
 
     from sslsan.config import load_config
-    from sslsan.engine.config import TrainConfig
+    from sslsan.engine import TrainConfig
     from sslsan.models import Localizer, save_checkpoint
 
     cfg = load_config(TrainConfig, {"demo": "synth_cpu", "paper": "vggsound144k"}[setting], [])

@@ -326,26 +326,30 @@ def test_errors(tiny, tmp_path, capsys):
 def test_threshold_sources(tiny, tmp_path):
     """auto: the checkpoint's stored U_th; else the calibration split; else the test set (stated)."""
     from sslsan.data.manifest import read_manifest as rm
-    from sslsan.evaluation.evaluate import read_test_manifest, resolve_threshold
+    from sslsan.evaluation import EvaluationConfig
+    from sslsan.evaluation.calibrate import resolve_threshold
+    from sslsan.evaluation.evaluate import read_test_manifest
     from sslsan.models import load_model, save_checkpoint
 
     model = load_model(tiny["ckpt"])
     test = read_test_manifest(tiny["data"] / "test_vggss.jsonl")
-    kw = dict(device="cpu", seed=0, repetitions=1, batch_size=8, progress=False)
-    assert resolve_threshold("0.25", model, "synth-vggss", tiny["data"], test, **kw) == (0.25, {"value": 0.25, "source": "given"})
+    cfg = EvaluationConfig(seed=0, repetitions=1, batch_size=8)
+    kw = dict(device="cpu", progress=False)
+    given = cfg.with_(threshold="0.25")
+    assert resolve_threshold(model, "synth-vggss", tiny["data"], test, given, **kw) == (0.25, {"value": 0.25, "source": "given"})
     # no val.jsonl beside this test manifest (absolute paths): calibrated on the test set, and said so
     lone = tmp_path / "lone"
     lone.mkdir()
     samples = [dataclass_replace(s, image=str(test.resolve(s.image)), audio=str(test.resolve(s.audio))) for s in test]
     write_manifest(lone / "test_vggss.jsonl", samples)
-    v, info = resolve_threshold("auto", model, "synth-vggss", lone, rm(lone / "test_vggss.jsonl"), **kw)
+    v, info = resolve_threshold(model, "synth-vggss", lone, rm(lone / "test_vggss.jsonl"), cfg, **kw)
     assert "test set itself" in info["source"] and info["n_samples"] == 7 and info["value"] == v
     assert max(info["q3_by_type"].values()) == v  # D6 per-type: max over types of the per-type Q3
     stored = save_checkpoint(tmp_path / "thr.pt", model, image_size=64, universal_threshold=0.4242)
-    v, info = resolve_threshold("auto", load_model(stored), "synth-vggss", lone, test, **kw)
+    v, info = resolve_threshold(load_model(stored), "synth-vggss", lone, test, cfg, **kw)
     assert (v, info["source"]) == (0.4242, "checkpoint")
     with pytest.raises(ValueError, match="'auto' or a number"):
-        resolve_threshold("high", model, "synth-vggss", lone, test, **kw)
+        resolve_threshold(model, "synth-vggss", lone, test, cfg.with_(threshold="high"), **kw)
 
 
 def dataclass_replace(obj, **kw):

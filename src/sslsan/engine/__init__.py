@@ -1,6 +1,14 @@
-"""The training engine: `TrainConfig`, `train(cfg, run_dir, device, resume)` and `sslsan train`."""
+"""The training engine: `TrainConfig`, `train(cfg, run_dir, device, resume)` and the Table-4 rows.
 
-from sslsan.engine.config import DataConfig, EvalSection, OptimConfig, TrainConfig, TrainSection
-from sslsan.engine.train import TrainDataError, train
+Modules: `train_config` (the typed config), `ablations` (Table 4), `data` (manifests, sampler, items,
+loaders, mel cache), `step` (a step's inputs and loss), `streams` (keyed random streams), `run` (the run
+directory), `distributed` (DDP), `train` (the loop).
+"""
 
-__all__ = ["TrainConfig", "DataConfig", "OptimConfig", "TrainSection", "EvalSection", "TrainDataError", "train"]
+from sslsan.engine.ablations import ABLATIONS, ablation_overrides
+from sslsan.engine.data import TrainDataError
+from sslsan.engine.train import train
+from sslsan.engine.train_config import DataConfig, EvalSection, OptimConfig, TrainConfig, TrainSection
+
+__all__ = ["TrainConfig", "DataConfig", "OptimConfig", "TrainSection", "EvalSection", "TrainDataError", "train",
+           "ABLATIONS", "ablation_overrides"]

@@ -5,6 +5,7 @@ from sslsan.models.checkpoint import (
     load_model,
     read_checkpoint,
     save_checkpoint,
+    set_universal_threshold,
     unwrap_model,
 )
 from sslsan.models.localizer import Localizer, ModelConfig
@@ -19,5 +20,6 @@ __all__ = [
     "load_model",
     "read_checkpoint",
     "save_checkpoint",
+    "set_universal_threshold",
     "unwrap_model",
 ]

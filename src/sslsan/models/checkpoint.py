@@ -85,6 +85,15 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, audio_config: Any = N
     return atomic_torch_save(ckpt, path)
 
 
+def set_universal_threshold(path: str | Path, value: float) -> Path:
+    """Store a calibrated universal threshold in one of our checkpoints (rewritten atomically, all else kept)."""
+    ckpt = read_checkpoint(path)
+    if not is_sslsan_checkpoint(ckpt):
+        raise CheckpointError(f"{path}: not an sslsan checkpoint; cannot store a threshold in it")
+    ckpt["universal_threshold"] = float(value)
+    return atomic_torch_save(ckpt, path)
+
+
 def _numpy_safe_globals() -> list:
     """NumPy scalar types that appear in original checkpoints (`best_miou` is a float64 scalar)."""
     core = getattr(np, "_core", None) or np.core

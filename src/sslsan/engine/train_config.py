@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sslsan.audio import AudioConfig
-from sslsan.losses import ObjectiveConfig
 from sslsan.config import ConfigError
+from sslsan.evaluation.eval_config import EvaluationConfig
+from sslsan.losses import ObjectiveConfig
 from sslsan.models import FEATURE_STRIDE, ModelConfig
 
 
@@ -99,13 +100,20 @@ class TrainSection:
 
 @dataclass
 class EvalSection:
-    """What runs after the last epoch."""
+    """What runs after the last epoch: the universal threshold (D6) of best.pt, stored in it.
+
+    The calibration settings default to the evaluation protocol's (`EvaluationConfig`)."""
 
     calibrate_threshold: bool = True  # universal threshold (D6) on `calibration_manifest`, stored in best.pt
     calibration_manifest: str | None = None  # default: the validation manifest
-    calibration_mode: Literal["per_type", "pooled"] = "per_type"
-    calibration_seed: int = 0
-    calibration_repetitions: int = 10  # noise/offscreen draws per sample (the evaluation protocol's default)
+    calibration_mode: Literal["per_type", "pooled"] = EvaluationConfig.threshold_mode
+    calibration_seed: int = EvaluationConfig.seed
+    calibration_repetitions: int = EvaluationConfig.repetitions  # noise/offscreen draws per sample
+
+    def evaluation_config(self) -> EvaluationConfig:
+        """The evaluation settings the calibration runs with."""
+        return EvaluationConfig(repetitions=self.calibration_repetitions, seed=self.calibration_seed,
+                                threshold_mode=self.calibration_mode)
 
 
 @dataclass
@@ -159,23 +167,3 @@ def resolve_train_config(cfg: TrainConfig) -> TrainConfig:
     if cfg.objective.image_size != cfg.data.image_size:
         cfg = dataclasses.replace(cfg, objective=dataclasses.replace(cfg.objective, image_size=cfg.data.image_size))
     return cfg
-
-
-# The paper's Table 4, in row order: shipped config names under configs/ablation/.
-ABLATIONS: tuple[str, ...] = ("ssl_tie", "s", "s_ls", "n", "n_ln", "s_n", "ssl_san")
-
-
-def ablation_overrides(name: str) -> list[str]:
-    """The `objective.*` overrides of Table-4 row `name` (e.g. "s_ls"), to apply on top of another config.
-
-    `load_config(TrainConfig, "synth_cpu", ablation_overrides("ssl_tie"))` is the SSL-TIE baseline on the
-    embedded benchmark.
-    """
-    import yaml
-
-    from sslsan.config import resolve_config_path
-
-    if name not in ABLATIONS:
-        raise ConfigError(f"unknown ablation {name!r}; Table 4 rows: {', '.join(ABLATIONS)}")
-    data = yaml.safe_load(resolve_config_path(f"ablation/{name}").read_text())
-    return [f"objective.{k}={str(v).lower()}" for k, v in data["objective"].items()]
