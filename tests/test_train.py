@@ -407,14 +407,20 @@ def test_cli_trains_then_refuses_to_overwrite_and_resumes(data_root, tmp_path, c
 
 
 def test_table4_switches_reach_the_objective(data_root, tmp_path):
-    """SSL-TIE logs no silence/noise terms and feeds no negatives; silence-only logs exactly L_S."""
-    def terms(name: str) -> set[str]:
-        cfg = tiny_config(data_root, *ablation_overrides(name), "train.epochs=1", "train.max_steps_per_epoch=1",
-                          "data.val_manifest=null")
-        run = train(cfg, tmp_path / name, device="cpu")
+    """SSL-TIE logs no silence/noise terms and feeds no negatives; silence-only logs exactly L_S
+    (through `sslsan train --ablation`, which applies a Table-4 row on top of --config)."""
+    one_step = ["train.epochs=1", "train.max_steps_per_epoch=1", "data.val_manifest=null"]
+
+    def terms(run: Path) -> set[str]:
         rec = [r for r in read_jsonl(run / "log.jsonl") if r.get("kind") == "train"][0]
         assert math.isfinite(rec["loss"])
         return {k for k in rec if k.startswith(("loss_", "silence_", "noise_"))}
 
-    assert terms("ssl_tie") == {"loss_cl", "loss_cl_t", "loss_te"}
-    assert terms("s_ls") == {"loss_cl", "loss_cl_t", "loss_te", "loss_silence", "silence_map_mean"}
+    tie = train(tiny_config(data_root, *ablation_overrides("ssl_tie"), *one_step), tmp_path / "ssl_tie", device="cpu")
+    assert terms(tie) == {"loss_cl", "loss_cl_t", "loss_te"}
+    s_ls = tmp_path / "s_ls"
+    assert train_main(["--config", "synth_cpu", *TINY, "--ablation", "s_ls", *one_step, "--data-root", str(data_root),
+                       "--run-dir", str(s_ls), "--device", "cpu", "--no-progress"]) == 0
+    assert terms(s_ls) == {"loss_cl", "loss_cl_t", "loss_te", "loss_silence", "silence_map_mean"}
+    o = yaml.safe_load((s_ls / "config.yaml").read_text())["objective"]
+    assert (o["use_silence"], o["use_noise"], o["loss_silence"], o["loss_noise"]) == (True, False, True, False)

@@ -89,8 +89,9 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 
 
 def check_resume_config(saved: dict, cfg: TrainConfig, path: Path) -> None:
-    """Refuse to resume a run whose saved config differs from `cfg` in anything learned."""
-    old, new = _flatten(saved), _flatten(to_dict(cfg))
+    """Refuse to resume a run whose saved config differs from `cfg` in anything learned. A key the saved
+    config lacks (added to sslsan after the run started) counts as its default, which reproduces the old behaviour."""
+    old, new = {**_flatten(to_dict(TrainConfig())), **_flatten(saved)}, _flatten(to_dict(cfg))
     diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
     if diff:
         shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:5])

@@ -15,7 +15,7 @@ from sslsan.audio import AudioConfig
 from sslsan.config import ConfigError
 from sslsan.evaluation.eval_config import EvaluationConfig
 from sslsan.losses import ObjectiveConfig
-from sslsan.models import FEATURE_STRIDE, ModelConfig
+from sslsan.models import ModelConfig, get_backbone
 
 
 @dataclass
@@ -131,7 +131,7 @@ class TrainConfig:
 _AT_LEAST: dict[str, int] = {
     "train.epochs": 1, "train.batch_size": 1, "train.val_batch_size": 1, "train.log_every": 1,
     "train.max_steps_per_epoch": 1, "train.threads": 1, "data.num_workers": 0, "data.prefetch_factor": 1,
-    "data.image_size": FEATURE_STRIDE, "audio.sample_rate": 1, "audio.n_fft": 2, "audio.hop_length": 1,
+    "audio.sample_rate": 1, "audio.n_fft": 2, "audio.hop_length": 1,
     "audio.n_mels": 1, "eval.calibration_repetitions": 1,
 }
 _POSITIVE = ("model.width", "optim.lr", "audio.clip_seconds", "audio.tile_seconds", "data.cache_max_gib")
@@ -145,12 +145,19 @@ def validate_train_config(cfg: TrainConfig) -> TrainConfig:
         section, name = key.split(".")
         return getattr(getattr(cfg, section), name)
 
+    for key in ("model.image_backbone", "model.audio_backbone"):
+        try:
+            get_backbone(value(key))
+        except ValueError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
     for key, low in _AT_LEAST.items():
         v = value(key)
         if v is not None and v < low:
-            why = (f"images smaller than the network's stride ({FEATURE_STRIDE} pixels) give no map"
-                   if key == "data.image_size" else f"must be at least {low}")
-            raise ConfigError(f"{key}={v}: {why}")
+            raise ConfigError(f"{key}={v}: must be at least {low}")
+    stride = get_backbone(cfg.model.image_backbone).stride
+    if cfg.data.image_size < stride:
+        raise ConfigError(f"data.image_size={cfg.data.image_size}: images smaller than the network's stride "
+                          f"({stride} pixels) give no map")
     for key in _POSITIVE:
         if not value(key) > 0:
             raise ConfigError(f"{key}={value(key)}: must be greater than 0")

@@ -237,7 +237,10 @@ def load_model(path: str | Path, map_location: Any = "cpu", *, trusted: bool = F
             eps = float(torch.as_tensor(learned).flatten()[0])
             log.warning("%s: carries a learned epsilon = %.4f (used only by the training loss)", path, eps)
 
-    model = Localizer(cfg)
+    try:
+        model = Localizer(cfg)
+    except ValueError as exc:  # a backbone this process has not registered, towers that do not fit
+        raise CheckpointError(f"{path}: {exc}") from None
     expected = model.state_dict()
     missing = [k for k in expected if k not in sd]
     if missing:
