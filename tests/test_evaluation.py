@@ -201,7 +201,7 @@ def test_compare_two_runs(evaluated, tmp_path, capsys):
 
 def test_offscreen_assignment_rules():
     from sslsan.data.manifest import Manifest
-    from sslsan.evaluation.negatives import assign_offscreen, load_offscreen_assignment
+    from sslsan.evaluation.negatives import assign_offscreen
 
     cats = ["a", "b", "c", "d"]
     samples = [Sample(id=f"s{i}", image="x.jpg", audio="x.wav", category=cats[i % 4],

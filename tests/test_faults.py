@@ -27,7 +27,6 @@ from typing import Callable
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from conftest import write_audio
 from synthetic_media import write_video

@@ -23,7 +23,7 @@ from PIL import Image
 from sslsan.audio import tile_to_length
 from sslsan.config import ConfigError, load_config, save_config, to_dict
 from sslsan.data.manifest import Sample, read_manifest, write_manifest
-from sslsan.engine import ABLATIONS, TrainConfig, TrainDataError, ablation_overrides, train
+from sslsan.engine import ABLATIONS, TrainConfig, ablation_overrides, train
 from sslsan.engine.data import KeyedSampler, TrainItems, collate_items, load_or_compute_power_cache, power_cache_path
 from sslsan.engine.distributed import DistInfo
 from sslsan.engine.step import InputBuilder, StepModule, forward_loss

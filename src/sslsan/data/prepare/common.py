@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sslsan.media import VIDEO_EXTENSIONS, ImageError, image_size, wav_truncation
-from sslsan.utils.io import atomic_write_bytes, atomic_write_text
+from sslsan.utils.io import atomic_write_text
 
 # Why an item was skipped. Kept short and stable: they are keys of the summary.
 SKIP_REASONS = {
