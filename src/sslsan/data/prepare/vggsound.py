@@ -28,12 +28,12 @@ import numpy as np
 
 from sslsan.data.manifest import Sample, write_manifest
 from sslsan.data.prepare.common import (
-    MediaError, PrepareError, SkipReport, atomic_write_bytes, atomic_write_text, complete_jpeg, complete_wav,
+    MediaError, PrepareError, SkipReport, complete_jpeg, complete_wav,
     find_videos, format_summary, timer, write_summary, youtube_id,
 )
 from sslsan.data.prepare.clips import decode_clip
 from sslsan.media import SAMPLE_RATE, VIDEO_EXTENSIONS, jpeg_bytes, wav_bytes
-from sslsan.utils.io import make_folder
+from sslsan.utils.io import atomic_write_bytes, atomic_write_text, make_folder
 
 
 # RMS below -60 dBFS: VGGSound holds muted clips (user_pain section 2); they become silence-like

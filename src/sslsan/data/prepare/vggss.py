@@ -26,12 +26,12 @@ from pathlib import Path
 from sslsan.data.manifest import Sample
 from sslsan.data.prepare.clips import decode_frame_and_track
 from sslsan.data.prepare.common import (
-    MediaError, PrepareError, SkipReport, atomic_write_bytes, check_image, complete_jpeg, complete_wav,
+    MediaError, PrepareError, SkipReport, check_image, complete_jpeg, complete_wav,
     find_videos, finish_testset, first_existing, gt_map_empty, index_folder, load_json,
     note_audio, rel, timer, youtube_id,
 )
 from sslsan.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, jpeg_bytes, wav_bytes
-from sslsan.utils.io import make_folder
+from sslsan.utils.io import atomic_write_bytes, make_folder
 
 ANNOTATION_NAMES = ("vggss.json", "metadata/vggss.json", "vggss_annotations.json", "metadata/vggss_annotations.json")
 
