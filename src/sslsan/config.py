@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from sslsan.utils.io import atomic_write_text
+
 T = TypeVar("T")
 
 PACKAGE_CONFIGS = Path(__file__).parent / "configs"
@@ -201,8 +203,6 @@ def _deep_update(base: dict, new: dict, where: str) -> None:
 
 def save_config(cfg: Any, path: str | Path) -> None:
     """Write the resolved config as YAML (atomically)."""
-    from sslsan.utils.io import atomic_write_text
-
     atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 

@@ -40,9 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     from sslsan.demo import DemoOptions, run_demo
 
-    args = build_parser().parse_args(argv)
     seeds = args.seeds if args.seeds is not None else (list(range(args.n_seeds)) if args.n_seeds else [0])
     opts = DemoOptions(out=args.out, seeds=seeds, data_seed=args.data_seed, ablation=args.ablation, device=args.device,
                        preset=args.preset, image_size=args.image_size, repetitions=args.repetitions,

@@ -51,10 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     from sslsan.evaluation.evaluate import default_out_dir, evaluate_checkpoint
     from sslsan.evaluation.report import TABLE2, table
 
-    args = build_parser().parse_args(argv)
     out = Path(args.out) if args.out else default_out_dir(args.checkpoint, args.dataset)
     cfg = EvaluationConfig(repetitions=args.repetitions, seed=args.seed, threshold=args.threshold,
                            threshold_mode=args.threshold_mode, negatives_in_db=False if args.negatives_linear else None,

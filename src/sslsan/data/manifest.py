@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from sslsan.utils.io import atomic_write_text
+
 
 class ManifestError(ValueError):
     """A manifest that is missing, empty or malformed; the message names the file (and line)."""
@@ -130,8 +132,6 @@ def read_manifest(path: str | Path, allow_empty: bool = False) -> Manifest:
 
 def write_manifest(path: str | Path, samples: Iterable[Sample]) -> Path:
     """Write samples as JSONL, atomically."""
-    from sslsan.utils.io import atomic_write_text
-
     text = "".join(s.to_json() + "\n" for s in samples)
     return atomic_write_text(path, text)
 

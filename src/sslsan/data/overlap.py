@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sslsan.data.manifest import Manifest, read_manifest
+from sslsan.data.manifest import Manifest, Sample, read_manifest
 from sslsan.data.prepare.common import youtube_id
 
 
@@ -36,8 +36,6 @@ class Overlap:
 
 def read_ids_or_manifest(path: str | Path) -> Manifest:
     """A JSONL manifest, or a plain id list (.txt/.csv: first column, e.g. a public 144K list) as one."""
-    from sslsan.data.manifest import Sample
-
     path = Path(path)
     if path.suffix.lower() in (".txt", ".csv") and path.is_file():
         ids = [line.split(",")[0].strip() for line in path.read_text().splitlines()]

@@ -38,8 +38,10 @@ from typing import Any
 
 import numpy as np
 
+from sslsan import metrics as M
 from sslsan.evaluation.errors import MapsFileError, check_threshold
 from sslsan.evaluation.negatives import NEGATIVE_TYPES
+from sslsan.utils.io import atomic_savez
 
 REQUIRED = ("ids", "pos_maps", "neg_maps_silence", "neg_maps_noise", "neg_maps_offscreen", "gt_maps")
 OPTIONAL = ("threshold", "labels", "image_emb", "audio_emb", "similarity", "offscreen_index", "repetition_seeds")
@@ -67,8 +69,6 @@ def result_arrays(res, gt: np.ndarray, threshold: float) -> dict[str, np.ndarray
 
 def save_maps(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
     """Validate and write a maps.npz atomically (compressed)."""
-    from sslsan.utils.io import atomic_savez
-
     validate_arrays(arrays, str(path))
     return atomic_savez(path, **arrays)
 
@@ -178,8 +178,6 @@ def reference_scores(gt: np.ndarray) -> dict[str, dict[str, float]]:
     selects nothing (ties are dropped, metrics_spec §2.2). centre: the disk > 0.5; adaptively, the
     centred disk with the GT's area.
     """
-    from sslsan import metrics as M
-
     out = {}
     for name, ref in reference_maps().items():
         cu, ca = [], []
@@ -226,8 +224,6 @@ def score_arrays(a: dict[str, np.ndarray], threshold: float | None = None) -> di
     `threshold` overrides the file's own. Returns JSON-ready values (percent where the paper uses
     percent; NaN as None). evaluate and score both go through here, so they agree exactly.
     """
-    from sslsan import metrics as M
-
     validate_arrays(a, "maps")
     if threshold is None:
         if "threshold" not in a:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sslsan.audio import AudioConfig
 from sslsan.models.localizer import Localizer, ModelConfig
 from sslsan.utils.io import atomic_torch_save
 
@@ -34,12 +36,6 @@ log = logging.getLogger("sslsan.models")
 
 class CheckpointError(ValueError):
     """A file that is not a loadable localizer checkpoint; the message names the file."""
-
-
-def _audio_config_cls():
-    from sslsan.audio import AudioConfig
-
-    return AudioConfig
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -67,7 +63,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, audio_config: Any = N
         raise ValueError(f"save_checkpoint: extra keys {clash} are reserved")
     model = unwrap_model(model)
     if audio_config is None:
-        audio_config = getattr(model, "audio_config", None) or _audio_config_cls()()
+        audio_config = getattr(model, "audio_config", None) or AudioConfig()
     if dataclasses.is_dataclass(audio_config):
         audio_config = dataclasses.asdict(audio_config)
     cfg = getattr(model, "cfg", ModelConfig())
@@ -107,8 +103,6 @@ def _numpy_safe_globals() -> list:
 
 def _not_a_torch_file(path: Path) -> str | None:
     """Why `path` cannot be a torch.save file, from its first bytes (None when it may be one)."""
-    import zipfile
-
     with open(path, "rb") as fh:
         head = fh.read(4)
     if not head:
@@ -217,7 +211,6 @@ def load_model(path: str | Path, map_location: Any = "cpu", *, trusted: bool = F
     """
     path = Path(path)
     ckpt = read_checkpoint(path, map_location, trusted=trusted)
-    AudioConfig = _audio_config_cls()
     unused_top: list[str] = []
     sd, unused = from_original_state_dict(ckpt["state_dict"])
     if is_sslsan_checkpoint(ckpt):

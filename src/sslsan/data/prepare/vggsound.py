@@ -25,16 +25,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
 from sslsan.data.manifest import Sample, write_manifest
-from sslsan.data.prepare.common import (
-    MediaError, PrepareError, SkipReport, complete_jpeg, complete_wav,
-    find_videos, format_summary, timer, write_summary, youtube_id,
-)
 from sslsan.data.prepare.clips import decode_clip
+from sslsan.data.prepare.common import (
+    MediaError,
+    PrepareError,
+    SkipReport,
+    complete_jpeg,
+    complete_wav,
+    find_videos,
+    format_summary,
+    timer,
+    write_summary,
+    youtube_id,
+)
 from sslsan.media import SAMPLE_RATE, VIDEO_EXTENSIONS, jpeg_bytes, wav_bytes
 from sslsan.utils.io import atomic_write_bytes, atomic_write_text, make_folder
-
 
 # RMS below -60 dBFS: VGGSound holds muted clips (user_pain section 2); they become silence-like
 # "positives", which matters for a silence-negative loss, so they are counted (and kept)
@@ -123,8 +132,6 @@ def _paths(out: Path, clip_id: str) -> tuple[Path, Path]:
 
 def prepare_one(task: tuple[str, str, str, dict[str, Any]]) -> dict[str, Any]:
     """Decode one video and write its frame and audio atomically. Returns a progress record."""
-    from PIL import Image
-
     clip_id, video, out_dir, settings = task
     out = Path(out_dir)
     try:
@@ -227,8 +234,6 @@ def select_items(cfg: VGGSoundConfig) -> list[tuple[str, Path | None]]:
 
 def prepare_vggsound(cfg: VGGSoundConfig, progress: bool = True) -> PrepareResult:
     """Prepare VGGSound videos into frames, 3 s clips and train/val manifests (resumable)."""
-    from tqdm import tqdm
-
     t0 = timer()
     out = Path(cfg.out)
     if not 0.0 <= cfg.val_fraction < 1.0:

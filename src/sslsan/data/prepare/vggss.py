@@ -23,12 +23,27 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from tqdm import tqdm
+
 from sslsan.data.manifest import Sample
 from sslsan.data.prepare.clips import decode_frame_and_track
 from sslsan.data.prepare.common import (
-    MediaError, PrepareError, SkipReport, check_image, complete_jpeg, complete_wav,
-    find_videos, finish_testset, first_existing, gt_map_empty, index_folder, load_json,
-    note_audio, rel, timer, youtube_id,
+    MediaError,
+    PrepareError,
+    SkipReport,
+    check_image,
+    complete_jpeg,
+    complete_wav,
+    find_videos,
+    finish_testset,
+    first_existing,
+    gt_map_empty,
+    index_folder,
+    load_json,
+    note_audio,
+    rel,
+    timer,
+    youtube_id,
 )
 from sslsan.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, jpeg_bytes, wav_bytes
 from sslsan.utils.io import atomic_write_bytes, make_folder
@@ -86,8 +101,6 @@ def extract_from_video(video: Path, frame_path: Path, audio_path: Path) -> None:
 def prepare_vggss(root: str | Path | None, out: str | Path, annotations: str | Path | None = None,
                   ids_file: str | Path | None = None, drop_empty_gt: bool = False,
                   videos: str | Path | None = None, progress: bool = True) -> Path:
-    from tqdm import tqdm
-
     t0 = timer()
     out = Path(out)
     if root is None and (videos is None or annotations is None):
