@@ -7,7 +7,6 @@ against the field types, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
-import json
 import types
 import typing
 from pathlib import Path
@@ -204,7 +203,3 @@ def _deep_update(base: dict, new: dict, where: str) -> None:
 def save_config(cfg: Any, path: str | Path) -> None:
     """Write the resolved config as YAML (atomically)."""
     atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
-
-
-def config_json(cfg: Any) -> str:
-    return json.dumps(to_dict(cfg), sort_keys=True)
