@@ -28,11 +28,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_audio
+from conftest import TINY, TINY_AUDIO, write_audio, write_split, write_tiny_data
 from synthetic_media import write_video
-from test_evaluation import AUDIO, _write_split
 from test_media import png_bytes
-from test_train import TINY, make_tiny_data
 from sslsan.cli import main as sslsan
 from sslsan.media import wav_bytes
 
@@ -66,11 +64,11 @@ def w(tmp_path_factory):
     # good: a tiny test set (with a calibration split) and a checkpoint that carries its threshold
     x.data = r / "data"
     x.data.mkdir()
-    _write_split(x.data, "test_vggss.jsonl", 4, 0)
+    write_split(x.data, "test_vggss", 4)
     torch.manual_seed(0)
     x.ckpt = save_checkpoint(r / "run" / "checkpoints" / "best.pt", Localizer(ModelConfig(width=0.125)),
-                             audio_config=AudioConfig(**AUDIO), image_size=64, universal_threshold=0.5)
-    x.train_data = make_tiny_data(r / "train_data")
+                             audio_config=AudioConfig(**TINY_AUDIO), image_size=64, universal_threshold=0.5)
+    x.train_data = write_tiny_data(r / "train_data", n_test=0)
     # bad files of every kind
     bad = r / "bad"
     bad.mkdir()
@@ -85,8 +83,8 @@ def w(tmp_path_factory):
     x.bomb = bad / "bomb.png"
     x.bomb.write_bytes(png_bytes(20000, 20000, 1, 0, b""))  # declares 400 MP, holds none
     x.missing = r / "nowhere"
-    x.image = x.data / "test_vggss.jsonl_00.jpg"
-    x.good_wav = x.data / "test_vggss.jsonl_00.wav"
+    x.image = x.data / "frames" / "test_vggss_00.jpg"
+    x.good_wav = x.data / "audio" / "test_vggss_00.wav"
     x.cut_wav = bad / "cut.wav"
     x.cut_wav.write_bytes(x.good_wav.read_bytes()[: x.good_wav.stat().st_size // 2])
     nan = np.full((1, 8000), 0.1, np.float32)
@@ -236,7 +234,7 @@ CASES = [
     Case("evaluate/data root is a file", _eval("text"), _name("text"), "no manifest for dataset"),
     Case("evaluate/manifest empty", _eval("empty_set"), _text("test_vggss.jsonl"), "test set is empty"),
     Case("evaluate/manifest bad JSON line", _eval("bad_json"), _text("test_vggss.jsonl:5"), "not valid JSON"),
-    Case("evaluate/manifest NaN box", _eval("nan_box"), _text("test_vggss.jsonl:3: sample 'test_vggss.jsonl_02'"),
+    Case("evaluate/manifest NaN box", _eval("nan_box"), _text("test_vggss.jsonl:3: sample 'test_vggss_02'"),
          "NaN or infinite coordinate"),
     Case("evaluate/manifest missing field", _eval("missing_field"), _text("test_vggss.jsonl:2"), r"missing field.*audio"),
     Case("evaluate/manifest duplicate id", _eval("dup_id"), _text("test_vggss.jsonl:4"), "duplicate id"),

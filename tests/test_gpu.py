@@ -36,7 +36,7 @@ from sslsan.engine.train import Averager, build_model, build_optimizer, scalar_t
 from sslsan.losses import SSLSaNObjective
 from sslsan.models import load_model
 from sslsan.utils.logging import read_jsonl
-from test_train import make_tiny_data, tiny_config
+from conftest import tiny_config, write_tiny_data
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
@@ -46,7 +46,7 @@ PAPER_AUG = ("data.jitter_p=0.8", "data.grayscale_p=0.2", "data.blur_p=0.5", "au
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    return make_tiny_data(tmp_path_factory.mktemp("gpu"), n_train=16, n_val=8)
+    return write_tiny_data(tmp_path_factory.mktemp("gpu"), n_train=16, n_val=8, n_test=0)
 
 
 @contextlib.contextmanager
