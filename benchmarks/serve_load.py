@@ -1,4 +1,4 @@
-"""Benchmark: `sslsan serve` under load, 50 requests from 4 concurrent clients on 127.0.0.1 (issue 15).
+"""Benchmark: `sslsan serve` under load, 50 requests from 4 concurrent clients on 127.0.0.1.
 
 Starts the real command (`python -m sslsan serve --port 0`) on `--checkpoint`, else the demo's SSL-SaN
 model when demo_out/ exists, else a randomly initialised model in the demo's setting (synth_cpu:

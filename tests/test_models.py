@@ -65,7 +65,7 @@ def test_full_width_image_map_is_14x14_and_names_match_the_original():
     assert n_params == 23_947_732 - (3_136 + 18_816 + 513_000) - (9_408 + 18_816 + 513_000) - 524_800 - 4
 
 
-def test_initialisation_follows_model_spec():
+def test_initialisation_follows_ssl_tie():
     model = Localizer(ModelConfig(width=0.5), generator=torch.Generator().manual_seed(0))
     bn_w = torch.cat([m.weight for m in model.modules() if isinstance(m, nn.BatchNorm2d)])
     bn_b = torch.cat([m.bias for m in model.modules() if isinstance(m, nn.BatchNorm2d)])

@@ -1,4 +1,4 @@
-"""The one manifest format every dataset is prepared into (design/datasets_spec.md section 9).
+"""The one manifest format every dataset is prepared into (docs/datasets.md §7).
 
 A manifest is a JSONL file, one sample per line. Paths are relative to the manifest's folder, so
 a prepared dataset can be moved as a whole. Loaders read manifests only; they never list folders.

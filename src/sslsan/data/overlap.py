@@ -1,6 +1,6 @@
 """Clips a training manifest shares with a test manifest (the library of `sslsan data overlap`).
 
-Two kinds of overlap (datasets_spec 6.1: the EZ-VSL 144K list holds 3,709 VGG-SS test clips):
+Two kinds of overlap (docs/datasets.md §6: the EZ-VSL 144K list holds 3,709 VGG-SS test clips):
 * the same clip id;
 * the same YouTube video (`<11-char id>_<start>` ignoring the timestamp): a different 10 s window of a
   test video is still the same scene, so a model may have seen it.

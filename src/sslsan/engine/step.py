@@ -46,7 +46,7 @@ class InputBuilder:
         self.channels_last = cfg.train.channels_last and device.type == "cuda"
         self.silence_spec = None
         if self.need_silence:
-            with torch.no_grad():  # one constant spectrogram for the whole run (model_spec §8)
+            with torch.no_grad():  # one constant spectrogram for the whole run (docs/model.md §7)
                 self.silence_spec = self._negative(silence(a.tile_samples)[None].to(device))
 
     def _negative(self, wave: torch.Tensor) -> torch.Tensor:
@@ -77,7 +77,7 @@ class InputBuilder:
             power = self.frontend.power(wave)
         noise_wave = self._noise(batch, generator) if self.need_noise else None
         if augment and self.specaug is not None:
-            power = self.specaug(power, generator=generator)  # on power, before dB (model_spec §1.4)
+            power = self.specaug(power, generator=generator)  # on power, before dB (docs/model.md §1)
         out: dict[str, Any] = {"images": images, "specs": self.frontend.to_db(power)}
         out["silence_spec"] = self.silence_spec
         out["noise_specs"] = self._negative(noise_wave) if noise_wave is not None else None

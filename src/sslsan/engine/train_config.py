@@ -1,7 +1,7 @@
 """`TrainConfig`: everything a training run depends on, as typed dataclasses (sslsan.config).
 
 Sections: `model`, `audio`, `objective` come from the modules that own them; `data`, `optim`,
-`train`, `eval` are defined here. Defaults are the paper's VGGSound-144K recipe (model_spec §4.3, §5,
+`train`, `eval` are defined here. Defaults are the paper's VGGSound-144K recipe (docs/model.md §4.3, §5,
 DECISIONS D9); `src/sslsan/configs/*.yaml` override them. Unknown keys are errors.
 """
 
@@ -35,7 +35,7 @@ class DataConfig:
     cache_spectrograms: bool = False
     cache_on_disk: bool = True  # keep the cache beside the manifest (.sslsan_cache/) for the next run on this data
     cache_max_gib: float = 8.0  # refuse a cache larger than this (the paper's 257x670 spectrograms: ~0.7 MB a clip)
-    # Image augmentation (MoCo-v2 as SSL-TIE uses it: model_spec §2). Defaults are the paper's; short
+    # Image augmentation (MoCo-v2 as SSL-TIE uses it: docs/model.md §2). Defaults are the paper's; short
     # runs on small data (the CPU demo) learn faster with a milder crop and no colour changes.
     crop_scale: tuple[float, float] = (0.3, 1.0)  # RandomResizedCrop area range
     jitter_p: float = 0.8  # ColorJitter(0.4, 0.4, 0.4, 0.1)
@@ -64,7 +64,7 @@ class OptimConfig:
     eps: float = 1e-8
     fused: bool | None = None  # None: fused Adam on CUDA, the for-each implementation elsewhere
     scheduler: Literal["plateau", "constant"] = "plateau"
-    plateau_factor: float = 0.1  # PyTorch defaults (model_spec §5.2 item 6)
+    plateau_factor: float = 0.1  # PyTorch defaults (docs/model.md §4.3)
     plateau_patience: int = 10
     plateau_threshold: float = 1e-4
     plateau_cooldown: int = 0

@@ -7,7 +7,7 @@ Two passes, so that each image's features are computed once and never stored:
    embedding: positive, silence, noise and offscreen for all R repetitions, plus one row block of the
    image x audio max-similarity matrix used for retrieval (DECISIONS D12).
 
-Maps are the raw native-resolution cosine maps (metrics_spec §1.1): no normalisation, no upsampling.
+Maps are the raw native-resolution cosine maps (docs/metrics.md §1.1): no normalisation, no upsampling.
 """
 
 from __future__ import annotations

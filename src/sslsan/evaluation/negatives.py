@@ -1,4 +1,4 @@
-"""Negative audio for evaluation (DECISIONS D1, D7; metrics_spec §4-5, datasets_spec §5).
+"""Negative audio for evaluation (DECISIONS D1, D7; docs/metrics.md §4-5, docs/datasets.md §5).
 
 * silence: an all-zero waveform; noise: an N(0, 1) waveform drawn per (seed, repetition seed, sample).
   Both go through the same front-end as positives (waveform → mel → dB) unless the audio config says
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 NEGATIVE_TYPES = ("silence", "noise", "offscreen")
 
-# The seeds vssl_eval loops over (metrics_spec §5); repetition r uses REPETITION_SEEDS[r].
+# The seeds vssl_eval loops over (docs/metrics.md §5); repetition r uses REPETITION_SEEDS[r].
 REPETITION_SEEDS = (1234, 2345, 3456, 4567, 5678, 6789, 7890, 8901, 9012, 9999)
 
 

@@ -113,7 +113,7 @@ def run_report(m: dict, title: str, figures: list[str] | None = None) -> str:
         table(named, TABLE2, "model"),
         "",
         "cIoU Uth is the mean cIoU at U_th; cIoU Adap the fraction of samples with adaptive-threshold "
-        "cIoU ≥ 0.5 (metrics_spec §3).",
+        "cIoU ≥ 0.5, as the reference evaluation computes them.",
         "",
         "Chance baselines on the same ground truth (a constant map and a centre-prior Gaussian, thresholded "
         "at 0.5 and adaptively):",

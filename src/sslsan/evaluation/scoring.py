@@ -23,7 +23,7 @@ repetition_seeds     (R,)           int64     seed of each repetition
 
 Maps are the model's output at its own resolution (any h x w, e.g. 14 x 14 or 7 x 7); they are
 upsampled to 224 x 224 (bilinear, half-pixel) and thresholded with a strict `>` as in the reference
-protocol (metrics_spec). A negative of shape (N, h, w) is repeated R times (R = that of the other
+protocol (docs/metrics.md). A negative of shape (N, h, w) is repeated R times (R = that of the other
 negatives, else 1). Per-sample maxima for Separability and for the universal threshold are taken
 on the native maps. Silence does not depend on the repetition; store R identical copies. Optional
 arrays only switch on their tables (Table 1 needs image_emb + audio_emb, Table 3 similarity + labels).
@@ -175,7 +175,7 @@ def reference_scores(gt: np.ndarray) -> dict[str, dict[str, float]]:
     """cIoU/AUC (universal at 0.5, and adaptive) of the chance maps on the same GT, in percent.
 
     uniform: everything > 0.5 → the whole image (cIoU = GT area fraction); its adaptive threshold
-    selects nothing (ties are dropped, metrics_spec §2.2). centre: the disk > 0.5; adaptively, the
+    selects nothing (ties are dropped, docs/metrics.md §2.2). centre: the disk > 0.5; adaptively, the
     centred disk with the GT's area.
     """
     out = {}

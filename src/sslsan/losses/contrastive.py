@@ -1,4 +1,4 @@
-"""SSL-TIE's localisation-aware tri-map contrastive loss (model_spec §4.1)."""
+"""SSL-TIE's localisation-aware tri-map contrastive loss (docs/model.md §4.1)."""
 
 from __future__ import annotations
 

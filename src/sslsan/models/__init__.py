@@ -1,4 +1,4 @@
-"""ResNet-18 towers, the `Localizer` and its checkpoints (model_spec §3, DECISIONS D10)."""
+"""ResNet-18 towers, the `Localizer` and its checkpoints (docs/model.md §3, DECISIONS D10)."""
 
 from sslsan.models.backbones import BACKBONES, Backbone, get_backbone, register_backbone
 from sslsan.models.checkpoint import (

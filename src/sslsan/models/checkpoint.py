@@ -2,7 +2,7 @@
 
 Our format is a dict {"format": FORMAT, "version", "model_config", "audio_config", "image_size",
 "universal_threshold", "state_dict", ...extras such as epoch/optimizer}. The original format
-(model_spec §3.4, DECISIONS D10) is {"epoch", "state_dict", "best_miou", "optimizer", "iteration"}
+(docs/model.md §3.4, DECISIONS D10) is {"epoch", "state_dict", "best_miou", "optimizer", "iteration"}
 with `imgnet.*` / `audnet.*` keys, sometimes a `module.` prefix and extra entries (`epsilon`, the
 dead `conv3`/`norm3` head, `vision_fc1`, unused stems and `fc`); those are reported, not fatal.
 """
@@ -225,7 +225,7 @@ def load_model(path: str | Path, map_location: Any = "cpu", *, trusted: bool = F
         cfg = ModelConfig(width=stem.shape[0] / 64 if isinstance(stem, torch.Tensor) and stem.ndim == 1 else 1.0)
         audio_cfg, image_size, threshold = AudioConfig(), 224, None
         unused_top = [k for k in ckpt if k not in ORIGINAL_TOP_LEVEL]
-        learned = ckpt.get("epsilon", sd.get("epsilon"))  # learnable-epsilon variant ([3RD] in model_spec)
+        learned = ckpt.get("epsilon", sd.get("epsilon"))  # learnable-epsilon variant (docs/model.md §3.4)
         if isinstance(learned, (torch.Tensor, float)):
             eps = float(torch.as_tensor(learned).flatten()[0])
             log.warning("%s: carries a learned epsilon = %.4f (used only by the training loss)", path, eps)

@@ -1,4 +1,4 @@
-"""The SSL-TIE / SSL-SaN audio-visual localizer (model_spec §3.2)."""
+"""The SSL-TIE / SSL-SaN audio-visual localizer (docs/model.md §3.2)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ Decoding uses PyAV through sslsan.media, which states the frame rule. The rules 
   16 kHz by libswresample, channels averaged (as `ffmpeg -ac 1` to PCM16 and load_audio do), stored
   as PCM16 WAV. When the audio track does not cover the window, the window is shifted inside the
   track; a track shorter than the window is stored whole (shorter WAV; the loader tiles it to 10 s,
-  model_spec section 1). Both cases are counted.
+  docs/model.md §1). Both cases are counted.
 
 A file that cannot give them is a :class:`MediaError` whose reason tells a cut file ("truncated")
 from an undecodable one.

@@ -4,7 +4,7 @@ Output folder (`--out`):
   frames/<id>.jpg      the frame just before the clip middle (rule: sslsan.data.prepare.common),
                        squashed to frame_size x frame_size like SSL-TIE's 299x299 extraction (0: native size)
   audio/<id>.wav       the 3 s window centred on the middle, 16 kHz mono PCM16 (shorter when the
-                       track is shorter than 3 s; the loader tiles it, model_spec section 1)
+                       track is shorter than 3 s; the loader tiles it, docs/model.md §1)
   train.jsonl, val.jsonl  manifests; the validation split (DECISIONS D9) holds whole YouTube videos,
                        drawn by a seeded hash so an id's split never depends on which other ids exist
   skipped.jsonl        every item that could not be prepared: id, path, reason, detail

@@ -1,4 +1,4 @@
-"""VGG-SS test set (datasets_spec section 1) -> vggss.jsonl.
+"""VGG-SS test set (docs/datasets.md §1) -> vggss.jsonl.
 
 Input (`--root`): `frames/<id>.jpg` (or SSL-TIE's `frame/`), `audio/<id>.wav` (the ~10 s clip) and the
 annotation file `vggss.json` (list of {"file", "class", "bbox": [[x1, y1, x2, y2], ...]} with
