@@ -26,6 +26,8 @@ def test_tiny_demo_end_to_end(tmp_path, capsys):
     for title in ("Table 2", "Table 1", "Table 3", "Table 4"):
         assert title in report
     assert "### Findings" in report and "![" in report
+    assert "per sound category" in report
+    assert "SSL-SaN cIoU_U | SSL-SaN cIoU_A | SSL-SaN max" in report and "SSL-TIE cIoU_U" in report
     figures = list((tmp_path / "demo" / "figures").glob("*.png"))
     assert any("fig1" in f.name for f in figures) and any("fig2" in f.name for f in figures)
     # the logs of both trainings

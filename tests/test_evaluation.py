@@ -442,3 +442,31 @@ def test_cuda_matches_cpu(evaluated, tmp_path, monkeypatch):
         assert np.array_equal(a["offscreen_index"], b["offscreen_index"])
         for k in ("pos_maps", "neg_maps_silence", "neg_maps_noise", "neg_maps_offscreen", "similarity"):
             np.testing.assert_allclose(a[k], b[k], atol=1e-4, err_msg=k)
+
+
+def test_per_category_scores_match_the_overall_metrics(tmp_path):
+    """Category scores are the overall metrics restricted to each category's samples."""
+    from sslsan.evaluation.per_category import category_scores, per_category_markdown
+    from sslsan.metrics import localization_metrics
+
+    rng = np.random.default_rng(0)
+    n = 12
+    pos = rng.random((n, 4, 4)).astype(np.float32)
+    gt = np.zeros((n, 224, 224), np.uint8)
+    gt[:, 20:120, 30:140] = 1
+    neg = rng.random((1, n, 4, 4)).astype(np.float32) * 0.3
+    labels = np.array(["a", "b", "c"] * 4)
+    arrays = {"ids": np.array([f"s{i}" for i in range(n)]), "pos_maps": pos, "gt_maps": gt, "labels": labels,
+              "threshold": np.float64(0.5), **{f"neg_maps_{t}": neg for t in ("silence", "noise", "offscreen")}}
+    path = tmp_path / "maps.npz"
+    np.savez(path, **arrays)
+    per_cat = category_scores(path)
+    assert set(per_cat) == {"a", "b", "c"} and all(v["n"] == 4 for v in per_cat.values())
+    for cat in ("a", "b"):
+        sel = labels == cat
+        ref = localization_metrics(pos[sel], gt[sel], {"silence": neg[:, sel]}, 0.5)
+        assert per_cat[cat]["ciou_u"] == pytest.approx(ref["ciou_u"], abs=1e-9)
+        assert per_cat[cat]["ciou_a"] == pytest.approx(ref["ciou_a"], abs=1e-9)
+        assert per_cat[cat]["max"] == pytest.approx(float(np.median(pos[sel].reshape(4, -1).max(1))))
+    table = per_category_markdown({"A": [path], "B": [path, path]})
+    assert table.count("\n") == 2 + 3 - 1 and "| a | 4 |" in table

@@ -26,6 +26,7 @@ from sslsan.data.synthetic import default_workers, generate_dataset, preset_conf
 from sslsan.engine import ABLATIONS, TrainConfig, ablation_overrides, train
 from sslsan.evaluation import EvaluationConfig
 from sslsan.evaluation.evaluate import evaluate_checkpoint
+from sslsan.evaluation.per_category import per_category_markdown
 from sslsan.evaluation.report import comparison_markdown
 from sslsan.evaluation.training_curves import plot_training_curves
 from sslsan.models import read_checkpoint
@@ -261,6 +262,11 @@ def write_report(opts: DemoOptions, data: Path, results: dict[str, dict[str, lis
             for f in fs:
                 parts.append(f"- **{'HOLDS' if f.holds else 'DOES NOT HOLD'}** ({f.per_seed}): {f.text} {f.evidence}.")
             parts.append("")
+            parts += [f"### {ds}: per sound category" + (" (mean over seeds)" if len(seeds) > 1 else ""), "",
+                      "Where each model's localization holds and where it fails (percent; max = median of the "
+                      "positive-map maxima).", "",
+                      per_category_markdown({DISPLAY.get(v, v): [opts.out / "eval" / ds / run_name(v, s, opts) / "maps.npz"
+                                                                  for s in seeds] for v in MAIN_VARIANTS}), ""]
         first = {DISPLAY.get(v, v): res[v][0] for v in variants}
         parts += [f"### {ds}: the paper's tables (seed {seeds[0]})", "", comparison_markdown(first)]
         for v in variants:
