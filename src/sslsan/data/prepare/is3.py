@@ -30,19 +30,8 @@ import numpy as np
 
 from sslsan.data.manifest import Sample
 from sslsan.data.prepare.common import (
-    MediaError,
-    PrepareError,
-    SkipReport,
-    check_file,
-    finish_testset,
-    first_existing,
-    gt_map_empty,
-    index_folder,
-    load_json,
-    note_audio,
-    rel,
-    timer,
-    undecodable,
+    MediaError, PrepareError, SkipReport, check_file, finish_testset, first_existing,
+    gt_map_empty, index_folder, load_json, note_audio, rel, timer, undecodable,
 )
 from sslsan.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, ImageError, box_from_mask, load_mask, mask_png_bytes
 from sslsan.utils.io import atomic_write_bytes, make_folder

@@ -22,20 +22,8 @@ import numpy as np
 
 from sslsan.data.manifest import Sample
 from sslsan.data.prepare.common import (
-    MediaError,
-    PrepareError,
-    SkipReport,
-    check_file,
-    check_image,
-    finish_testset,
-    first_existing,
-    gt_map_empty,
-    load_json,
-    note_audio,
-    rel,
-    timer,
-    undecodable,
-    youtube_id,
+    MediaError, PrepareError, SkipReport, check_file, check_image, finish_testset, first_existing,
+    gt_map_empty, load_json, note_audio, rel, timer, undecodable, youtube_id,
 )
 from sslsan.media import ImageError, box_from_mask, load_mask
 from sslsan.utils.io import make_folder

@@ -31,16 +31,8 @@ from tqdm import tqdm
 from sslsan.data.manifest import Sample, write_manifest
 from sslsan.data.prepare.clips import decode_clip
 from sslsan.data.prepare.common import (
-    MediaError,
-    PrepareError,
-    SkipReport,
-    complete_jpeg,
-    complete_wav,
-    find_videos,
-    format_summary,
-    timer,
-    write_summary,
-    youtube_id,
+    MediaError, PrepareError, SkipReport, complete_jpeg, complete_wav,
+    find_videos, format_summary, timer, write_summary, youtube_id,
 )
 from sslsan.media import SAMPLE_RATE, VIDEO_EXTENSIONS, jpeg_bytes, wav_bytes
 from sslsan.utils.io import atomic_write_bytes, atomic_write_text, make_folder

@@ -28,22 +28,9 @@ from tqdm import tqdm
 from sslsan.data.manifest import Sample
 from sslsan.data.prepare.clips import decode_frame_and_track
 from sslsan.data.prepare.common import (
-    MediaError,
-    PrepareError,
-    SkipReport,
-    check_image,
-    complete_jpeg,
-    complete_wav,
-    find_videos,
-    finish_testset,
-    first_existing,
-    gt_map_empty,
-    index_folder,
-    load_json,
-    note_audio,
-    rel,
-    timer,
-    youtube_id,
+    MediaError, PrepareError, SkipReport, check_image, complete_jpeg, complete_wav,
+    find_videos, finish_testset, first_existing, gt_map_empty, index_folder, load_json,
+    note_audio, rel, timer, youtube_id,
 )
 from sslsan.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, jpeg_bytes, wav_bytes
 from sslsan.utils.io import atomic_write_bytes, make_folder
