@@ -373,6 +373,13 @@ CASES = [
          "not valid JSON"),
     # demo and the dispatcher
     Case("demo/--repetitions 0", lambda x: ["demo", "--repetitions", "0"], _text("--repetitions"), "must be at least 1"),
+    Case("demo/--preset unknown", lambda x: ["demo", "--preset", "huge"], _text("--preset"), "invalid choice: 'huge'"),
+    Case("demo/unknown override", lambda x: ["demo", "--out", str(x.root / "d"), "train.epoch=1"], _text("train.epoch"),
+         "unknown key"),
+    Case("demo/--device nonsense", lambda x: ["demo", "--out", str(x.root / "d"), "--device", "tpu9"],
+         _text("--device tpu9"), "not a device"),
+    Case("demo/--out is a file", lambda x: ["demo", "--out", str(x.text), "--device", "cpu"], _name("text"),
+         "is a file, not a folder"),
     Case("dispatcher/unknown command", lambda x: ["frobnicate"], _text("'frobnicate'"), "unknown command"),
     Case("dispatcher/group without a command", lambda x: ["data"], _text("data"), "choose one of"),
 ]

@@ -19,18 +19,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from sslsan.config import load_config, to_dict
 from sslsan.data.synthetic import default_workers, generate_dataset, preset_config
 from sslsan.engine import ABLATIONS, TrainConfig, ablation_overrides, train
+from sslsan.engine.train_config import validate_train_config
 from sslsan.evaluation import EvaluationConfig
 from sslsan.evaluation.evaluate import evaluate_checkpoint
 from sslsan.evaluation.per_category import per_category_markdown
 from sslsan.evaluation.report import comparison_markdown
 from sslsan.evaluation.training_curves import plot_training_curves
 from sslsan.models import read_checkpoint
-from sslsan.utils.io import atomic_write_text
+from sslsan.utils.device import resolve_device
+from sslsan.utils.io import atomic_write_text, make_folder
 
 MAIN_VARIANTS = ("ssl_san", "ssl_tie")
 DISPLAY = {name: row.label for name, row in ABLATIONS.items()}
@@ -287,10 +288,9 @@ def write_report(opts: DemoOptions, data: Path, results: dict[str, dict[str, lis
 def run_demo(opts: DemoOptions) -> dict[str, Any]:
     """Everything `sslsan demo` does; returns {"report": path, "findings": [...], "results": ...}."""
     t0 = time.time()
-    device = opts.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    opts.out.mkdir(parents=True, exist_ok=True)
+    device = str(resolve_device(opts.device))
+    validate_train_config(load_config(TrainConfig, "synth_cpu", opts.overrides))  # a bad override fails before any work
+    make_folder(opts.out)
     data = prepare_data(opts)
     variants = list(MAIN_VARIANTS) + ([v for v in ABLATIONS if v not in MAIN_VARIANTS] if opts.ablation else [])
     results: dict[str, dict[str, list[dict]]] = {ds: {v: [] for v in variants} for ds in EVAL_SETS}
