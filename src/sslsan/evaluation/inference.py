@@ -26,6 +26,7 @@ from sslsan.data.datasets import AVDataset
 from sslsan.data.manifest import Manifest
 from sslsan.data.transforms import ImageEvalTransform
 from sslsan.evaluation.errors import EvaluationError, check_at_least
+from sslsan.evaluation.eval_config import EvaluationConfig
 from sslsan.evaluation.negatives import NEGATIVE_TYPES, OffscreenAssignment, assign_offscreen, negative_spectrograms
 from sslsan.media import ImageError, is_video, load_audio, load_image, video_frame
 from sslsan.media import load_mask as read_mask
@@ -144,11 +145,11 @@ def run_inference(
     model,
     manifest: Manifest,
     *,
-    repetitions: int = 10,
-    seed: int = 0,
+    repetitions: int = EvaluationConfig.repetitions,
+    seed: int = EvaluationConfig.seed,
     device: str | torch.device = "cpu",
-    batch_size: int = 64,
-    workers: int = 0,
+    batch_size: int = EvaluationConfig.batch_size,
+    workers: int = EvaluationConfig.workers,
     offscreen: OffscreenAssignment | None = None,
     audio_config: AudioConfig | None = None,
     image_size: int | None = None,

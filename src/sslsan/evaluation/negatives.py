@@ -22,6 +22,7 @@ import torch
 from sslsan.audio import AudioConfig, LogMelSpectrogram, noise, silence
 from sslsan.data.manifest import Manifest, manifest_hash
 from sslsan.evaluation.errors import EvaluationError
+from sslsan.evaluation.eval_config import EvaluationConfig
 from sslsan.utils.io import atomic_write_text
 from sslsan.utils.seed import make_generator, numpy_rng
 
@@ -99,7 +100,8 @@ class OffscreenAssignment:
         return atomic_write_text(path, "{\n" + ",\n".join(lines) + "\n}\n")
 
 
-def assign_offscreen(manifest: Manifest, repetitions: int = 10, seed: int = 0) -> OffscreenAssignment:
+def assign_offscreen(manifest: Manifest, repetitions: int = EvaluationConfig.repetitions,
+                     seed: int = EvaluationConfig.seed) -> OffscreenAssignment:
     """The offscreen clip of every (repetition, sample) pair, per DECISIONS D7.
 
     A sample with no eligible category (e.g. a single-category manifest) falls back to a uniform
