@@ -362,3 +362,17 @@ def test_table4_switches_reach_the_objective(tiny_data, tmp_path):
     assert terms(s_ls) == {"loss_cl", "loss_cl_t", "loss_te", "loss_silence", "silence_map_mean"}
     o = yaml.safe_load((s_ls / "config.yaml").read_text())["objective"]
     assert (o["use_silence"], o["use_noise"], o["loss_silence"], o["loss_noise"]) == (True, False, True, False)
+
+
+def test_resume_check_treats_keys_a_run_predates_as_defaults(tmp_path):
+    """A run saved before a config key existed resumes (the key's default reproduces the old behaviour);
+    a saved value that differs in anything learned is refused."""
+    from sslsan.engine.run import check_resume_config
+
+    cfg = TrainConfig()
+    saved = to_dict(cfg)
+    del saved["model"]["image_backbone"], saved["objective"]["negatives_bn"]
+    check_resume_config(saved, cfg, tmp_path / "latest.pt")
+    saved["objective"]["negatives_bn"] = "own_batch"
+    with pytest.raises(ConfigError, match="objective.negatives_bn: 'own_batch' -> 'running_stats'"):
+        check_resume_config(saved, cfg, tmp_path / "latest.pt")
