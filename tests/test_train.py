@@ -373,6 +373,6 @@ def test_resume_check_treats_keys_a_run_predates_as_defaults(tmp_path):
     saved = to_dict(cfg)
     del saved["model"]["image_backbone"], saved["objective"]["negatives_bn"]
     check_resume_config(saved, cfg, tmp_path / "latest.pt")
-    saved["objective"]["negatives_bn"] = "own_batch"
-    with pytest.raises(ConfigError, match="objective.negatives_bn: 'own_batch' -> 'running_stats'"):
+    saved["optim"]["lr"] = 0.5
+    with pytest.raises(ConfigError, match=r"optim.lr: 0.5 -> 0.0001\); use a new --run-dir"):
         check_resume_config(saved, cfg, tmp_path / "latest.pt")
