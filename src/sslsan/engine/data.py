@@ -266,6 +266,7 @@ def load_or_compute_power_cache(
 
 
 def make_loader(items: TrainItems, sampler, batch_size: int, cfg: TrainConfig, device: torch.device, *, drop_last: bool) -> DataLoader:
+    """A DataLoader over `items` with the data config's workers, pinning and prefetching."""
     workers = cfg.data.num_workers
     return DataLoader(
         items,
