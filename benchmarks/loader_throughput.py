@@ -84,7 +84,7 @@ def cpu_ms(fn, count: int, repeats: int) -> float:
 def paper_config(**data):
     from sslsan.config import load_config
     from sslsan.engine import TrainConfig
-    from sslsan.engine.config import resolve_train_config
+    from sslsan.engine.train_config import resolve_train_config
 
     return resolve_train_config(load_config(TrainConfig, "vggsound144k", [f"data.{k}={v}" for k, v in data.items()]))
 
@@ -96,7 +96,8 @@ def worker_costs(manifest: Path, batch: int, repeats: int) -> dict[str, float]:
     from sslsan.audio import load_audio, noise, tile_to_length
     from sslsan.data.manifest import read_manifest
     from sslsan.data.transforms import load_image
-    from sslsan.engine.train import STREAM_IMAGE, STREAM_NOISE, TrainItems, collate_items, train_image_transform
+    from sslsan.engine.data import TrainItems, collate_items, train_image_transform
+    from sslsan.engine.streams import STREAM_IMAGE, STREAM_NOISE
     from sslsan.utils.seed import make_generator
 
     cfg = paper_config()
@@ -158,7 +159,7 @@ def large_frame_costs(root: Path, repeats: int) -> dict[str, float]:
     from sslsan.data.augment import decode_crop
     from sslsan.data.manifest import read_manifest
     from sslsan.data.transforms import load_image
-    from sslsan.engine.train import train_image_transform
+    from sslsan.engine.data import train_image_transform
     from sslsan.utils.seed import make_generator
 
     m = read_manifest(write_data(root, 8, (720, 1280), seed=1))
@@ -176,7 +177,9 @@ def large_frame_costs(root: Path, repeats: int) -> dict[str, float]:
 def device_costs(manifest: Path, batch: int, repeats: int) -> dict[str, float]:
     """ms per sample of the device side (`InputBuilder`), run on this CPU at the paper's settings."""
     from sslsan.data.manifest import read_manifest
-    from sslsan.engine.train import InputBuilder, TrainItems, collate_items, step_generator
+    from sslsan.engine.data import TrainItems, collate_items
+    from sslsan.engine.step import InputBuilder
+    from sslsan.engine.streams import step_generator
 
     cfg = paper_config()
     dev = torch.device("cpu")
@@ -201,7 +204,7 @@ def loader_rate(manifest: Path, workers: int, samples: int, batch: int) -> float
     from torch.utils.data import DataLoader, RandomSampler
 
     from sslsan.data.manifest import read_manifest
-    from sslsan.engine.train import TrainItems, collate_items
+    from sslsan.engine.data import TrainItems, collate_items
 
     items = TrainItems(read_manifest(manifest), paper_config(), train=True)
     keys = [(0, int(i)) for i in RandomSampler(range(len(items)), replacement=True, num_samples=samples + batch)]

@@ -1,4 +1,4 @@
-"""Benchmark: `sslsan serve` under load, 50 requests from 4 concurrent clients on 127.0.0.1 (issue 15).
+"""Benchmark: `sslsan serve` under load, 50 requests from 4 concurrent clients on 127.0.0.1.
 
 Starts the real command (`python -m sslsan serve --port 0`) on `--checkpoint`, else the demo's SSL-SaN
 model when demo_out/ exists, else a randomly initialised model in the demo's setting (synth_cpu:
@@ -51,7 +51,7 @@ def random_checkpoint(d: Path, setting: str) -> Path:
     import torch
 
     from sslsan.config import load_config
-    from sslsan.engine.config import TrainConfig
+    from sslsan.engine import TrainConfig
     from sslsan.models import Localizer, save_checkpoint
 
     cfg = load_config(TrainConfig, {"demo": "synth_cpu", "paper": "vggsound144k"}[setting], [])

@@ -1,4 +1,4 @@
-"""End-to-end `sslsan train` throughput at the paper's settings, data loading included (issue 14's GPU check).
+"""End-to-end `sslsan train` throughput at the paper's settings, data loading included (the GPU throughput check).
 
 Writes a dataset of real files as `sslsan prepare` does (299x299 JPEG frames with natural-image
 statistics, 3 s 16 kHz PCM16 WAVs; see loader_throughput.py) or uses `--data DIR`, then runs
@@ -9,7 +9,7 @@ log.jsonl: samples/s (the median of the log intervals after the first) and the d
 nvidia-smi while it runs. Finally benchmarks/train_step.py gives the ratio of our step to the
 literal original one in the same session (synthetic tensors, no data loading).
 
-Targets (issue 14, one H100/H200-class GPU): >= 1,500 samples/s at batch 128, >= 900 at batch 32.
+Targets (one H100/H200-class GPU): >= 1,500 samples/s at batch 128, >= 900 at batch 32.
 
     python benchmarks/train_e2e.py                                  # CUDA, batch 128 and 32 (no CUDA: skipped)
     python benchmarks/train_e2e.py --device cpu --batch-sizes 8 --steps 6 --samples 64 \\

@@ -1,4 +1,4 @@
-"""Slow, obviously-correct versions of the metrics, written from design/metrics_spec.md.
+"""Slow, obviously-correct versions of the metrics, written from docs/metrics.md.
 
 Plain Python loops over pixels / entries, so that the vectorised `sslsan.metrics` can be checked
 against them. They share no code with the package.
@@ -112,7 +112,7 @@ def f_loop(a, b):
 
 
 def localization_metrics_loop(pos_maps, gt_maps, neg_maps, threshold):
-    """The reference pipeline: lists appended entry by entry over R repetitions (metrics_spec §3, §5)."""
+    """The reference pipeline: lists appended entry by entry over R repetitions (docs/metrics.md §3, §5)."""
     size = np.asarray(gt_maps).shape[1:]
     reps = {len(v) for v in neg_maps.values()}
     r = reps.pop() if reps else 1

@@ -52,7 +52,7 @@ def test_golden_recipe_inputs(golden):
 
 
 def _reference_logmel(wave: np.ndarray, cfg: AudioConfig) -> np.ndarray:
-    """Literal float64 restatement of model_spec §1 with numpy loops (frames one by one)."""
+    """Literal float64 restatement of docs/model.md §1 with numpy loops (frames one by one)."""
     n = cfg.tile_samples
     reps = n // len(wave) + 1 if len(wave) < n else 1
     x = np.tile(wave.astype(np.float64), reps)[:n]
@@ -103,7 +103,7 @@ def test_noise_levels_match_spec_table():
     rows = torch.ones(257, dtype=torch.bool)
     rows[EMPTY_ROWS_16K] = False
     vals = db[rows]
-    # model_spec §1 table: N(0,1) → median ≈ -1.4 dB, max ≈ +13 dB over the 229 non-empty rows
+    # docs/model.md §1 table: N(0,1) → median ≈ -1.4 dB, max ≈ +13 dB over the 229 non-empty rows
     assert abs(float(vals.median()) - (-1.4)) < 0.5
     assert 8 < float(vals.max()) < 18
 

@@ -11,47 +11,24 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import command, sine, write_audio
+from conftest import TINY_AUDIO, command, write_audio, write_split
 
 from sslsan.audio import AudioConfig, LogMelSpectrogram
 from sslsan.data.manifest import Sample, read_manifest, write_manifest
 
-CATS = ["dog", "drum", "siren"]
-FREQS = {"dog": 300.0, "drum": 900.0, "siren": 2500.0}
-# small front-end so the tiny model runs in milliseconds; same code as the paper's setting
-AUDIO = dict(sample_rate=16000, clip_seconds=1.0, tile_seconds=1.0, n_fft=256, hop_length=128, n_mels=32)
 REPS = 2
 
 
-def _write_split(root: Path, name: str, n: int, offset: int) -> Path:
-    rng = np.random.default_rng(offset)
-    samples = []
-    for i in range(n):
-        cat = CATS[i % len(CATS)]
-        sid = f"{name}_{i:02d}"
-        w, h = 48 + 8 * (i % 3), 36 + 4 * (i % 2)  # various sizes; the eval transform squashes them
-        img = (rng.random((h, w, 3)) * 255).astype(np.uint8)
-        img[h // 4: h // 2, w // 4: w // 2] = (250, 40, 40)
-        Image.fromarray(img).save(root / f"{sid}.jpg", quality=90)
-        write_audio(root / f"{sid}.wav", sine(FREQS[cat] * (1 + 0.05 * i), 0.7 + 0.1 * (i % 3), 16000), 16000)
-        scene = [cat] + ([CATS[(i + 1) % 3]] if i % 4 == 0 else [])
-        samples.append(Sample(id=sid, image=f"{sid}.jpg", audio=f"{sid}.wav", boxes=[[0.25, 0.25, 0.5, 0.5]] if i != 1 else [],
-                              category=cat, scene_categories=scene))
-    return write_manifest(root / name, samples)
-
-
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tmp_path_factory, tiny_data):
+    """The tiny data set (test_vggss: 7 samples, val: 4) and an untrained width-0.125 checkpoint."""
     from sslsan.models import Localizer, ModelConfig, save_checkpoint
 
     root = tmp_path_factory.mktemp("tiny")
-    data = root / "data"
-    data.mkdir()
-    _write_split(data, "test_vggss.jsonl", 7, 0)
-    _write_split(data, "val.jsonl", 4, 1)
+    data = tiny_data
     torch.manual_seed(0)
     model = Localizer(ModelConfig(width=0.125))
-    ckpt = save_checkpoint(root / "run" / "checkpoints" / "best.pt", model, audio_config=AudioConfig(**AUDIO), image_size=64)
+    ckpt = save_checkpoint(root / "run" / "checkpoints" / "best.pt", model, audio_config=AudioConfig(**TINY_AUDIO), image_size=64)
     return {"root": root, "data": data, "ckpt": ckpt}
 
 
@@ -65,8 +42,15 @@ def evaluated(tiny):
     return {**tiny, "out": out, "metrics": m}
 
 
+def _box_pixels(box: list[float]) -> int:
+    """GT pixels of one normalised box at 224 px: coordinates floored (D4), half-open."""
+    x1, y1, x2, y2 = (int(np.floor(v * 224)) for v in box)
+    return (x2 - x1) * (y2 - y1)
+
+
 def test_evaluate_writes_everything(evaluated):
     out, m = evaluated["out"], evaluated["metrics"]
+    areas = [sum(map(_box_pixels, s.boxes)) for s in read_manifest(evaluated["data"] / "test_vggss.jsonl")]
     for f in ("maps.npz", "metrics.json", "report.md", "offscreen.json", "fig1_max_similarity.png", "log.jsonl"):
         assert (out / f).stat().st_size > 0, f
     assert len(list(out.glob("fig2_*.png"))) == 2
@@ -75,7 +59,8 @@ def test_evaluate_writes_everything(evaluated):
         for t in ("silence", "noise", "offscreen"):
             assert z[f"neg_maps_{t}"].shape == (REPS, 7, 4, 4)
         assert z["gt_maps"].shape == (7, 224, 224) and z["gt_maps"].dtype == np.uint8
-        assert z["gt_maps"][1].sum() == 0 and z["gt_maps"][0].sum() == 56 * 56
+        assert areas[1] == 0 and areas[0] > 0  # sample 1 has no box
+        assert z["gt_maps"].reshape(7, -1).sum(axis=1).tolist() == areas
         assert z["similarity"].shape == (7, 7) and z["image_emb"].shape == z["audio_emb"].shape == (7, 64)
         assert list(z["ids"]) == [s.id for s in read_manifest(evaluated["data"] / "test_vggss.jsonl")]
         # silence does not depend on the repetition; noise does
@@ -89,7 +74,7 @@ def test_evaluate_writes_everything(evaluated):
     assert {"uniform", "centre"} <= set(m["reference_maps"])
     assert "i2a_P@1" in m["retrieval"] and "magnitude" in m["alignment"]
     # uniform map predicts everything: its mean cIoU is the GT area fraction, averaged
-    gt_frac = (56 * 56 / 224**2) * 6 / 7
+    gt_frac = np.mean(areas) / 224**2
     assert m["reference_maps"]["uniform"]["ciou_u"] == pytest.approx(100 * gt_frac)
     report = (out / "report.md").read_text()
     for head in ("Table 1", "Table 2", "Table 3", "FLOC", "Separability", "A→I P@10", "centre map"):
@@ -201,7 +186,7 @@ def test_compare_two_runs(evaluated, tmp_path, capsys):
 
 def test_offscreen_assignment_rules():
     from sslsan.data.manifest import Manifest
-    from sslsan.evaluation.negatives import assign_offscreen, load_offscreen_assignment
+    from sslsan.evaluation.negatives import assign_offscreen
 
     cats = ["a", "b", "c", "d"]
     samples = [Sample(id=f"s{i}", image="x.jpg", audio="x.wav", category=cats[i % 4],
@@ -241,10 +226,10 @@ def test_offscreen_json_roundtrip(evaluated):
 def test_negative_spectrograms_front_end():
     from sslsan.evaluation.negatives import negative_spectrograms
 
-    fe = LogMelSpectrogram(AudioConfig(**AUDIO))
+    fe = LogMelSpectrogram(AudioConfig(**TINY_AUDIO))
     sil = negative_spectrograms("silence", [0, 1], fe)
     assert sil.shape == (2, 1, 32, fe.n_frames) and torch.all(sil == -100.0)  # 10·log10(1e-10), D1
-    lin = LogMelSpectrogram(AudioConfig(**AUDIO, negatives_in_db=False))
+    lin = LogMelSpectrogram(AudioConfig(**TINY_AUDIO, negatives_in_db=False))
     assert torch.all(negative_spectrograms("silence", [0], lin) == 0)  # vssl_eval: linear power
     a = negative_spectrograms("noise", [4, 7], fe, seed=1, rep_seed=1234)
     b = negative_spectrograms("noise", [7], fe, seed=1, rep_seed=1234)
@@ -326,26 +311,30 @@ def test_errors(tiny, tmp_path, capsys):
 def test_threshold_sources(tiny, tmp_path):
     """auto: the checkpoint's stored U_th; else the calibration split; else the test set (stated)."""
     from sslsan.data.manifest import read_manifest as rm
-    from sslsan.evaluation.evaluate import read_test_manifest, resolve_threshold
+    from sslsan.evaluation import EvaluationConfig
+    from sslsan.evaluation.calibrate import resolve_threshold
+    from sslsan.evaluation.evaluate import read_test_manifest
     from sslsan.models import load_model, save_checkpoint
 
     model = load_model(tiny["ckpt"])
     test = read_test_manifest(tiny["data"] / "test_vggss.jsonl")
-    kw = dict(device="cpu", seed=0, repetitions=1, batch_size=8, progress=False)
-    assert resolve_threshold("0.25", model, "synth-vggss", tiny["data"], test, **kw) == (0.25, {"value": 0.25, "source": "given"})
+    cfg = EvaluationConfig(seed=0, repetitions=1, batch_size=8)
+    kw = dict(device="cpu", progress=False)
+    given = cfg.with_(threshold="0.25")
+    assert resolve_threshold(model, "synth-vggss", tiny["data"], test, given, **kw) == (0.25, {"value": 0.25, "source": "given"})
     # no val.jsonl beside this test manifest (absolute paths): calibrated on the test set, and said so
     lone = tmp_path / "lone"
     lone.mkdir()
     samples = [dataclass_replace(s, image=str(test.resolve(s.image)), audio=str(test.resolve(s.audio))) for s in test]
     write_manifest(lone / "test_vggss.jsonl", samples)
-    v, info = resolve_threshold("auto", model, "synth-vggss", lone, rm(lone / "test_vggss.jsonl"), **kw)
+    v, info = resolve_threshold(model, "synth-vggss", lone, rm(lone / "test_vggss.jsonl"), cfg, **kw)
     assert "test set itself" in info["source"] and info["n_samples"] == 7 and info["value"] == v
     assert max(info["q3_by_type"].values()) == v  # D6 per-type: max over types of the per-type Q3
     stored = save_checkpoint(tmp_path / "thr.pt", model, image_size=64, universal_threshold=0.4242)
-    v, info = resolve_threshold("auto", load_model(stored), "synth-vggss", lone, test, **kw)
+    v, info = resolve_threshold(load_model(stored), "synth-vggss", lone, test, cfg, **kw)
     assert (v, info["source"]) == (0.4242, "checkpoint")
     with pytest.raises(ValueError, match="'auto' or a number"):
-        resolve_threshold("high", model, "synth-vggss", lone, test, **kw)
+        resolve_threshold(model, "synth-vggss", lone, test, cfg.with_(threshold="high"), **kw)
 
 
 def dataclass_replace(obj, **kw):
@@ -429,7 +418,7 @@ def test_paper_setting_end_to_end(tmp_path):
 
     data = tmp_path / "data"
     data.mkdir()
-    _write_split(data, "test_vggss.jsonl", 3, 0)
+    write_split(data, "test_vggss", 3)
     torch.manual_seed(0)
     ckpt = save_checkpoint(tmp_path / "paper.pt", Localizer(), universal_threshold=0.3338)  # SSL-TIE's published U_th
     m = evaluate_checkpoint(ckpt, "synth-vggss", data, tmp_path / "eval", repetitions=1, batch_size=3,

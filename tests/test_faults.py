@@ -27,13 +27,10 @@ from typing import Callable
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from conftest import write_audio
+from conftest import TINY, TINY_AUDIO, write_audio, write_split, write_tiny_data
 from synthetic_media import write_video
-from test_evaluation import AUDIO, _write_split
 from test_media import png_bytes
-from test_train import TINY, make_tiny_data
 from sslsan.cli import main as sslsan
 from sslsan.media import wav_bytes
 
@@ -67,11 +64,11 @@ def w(tmp_path_factory):
     # good: a tiny test set (with a calibration split) and a checkpoint that carries its threshold
     x.data = r / "data"
     x.data.mkdir()
-    _write_split(x.data, "test_vggss.jsonl", 4, 0)
+    write_split(x.data, "test_vggss", 4)
     torch.manual_seed(0)
     x.ckpt = save_checkpoint(r / "run" / "checkpoints" / "best.pt", Localizer(ModelConfig(width=0.125)),
-                             audio_config=AudioConfig(**AUDIO), image_size=64, universal_threshold=0.5)
-    x.train_data = make_tiny_data(r / "train_data")
+                             audio_config=AudioConfig(**TINY_AUDIO), image_size=64, universal_threshold=0.5)
+    x.train_data = write_tiny_data(r / "train_data", n_test=0)
     # bad files of every kind
     bad = r / "bad"
     bad.mkdir()
@@ -86,8 +83,8 @@ def w(tmp_path_factory):
     x.bomb = bad / "bomb.png"
     x.bomb.write_bytes(png_bytes(20000, 20000, 1, 0, b""))  # declares 400 MP, holds none
     x.missing = r / "nowhere"
-    x.image = x.data / "test_vggss.jsonl_00.jpg"
-    x.good_wav = x.data / "test_vggss.jsonl_00.wav"
+    x.image = x.data / "frames" / "test_vggss_00.jpg"
+    x.good_wav = x.data / "audio" / "test_vggss_00.wav"
     x.cut_wav = bad / "cut.wav"
     x.cut_wav.write_bytes(x.good_wav.read_bytes()[: x.good_wav.stat().st_size // 2])
     nan = np.full((1, 8000), 0.1, np.float32)
@@ -237,7 +234,7 @@ CASES = [
     Case("evaluate/data root is a file", _eval("text"), _name("text"), "no manifest for dataset"),
     Case("evaluate/manifest empty", _eval("empty_set"), _text("test_vggss.jsonl"), "test set is empty"),
     Case("evaluate/manifest bad JSON line", _eval("bad_json"), _text("test_vggss.jsonl:5"), "not valid JSON"),
-    Case("evaluate/manifest NaN box", _eval("nan_box"), _text("test_vggss.jsonl:3: sample 'test_vggss.jsonl_02'"),
+    Case("evaluate/manifest NaN box", _eval("nan_box"), _text("test_vggss.jsonl:3: sample 'test_vggss_02'"),
          "NaN or infinite coordinate"),
     Case("evaluate/manifest missing field", _eval("missing_field"), _text("test_vggss.jsonl:2"), r"missing field.*audio"),
     Case("evaluate/manifest duplicate id", _eval("dup_id"), _text("test_vggss.jsonl:4"), "duplicate id"),
@@ -310,6 +307,9 @@ CASES = [
     Case("train/data.image_size=7", _train("data.image_size=7"), _text("data.image_size=7"), "smaller than the network's stride"),
     Case("train/optim.lr=0", _train("optim.lr=0"), _text("optim.lr=0"), "greater than 0"),
     Case("train/unknown key", _train("train.epoch=3"), _text("train.epoch"), ""),
+    Case("train/--ablation unknown row", _train("--ablation", "s_x"), _text("--ablation"), "invalid choice: 's_x'"),
+    Case("train/unknown backbone", _train("model.image_backbone=vit"), _text("model.image_backbone"),
+         "unknown backbone 'vit'; registered: resnet18"),
     Case("train/config damaged YAML", lambda x: ["train", "--config", str(x.yaml_damaged)], _name("yaml_damaged"), ""),
     Case("train/config missing", lambda x: ["train", "--config", "no_such_config"], _text("no_such_config"), "not found"),
     Case("train/data root missing", _train(root="missing"), _text("nowhere"), "not found"),
@@ -373,6 +373,13 @@ CASES = [
          "not valid JSON"),
     # demo and the dispatcher
     Case("demo/--repetitions 0", lambda x: ["demo", "--repetitions", "0"], _text("--repetitions"), "must be at least 1"),
+    Case("demo/--preset unknown", lambda x: ["demo", "--preset", "huge"], _text("--preset"), "invalid choice: 'huge'"),
+    Case("demo/unknown override", lambda x: ["demo", "--out", str(x.root / "d"), "train.epoch=1"], _text("train.epoch"),
+         "unknown key"),
+    Case("demo/--device nonsense", lambda x: ["demo", "--out", str(x.root / "d"), "--device", "tpu9"],
+         _text("--device tpu9"), "not a device"),
+    Case("demo/--out is a file", lambda x: ["demo", "--out", str(x.text), "--device", "cpu"], _name("text"),
+         "is a file, not a folder"),
     Case("dispatcher/unknown command", lambda x: ["frobnicate"], _text("'frobnicate'"), "unknown command"),
     Case("dispatcher/group without a command", lambda x: ["data"], _text("data"), "choose one of"),
 ]

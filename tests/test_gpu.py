@@ -28,23 +28,15 @@ import torch
 
 from sslsan.data.manifest import read_manifest
 from sslsan.engine import train
+from sslsan.engine.data import TrainItems, collate_items
 from sslsan.engine.distributed import DistInfo
-from sslsan.engine.train import (
-    InputBuilder,
-    StepModule,
-    TrainItems,
-    _Averager,
-    _terms,
-    build_model,
-    build_optimizer,
-    collate_items,
-    forward_loss,
-    step_generator,
-)
+from sslsan.engine.step import InputBuilder, StepModule, forward_loss
+from sslsan.engine.streams import step_generator
+from sslsan.engine.train import Averager, build_model, build_optimizer, scalar_terms
 from sslsan.losses import SSLSaNObjective
 from sslsan.models import load_model
 from sslsan.utils.logging import read_jsonl
-from test_train import make_tiny_data, tiny_config
+from conftest import tiny_config, write_tiny_data
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
@@ -54,7 +46,7 @@ PAPER_AUG = ("data.jitter_p=0.8", "data.grayscale_p=0.2", "data.blur_p=0.5", "au
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    return make_tiny_data(tmp_path_factory.mktemp("gpu"), n_train=16, n_val=8)
+    return write_tiny_data(tmp_path_factory.mktemp("gpu"), n_train=16, n_val=8, n_test=0)
 
 
 @contextlib.contextmanager
@@ -143,7 +135,7 @@ def test_cuda_training_step_never_waits_for_the_device(data_root):
     builder = InputBuilder(cfg, dev)
     items = TrainItems(read_manifest(data_root / "train.jsonl"), cfg, train=True)
     batches = [_pinned(collate_items([items[(0, i)] for i in range(k * 4, k * 4 + 4)])) for k in range(2)]
-    avg = _Averager()
+    avg = Averager()
 
     def step(i: int) -> None:
         loss, terms = forward_loss(step_module, builder, batches[i % 2], step_generator(7, 0, i, 0),
@@ -151,7 +143,7 @@ def test_cuda_training_step_never_waits_for_the_device(data_root):
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        avg.add(_terms(loss, terms))
+        avg.add(scalar_terms(loss, terms))
 
     for i in range(2):  # warm-up: cuDNN plans, allocator pools, cached constants
         step(i)

@@ -1,4 +1,4 @@
-"""Objective terms against slow, literal re-statements of model_spec §4-5 and DECISIONS D2/D14."""
+"""Objective terms against slow, literal re-statements of docs/model.md §4-5 and DECISIONS D2/D14."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def sigmoid(x: float) -> float:
 
 
 def slow_logits(cross: torch.Tensor) -> list[list[float]]:
-    """model_spec §4.1 by loops in float64; A is the diagonal of A0."""
+    """docs/model.md §4.1 by loops in float64; A is the diagonal of A0."""
     b, _, h, w = cross.shape
     rows = []
     for n in range(b):
@@ -132,7 +132,7 @@ def slow_resize(img: torch.Tensor, out: int) -> torch.Tensor:
 
 
 def slow_te_transform(x: torch.Tensor, angle: int, scale: float, flip: bool, size: int) -> torch.Tensor:
-    """model_spec §4.2 literally: upsample, rotate+scale about (size/2, size/2), resize, flip."""
+    """docs/model.md §4.2 literally: upsample, rotate+scale about (size/2, size/2), resize, flip."""
     h = x.shape[0]
     canvas = slow_resize(x.double(), size) if h != size else x.double()
     a, c = math.radians(angle), size / 2.0

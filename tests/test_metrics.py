@@ -70,7 +70,7 @@ def test_upsample_matches_torch_bilinear_and_float64_formula():
     up = M.upsample(m)
     ref = torch.nn.functional.interpolate(torch.from_numpy(m)[:, None], size=(224, 224), mode="bilinear", align_corners=False)
     assert np.abs(up - ref[:, 0].numpy()).max() <= 3e-7
-    # exact real-valued bilinear (float64): within a few float32 ulps (metrics_spec: cv2 <= 1.8e-7)
+    # exact real-valued bilinear (float64): within a few float32 ulps (docs/metrics.md §1.2: cv2 within 1.8e-7)
     src = np.clip((np.arange(224) + 0.5) / 16 - 0.5, 0, 13)
     i0 = np.minimum(np.floor(src).astype(int), 12)
     w = src - i0
@@ -226,7 +226,7 @@ def test_adaptive_threshold_rules():
     # batched: one threshold per map, float32 array
     both = M.adaptive_threshold(np.stack([pred, pred]), np.stack([gt, np.zeros((4, 4))]))
     assert both.dtype == np.float32 and both.tolist() == [13.0, 8.0]
-    # constant map: the prediction is empty -> cIoU 0, or NaN with an empty GT (metrics_spec §6.7)
+    # constant map: the prediction is empty -> cIoU 0, or NaN with an empty GT (docs/metrics.md §6, item 5)
     flat = np.full((4, 4), 0.2, np.float32)
     assert M.ciou(flat, gt, M.adaptive_threshold(flat, gt))[0] == 0.0
     assert math.isnan(M.ciou(flat, gt * 0, M.adaptive_threshold(flat, gt * 0))[0])

@@ -65,7 +65,7 @@ def test_full_width_image_map_is_14x14_and_names_match_the_original():
     assert n_params == 23_947_732 - (3_136 + 18_816 + 513_000) - (9_408 + 18_816 + 513_000) - 524_800 - 4
 
 
-def test_initialisation_follows_model_spec():
+def test_initialisation_follows_ssl_tie():
     model = Localizer(ModelConfig(width=0.5), generator=torch.Generator().manual_seed(0))
     bn_w = torch.cat([m.weight for m in model.modules() if isinstance(m, nn.BatchNorm2d)])
     bn_b = torch.cat([m.bias for m in model.modules() if isinstance(m, nn.BatchNorm2d)])
@@ -86,7 +86,7 @@ def test_checkpoint_round_trip_keeps_weights_and_metadata(tmp_path):
                            image_size=112, universal_threshold=0.3338, epoch=3, optimizer=opt.state_dict())
     assert sorted(p.name for p in path.parent.iterdir()) == ["latest.pt"]  # no temp file left
     raw = read_checkpoint(path)
-    assert raw["epoch"] == 3 and "state" in raw["optimizer"] and raw["model_config"] == {"width": 0.125}
+    assert raw["epoch"] == 3 and "state" in raw["optimizer"] and raw["model_config"] == {"width": 0.125, "image_backbone": "resnet18", "audio_backbone": "resnet18"}
     assert all(not k.startswith("module.") for k in raw["state_dict"])
     loaded = load_model(path)
     assert not loaded.training and loaded.cfg.width == 0.125
@@ -96,6 +96,48 @@ def test_checkpoint_round_trip_keeps_weights_and_metadata(tmp_path):
         assert torch.equal(v, w), k
     with pytest.raises(ValueError, match="reserved"):
         save_checkpoint(tmp_path / "x.pt", model, state_dict={})
+
+
+class TinyTower(nn.Module):
+    """A user's own tower: two strided convs, post-ReLU, stride 4."""
+
+    def __init__(self, in_channels: int, width: float):
+        super().__init__()
+        self.out_channels = max(1, round(512 * width))  # as ResNet-18: the towers must agree
+        self.net = nn.Sequential(nn.Conv2d(in_channels, 16, 3, 2, 1), nn.ReLU(),
+                                 nn.Conv2d(16, self.out_channels, 3, 2, 1), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def test_backbone_registry_builds_saves_and_loads_a_new_tower(tmp_path):
+    """A tower added by name, without touching the localizer: trained-from-config, saved, loaded by name."""
+    from sslsan.models import BACKBONES, get_backbone, register_backbone
+
+    register_backbone("tiny_test", TinyTower, stride=4, ssl_tie_init=False)
+    try:
+        torch.manual_seed(0)
+        model = Localizer(ModelConfig(width=0.125, image_backbone="tiny_test")).eval()
+        assert isinstance(model.imgnet, TinyTower) and type(model.audnet).__name__ == "ResNet18Tower"
+        images, specs = inputs()
+        with torch.no_grad():
+            sim = model.similarity_map(images, specs)
+        assert sim.shape == (3, 1, 16, 16) and sim.min() >= 0  # stride 4 at 64 px
+        path = save_checkpoint(tmp_path / "tiny.pt", model, image_size=64)
+        assert read_checkpoint(path)["model_config"]["image_backbone"] == "tiny_test"
+        loaded = load_model(path)
+        assert isinstance(loaded.imgnet, TinyTower)
+        with torch.no_grad():
+            torch.testing.assert_close(loaded.similarity_map(images, specs), sim)
+        # ssl_tie_init=False keeps the tower's own initialisation (here PyTorch's conv default: bias not zero)
+        assert model.imgnet.net[0].bias.abs().sum() > 0
+    finally:
+        del BACKBONES["tiny_test"]
+    with pytest.raises(CheckpointError, match=r"tiny.pt: unknown backbone 'tiny_test'; registered: resnet18"):
+        load_model(path)
+    with pytest.raises(ValueError, match="unknown backbone 'vit'"):
+        get_backbone("vit")
 
 
 def original_format(model: Localizer, prefix="module.") -> dict:

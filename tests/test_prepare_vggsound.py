@@ -260,7 +260,7 @@ def test_prepared_data_feeds_the_training_loader(tmp_path, media):
     for it in items:
         assert it["image"].shape == (3, 224, 224) and it["image"].dtype == torch.float32
         assert it["wave"].shape == (AudioConfig().tile_samples,)
-    # the 1.5 s clip was stored short and tiled at load (model_spec section 1)
+    # the 1.5 s clip was stored short and tiled at load (docs/model.md §1)
     short = items[[s.id for s in ds.manifest].index("CCCCCCCCCCC_000030")]["wave"]
     n = len(load_audio(ds.manifest.resolve(ds.manifest.samples[1].audio)))
     torch.testing.assert_close(short[n:2 * n], short[:n])

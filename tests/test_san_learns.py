@@ -16,8 +16,7 @@ import torch
 
 from sslsan.config import load_config
 from sslsan.data.synthetic import generate_dataset, preset_config
-from sslsan.engine import TrainConfig, train
-from sslsan.engine.config import ablation_overrides
+from sslsan.engine import TrainConfig, ablation_overrides, train
 from sslsan.utils.logging import read_jsonl
 
 SETTING = ["data.image_size=64", "model.width=0.125", "train.batch_size=16", "train.epochs=6", "train.seed=0",

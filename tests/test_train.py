@@ -1,7 +1,7 @@
 """The training engine: end-to-end run directory, exact resume, DDP (gloo) = single process, configs, errors.
 
-Everything runs on a tiny dataset written here in real formats (JPEG frames, PCM16 WAV clips, JSONL
-manifests), a width-0.125 model, 32 px images and 16x33 spectrograms, so the file takes seconds.
+Everything runs on the tiny data set of conftest (JPEG frames, PCM16 WAV clips, JSONL manifests), a
+width-0.125 model, 32 px images and 16x33 spectrograms (conftest.TINY), so the file takes seconds.
 """
 
 from __future__ import annotations
@@ -14,104 +14,33 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
-from PIL import Image
+from conftest import TINY, command, tiny_config
 
 from sslsan.audio import tile_to_length
 from sslsan.config import ConfigError, load_config, save_config, to_dict
-from sslsan.data.manifest import Sample, read_manifest, write_manifest
-from sslsan.engine import TrainConfig, TrainDataError, train
-from sslsan.engine.config import ABLATIONS, ablation_overrides, resolve_train_config
-from sslsan.engine.train import (
-    InputBuilder,
-    KeyedSampler,
-    StepModule,
-    TrainItems,
-    build_model,
-    collate_items,
-    build_optimizer,
-    load_or_compute_power_cache,
-    power_cache_path,
-    forward_loss,
-    step_generator,
-)
+from sslsan.data.manifest import read_manifest
+from sslsan.engine import ABLATIONS, TrainConfig, ablation_overrides, train
+from sslsan.engine.data import KeyedSampler, TrainItems, collate_items, load_or_compute_power_cache, power_cache_path
 from sslsan.engine.distributed import DistInfo
+from sslsan.engine.step import InputBuilder, StepModule, forward_loss
+from sslsan.engine.streams import step_generator
+from sslsan.engine.train import build_model, build_optimizer
 from sslsan.losses import SSLSaNObjective
-from sslsan.media import wav_bytes
 from sslsan.models import load_model, read_checkpoint
 from sslsan.utils.logging import read_jsonl
 
-from conftest import command
-
-SR = 16000
 train_main = command("train")
-
-
-def _write_wav(path: Path, x: np.ndarray) -> None:
-    path.write_bytes(wav_bytes(x, SR))
-
-
-def make_tiny_data(root: Path, n_train: int = 8, n_val: int = 4, seed: int = 0) -> Path:
-    """A coloured square on noise + a tone whose pitch depends on the square's colour."""
-    rng = np.random.default_rng(seed)
-    (root / "frames").mkdir(parents=True)
-    (root / "audio").mkdir()
-    t = np.arange(int(0.5 * SR)) / SR
-    for split, n in (("train", n_train), ("val", n_val)):
-        samples = []
-        for i in range(n):
-            sid = f"{split}{i:03d}"
-            img = rng.integers(0, 60, (40, 40, 3), dtype=np.uint8)
-            c = i % 3
-            x0, y0 = rng.integers(0, 20, 2)
-            img[y0 : y0 + 16, x0 : x0 + 16, c] = 230
-            Image.fromarray(img).save(root / "frames" / f"{sid}.jpg", quality=90)
-            _write_wav(root / "audio" / f"{sid}.wav", 0.3 * np.sin(2 * np.pi * (300 + 400 * c) * t) + 0.02 * rng.standard_normal(t.size))
-            box = [x0 / 40, y0 / 40, (x0 + 16) / 40, (y0 + 16) / 40]
-            samples.append(Sample(id=sid, image=f"frames/{sid}.jpg", audio=f"audio/{sid}.wav", boxes=[box], category=f"c{c}"))
-        write_manifest(root / f"{split}.jsonl", samples)
-    return root
-
-
-TINY = [
-    "model.width=0.125",
-    "audio.clip_seconds=0.5",
-    "audio.tile_seconds=0.5",
-    "audio.n_fft=256",
-    "audio.hop_length=250",
-    "audio.n_mels=16",
-    "audio.time_mask=8",
-    "audio.freq_mask=4",
-    "data.image_size=32",
-    "data.num_workers=0",
-    "train.batch_size=4",
-    "train.epochs=2",
-    "train.log_every=1",
-    "train.seed=7",
-    "train.threads=1",
-    "optim.lr=1e-3",
-    "eval.calibrate_threshold=false",
-]
-
-
-def tiny_config(root: Path, *more: str) -> TrainConfig:
-    return resolve_train_config(load_config(TrainConfig, "synth_cpu", [*TINY, f"data.root={root}", *more]))
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    return make_tiny_data(tmp_path_factory.mktemp("tiny"))
 
 
 def _params(state_dict: dict) -> dict[str, torch.Tensor]:
     return {k: v for k, v in state_dict.items() if v.is_floating_point()}
 
 
-def test_end_to_end_run_directory(data_root, tmp_path):
-    cfg = tiny_config(data_root, "eval.calibrate_threshold=true", "eval.calibration_repetitions=2")
+def test_end_to_end_run_directory(tiny_data, tmp_path):
+    cfg = tiny_config(tiny_data, "eval.calibrate_threshold=true", "eval.calibration_repetitions=2")
     run = train(cfg, tmp_path / "run", device="cpu")
     assert (run / "config.yaml").exists()
     assert load_config(TrainConfig, run / "config.yaml") == cfg  # the resolved config round-trips
@@ -147,34 +76,26 @@ def test_end_to_end_run_directory(data_root, tmp_path):
         min(r["val"]["loss"] for r in epochs)
     )
 
-    try:
-        import sslsan.evaluation as ev
-
-        have_calibration = hasattr(ev, "calibrate_universal_threshold")
-    except ImportError:
-        have_calibration = False
     cal = [r for r in log if r.get("kind") == "calibration"]
     assert len(cal) == 1
-    if have_calibration:
-        record = json.loads((run / "threshold.json").read_text())
-        thr = record["universal_threshold"]
-        assert record["details"]["repetitions"] == 2 and record["manifest"] == str(data_root / "val.jsonl")
-        assert load_model(run / "checkpoints" / "best.pt").universal_threshold == pytest.approx(thr)
-    else:
-        assert "skipped" in cal[0] and not (run / "threshold.json").exists()
+    record = json.loads((run / "threshold.json").read_text())
+    thr = record["universal_threshold"]
+    assert cal[0]["universal_threshold"] == thr
+    assert record["details"]["repetitions"] == 2 and record["manifest"] == str(tiny_data / "val.jsonl")
+    assert load_model(run / "checkpoints" / "best.pt").universal_threshold == pytest.approx(thr)
 
 
-def test_resume_gives_the_same_weights(data_root, tmp_path):
+def test_resume_gives_the_same_weights(tiny_data, tmp_path):
     """Epochs 1+2 in one go == epoch 1, stop, resume for epoch 2 (also with a different worker count), bit for bit.
 
     With the paper's augmentation (colour jitter, grayscale, blur on the device; SpecAugment), so that
     every keyed draw of the step is replayed.
     """
     paper_aug = ("data.jitter_p=0.8", "data.grayscale_p=0.2", "data.blur_p=0.5", "audio.spec_augment=true")
-    full = train(tiny_config(data_root, *paper_aug), tmp_path / "full", device="cpu")
-    part = train(tiny_config(data_root, *paper_aug, "train.epochs=1"), tmp_path / "part", device="cpu")
+    full = train(tiny_config(tiny_data, *paper_aug), tmp_path / "full", device="cpu")
+    part = train(tiny_config(tiny_data, *paper_aug, "train.epochs=1"), tmp_path / "part", device="cpu")
     assert read_checkpoint(part / "checkpoints" / "latest.pt")["epoch"] == 1
-    train(tiny_config(data_root, *paper_aug, "data.num_workers=2"), part, device="cpu", resume=True)
+    train(tiny_config(tiny_data, *paper_aug, "data.num_workers=2"), part, device="cpu", resume=True)
 
     a = read_checkpoint(full / "checkpoints" / "latest.pt")
     b = read_checkpoint(part / "checkpoints" / "latest.pt")
@@ -188,12 +109,12 @@ def test_resume_gives_the_same_weights(data_root, tmp_path):
     lb = [r["loss"] for r in read_jsonl(part / "log.jsonl") if r.get("kind") == "train"]
     assert lb == la
     # another seed gives other weights, so the comparison above can fail
-    other = train(tiny_config(data_root, *paper_aug, "train.seed=8", "train.epochs=1"), tmp_path / "other", device="cpu")
+    other = train(tiny_config(tiny_data, *paper_aug, "train.seed=8", "train.epochs=1"), tmp_path / "other", device="cpu")
     wo = load_model(other / "checkpoints" / "latest.pt").state_dict()
     assert any(not torch.equal(wo[k], wb[k]) for k in _params(wo))
 
 
-def test_ddp_gloo_two_processes_equals_single_process(data_root, tmp_path):
+def test_ddp_gloo_two_processes_equals_single_process(tiny_data, tmp_path):
     """One DDP step on 2 CPU processes (gloo, via torchrun and the real CLI) == one single-process step.
 
     BatchNorm: under DDP each rank normalises its own half-batch with that half's statistics, so the
@@ -202,7 +123,7 @@ def test_ddp_gloo_two_processes_equals_single_process(data_root, tmp_path):
     (loss_0 + loss_1) / 2 -- the gradient DDP's all-reduce averages -- and takes one Adam step.
     Parameters are compared; BN running statistics are not (rank 0's buffers only saw its half).
     """
-    cfg = tiny_config(data_root, "train.epochs=1", "train.max_steps_per_epoch=1", "data.val_manifest=null")
+    cfg = tiny_config(tiny_data, "train.epochs=1", "train.max_steps_per_epoch=1", "data.val_manifest=null")
     cfg_path = tmp_path / "cfg.yaml"
     save_config(cfg, cfg_path)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -216,7 +137,7 @@ def test_ddp_gloo_two_processes_equals_single_process(data_root, tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the torchrun processes (OMP_NUM_THREADS=1): same kernels, same rounding
     try:
-        losses, model = _reference_ddp_step(cfg, data_root)
+        losses, model = _reference_ddp_step(cfg, tiny_data)
     finally:
         torch.set_num_threads(threads)
 
@@ -232,13 +153,13 @@ def test_ddp_gloo_two_processes_equals_single_process(data_root, tmp_path):
     assert changed > 0  # the step moved the weights, so the comparison is not trivially of the init
 
 
-def _reference_ddp_step(cfg: TrainConfig, data_root: Path):
+def _reference_ddp_step(cfg: TrainConfig, tiny_data: Path):
     """Single process: each rank's half-batch separately, gradients averaged, one Adam step."""
     model = build_model(cfg, torch.device("cpu"))
     step_module = StepModule(model, SSLSaNObjective(cfg.objective))
     optimizer = build_optimizer(model, cfg, torch.device("cpu"))
     builder = InputBuilder(cfg, torch.device("cpu"))
-    items = TrainItems(read_manifest(data_root / "train.jsonl"), cfg, train=True, with_noise=builder.need_noise)
+    items = TrainItems(read_manifest(tiny_data / "train.jsonl"), cfg, train=True, with_noise=builder.need_noise)
     half = cfg.train.batch_size // 2
     losses = []
     optimizer.zero_grad()
@@ -259,11 +180,11 @@ def _reference_ddp_step(cfg: TrainConfig, data_root: Path):
     return losses, model
 
 
-def test_input_builder_negatives_and_spectrogram_cache(data_root, tmp_path):
-    cfg = tiny_config(data_root)
+def test_input_builder_negatives_and_spectrogram_cache(tiny_data, tmp_path):
+    cfg = tiny_config(tiny_data)
     dev = torch.device("cpu")
     builder = InputBuilder(cfg, dev)
-    items = TrainItems(read_manifest(data_root / "train.jsonl"), cfg, train=True, with_noise=True)
+    items = TrainItems(read_manifest(tiny_data / "train.jsonl"), cfg, train=True, with_noise=True)
     batch = collate_items([items[(0, i)] for i in range(4)])
     x = builder(batch, augment=False, generator=step_generator(7, 0, 0, 0))
     n_frames = 1 + cfg.audio.tile_samples // cfg.audio.hop_length
@@ -281,33 +202,33 @@ def test_input_builder_negatives_and_spectrogram_cache(data_root, tmp_path):
     assert not torch.equal(device_noise(0, 0), device_noise(1, 0))
     assert device_noise(0, 0).std() == pytest.approx(1.0, abs=0.05)  # N(0, 1)
     # noise in the loader: keyed by (seed, epoch, index): replays, and is redrawn every epoch
-    loader_items = TrainItems(items.manifest, tiny_config(data_root, "data.noise_on=loader"), train=True, with_noise=True)
+    loader_items = TrainItems(items.manifest, tiny_config(tiny_data, "data.noise_on=loader"), train=True, with_noise=True)
     assert torch.equal(loader_items[(0, 2)]["noise"], loader_items[(0, 2)]["noise"])
     assert not torch.equal(loader_items[(0, 2)]["noise"], loader_items[(1, 2)]["noise"])
     assert not torch.equal(loader_items[(0, 2)]["noise"], loader_items[(0, 3)]["noise"])
     assert loader_items[(0, 2)]["noise"].std() == pytest.approx(1.0, abs=0.05)  # N(0, 1)
     # the vssl_eval convention: negatives as linear power (silence = an all-zero tensor)
-    lin = InputBuilder(tiny_config(data_root, "audio.negatives_in_db=false"), dev)
+    lin = InputBuilder(tiny_config(tiny_data, "audio.negatives_in_db=false"), dev)
     y = lin(batch, augment=False, generator=step_generator(7, 0, 0, 0))
     assert torch.all(y["silence_spec"] == 0)
     torch.testing.assert_close(builder.frontend.to_db(y["noise_specs"]), x["noise_specs"])
     # SpecAugment only when augmenting, on power before dB: masked cells are -100 dB
-    specaug = InputBuilder(tiny_config(data_root, "audio.spec_augment=true", "audio.specaug_p=1.0"), dev)
+    specaug = InputBuilder(tiny_config(tiny_data, "audio.spec_augment=true", "audio.specaug_p=1.0"), dev)
     aug = specaug(batch, augment=True, generator=step_generator(7, 0, 0, 0))
     assert (aug["specs"] == -100).sum() > (x["specs"] == -100).sum()
     # switches off -> no negatives computed at all
-    tie = InputBuilder(tiny_config(data_root, *ablation_overrides("ssl_tie")), dev)
+    tie = InputBuilder(tiny_config(tiny_data, *ablation_overrides("ssl_tie")), dev)
     z = tie(batch, augment=False, generator=step_generator(7, 0, 0, 0))
     assert z["silence_spec"] is None and z["noise_specs"] is None
     # the mel cache holds exactly what the front-end computes per batch; stored once, then read back
     copy = tmp_path / "copy"
-    shutil.copytree(data_root, copy, ignore=shutil.ignore_patterns(".sslsan_cache"))
+    shutil.copytree(tiny_data, copy, ignore=shutil.ignore_patterns(".sslsan_cache"))
     m = read_manifest(copy / "train.jsonl")
     cache, source = load_or_compute_power_cache(m, cfg, builder.frontend, dev, DistInfo(), progress=False)
     assert source == "computed" and power_cache_path(m, cfg).exists()
     again, source = load_or_compute_power_cache(m, cfg, builder.frontend, dev, DistInfo(), progress=False)
     assert source == "disk" and torch.equal(again, cache)
-    other = tiny_config(data_root, "audio.n_mels=12")  # another front-end: another cache file
+    other = tiny_config(tiny_data, "audio.n_mels=12")  # another front-end: another cache file
     assert power_cache_path(m, other) != power_cache_path(m, cfg)
     # the key covers the audio files themselves: replaced clips (same manifest) give another cache
     wav = m.resolve(m[0].audio)
@@ -330,11 +251,11 @@ def test_input_builder_negatives_and_spectrogram_cache(data_root, tmp_path):
     torch.testing.assert_close(xc["images"], x["images"])
 
 
-def test_clips_of_any_length_collate_and_tile_on_the_device(data_root):
+def test_clips_of_any_length_collate_and_tile_on_the_device(tiny_data):
     """The loader sends clips untiled (zero-padded to the batch's longest); the device tiles each as SSL-TIE does."""
-    cfg = tiny_config(data_root)
+    cfg = tiny_config(tiny_data)
     builder = InputBuilder(cfg, torch.device("cpu"))
-    items = TrainItems(read_manifest(data_root / "train.jsonl"), cfg, train=True)
+    items = TrainItems(read_manifest(tiny_data / "train.jsonl"), cfg, train=True)
     wave = items[(0, 0)]["wave"]
     assert wave.shape == (cfg.audio.tile_samples,)  # a 0.5 s clip with a 0.5 s tile: read whole, not tiled
     clips = [wave[:3000], wave[:8000], wave[:5000]]  # shorter than the tile: repeated, rows of their own period
@@ -361,15 +282,18 @@ def test_shipped_configs_and_table4_rows():
     }
     assert list(rows) == list(ABLATIONS)
     for name, want in rows.items():
-        o = load_config(TrainConfig, f"ablation/{name}").objective
+        o = load_config(TrainConfig, "vggsound144k", ablation_overrides(name)).objective
         assert (o.use_silence, o.use_noise, o.loss_silence, o.loss_noise) == tuple(map(bool, want)), name
         o2 = load_config(TrainConfig, "synth_cpu", ablation_overrides(name)).objective
         assert (o2.use_silence, o2.use_noise, o2.loss_silence, o2.loss_noise) == tuple(map(bool, want)), name
+    assert [r.label for r in ABLATIONS.values()] == ["SSL-TIE", "S", "S+LS", "N", "N+LN", "S+N", "SSL-SaN"]
+    with pytest.raises(ConfigError, match="unknown ablation 'x'; Table 4 rows: ssl_tie, s, s_ls"):
+        ablation_overrides("x")
     over = load_config(TrainConfig, "synth_cpu", ["train.epochs=3", "optim.betas=[0.8, 0.9]", "data.val_manifest=null"])
     assert over.train.epochs == 3 and over.optim.betas == (0.8, 0.9) and over.data.val_manifest is None
 
 
-def test_cli_errors_are_one_clear_line(data_root, tmp_path, capsys):
+def test_cli_errors_are_one_clear_line(tiny_data, tmp_path, capsys):
     def run(*argv: str) -> str:
         assert train_main(list(argv)) == 2
         err = capsys.readouterr().err.strip()
@@ -393,19 +317,19 @@ def test_cli_errors_are_one_clear_line(data_root, tmp_path, capsys):
     # a manifest naming files that are not there: counted, the first one named
     bad = tmp_path / "bad"
     bad.mkdir()
-    (bad / "train.jsonl").write_text((data_root / "train.jsonl").read_text())
+    (bad / "train.jsonl").write_text((tiny_data / "train.jsonl").read_text())
     msg = run("--config", "synth_cpu", "--data-root", str(bad), "--run-dir", str(tmp_path / "r"))
-    assert "16 file(s)" in msg and str(bad / "frames" / "train000.jpg") in msg
+    assert "16 file(s)" in msg and str(bad / "frames" / "train_00.jpg") in msg
     (wrong / "train.jsonl").write_text("")
     assert "empty" in run("--config", "synth_cpu", "--data-root", str(wrong), "--run-dir", str(tmp_path / "r"))
-    assert "nothing to resume" in run("--config", "synth_cpu", "--data-root", str(data_root), "--run-dir", str(tmp_path / "r"), "--resume")
-    big = run("--config", "synth_cpu", *TINY, "train.batch_size=64", "--data-root", str(data_root), "--run-dir", str(tmp_path / "r"))
+    assert "nothing to resume" in run("--config", "synth_cpu", "--data-root", str(tiny_data), "--run-dir", str(tmp_path / "r"), "--resume")
+    big = run("--config", "synth_cpu", *TINY, "train.batch_size=64", "--data-root", str(tiny_data), "--run-dir", str(tmp_path / "r"))
     assert "fewer than one batch" in big
 
 
-def test_cli_trains_then_refuses_to_overwrite_and_resumes(data_root, tmp_path, capsys):
+def test_cli_trains_then_refuses_to_overwrite_and_resumes(tiny_data, tmp_path, capsys):
     run_dir = tmp_path / "cli"
-    args = ["--config", "synth_cpu", *TINY, "train.epochs=1", "train.max_steps_per_epoch=1", "--data-root", str(data_root),
+    args = ["--config", "synth_cpu", *TINY, "train.epochs=1", "train.max_steps_per_epoch=1", "--data-root", str(tiny_data),
             "--run-dir", str(run_dir), "--device", "cpu", "--no-progress"]
     assert train_main(args) == 0
     assert "epoch 1/1" in capsys.readouterr().err
@@ -421,15 +345,35 @@ def test_cli_trains_then_refuses_to_overwrite_and_resumes(data_root, tmp_path, c
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["epochs"] == 2
 
 
-def test_table4_switches_reach_the_objective(data_root, tmp_path):
-    """SSL-TIE logs no silence/noise terms and feeds no negatives; silence-only logs exactly L_S."""
-    def terms(name: str) -> set[str]:
-        cfg = tiny_config(data_root, *ablation_overrides(name), "train.epochs=1", "train.max_steps_per_epoch=1",
-                          "data.val_manifest=null")
-        run = train(cfg, tmp_path / name, device="cpu")
+def test_table4_switches_reach_the_objective(tiny_data, tmp_path):
+    """SSL-TIE logs no silence/noise terms and feeds no negatives; silence-only logs exactly L_S
+    (through `sslsan train --ablation`, which applies a Table-4 row on top of --config)."""
+    one_step = ["train.epochs=1", "train.max_steps_per_epoch=1", "data.val_manifest=null"]
+
+    def terms(run: Path) -> set[str]:
         rec = [r for r in read_jsonl(run / "log.jsonl") if r.get("kind") == "train"][0]
         assert math.isfinite(rec["loss"])
         return {k for k in rec if k.startswith(("loss_", "silence_", "noise_"))}
 
-    assert terms("ssl_tie") == {"loss_cl", "loss_cl_t", "loss_te"}
-    assert terms("s_ls") == {"loss_cl", "loss_cl_t", "loss_te", "loss_silence", "silence_map_mean"}
+    tie = train(tiny_config(tiny_data, *ablation_overrides("ssl_tie"), *one_step), tmp_path / "ssl_tie", device="cpu")
+    assert terms(tie) == {"loss_cl", "loss_cl_t", "loss_te"}
+    s_ls = tmp_path / "s_ls"
+    assert train_main(["--config", "synth_cpu", *TINY, "--ablation", "s_ls", *one_step, "--data-root", str(tiny_data),
+                       "--run-dir", str(s_ls), "--device", "cpu", "--no-progress"]) == 0
+    assert terms(s_ls) == {"loss_cl", "loss_cl_t", "loss_te", "loss_silence", "silence_map_mean"}
+    o = yaml.safe_load((s_ls / "config.yaml").read_text())["objective"]
+    assert (o["use_silence"], o["use_noise"], o["loss_silence"], o["loss_noise"]) == (True, False, True, False)
+
+
+def test_resume_check_treats_keys_a_run_predates_as_defaults(tmp_path):
+    """A run saved before a config key existed resumes (the key's default reproduces the old behaviour);
+    a saved value that differs in anything learned is refused."""
+    from sslsan.engine.run import check_resume_config
+
+    cfg = TrainConfig()
+    saved = to_dict(cfg)
+    del saved["model"]["image_backbone"], saved["objective"]["negatives_bn"]
+    check_resume_config(saved, cfg, tmp_path / "latest.pt")
+    saved["optim"]["lr"] = 0.5
+    with pytest.raises(ConfigError, match=r"optim.lr: 0.5 -> 0.0001\); use a new --run-dir"):
+        check_resume_config(saved, cfg, tmp_path / "latest.pt")

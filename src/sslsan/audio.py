@@ -1,4 +1,4 @@
-"""Audio front-end, faithful to SSL-TIE / SSL-SaN pre-processing (design/model_spec.md §1).
+"""Audio front-end, faithful to SSL-TIE / SSL-SaN pre-processing (docs/model.md §1).
 
 waveform (16 kHz mono) → tile to 10 s (repeat, then truncate) → |STFT|² (n_fft 512, hop 239, periodic
 Hann, reflect centre padding, normalised by sqrt(Σw²)) → HTK mel filterbank (257 filters, no area

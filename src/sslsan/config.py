@@ -7,13 +7,14 @@ against the field types, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
-import json
 import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+
+from sslsan.utils.io import atomic_write_text
 
 T = TypeVar("T")
 
@@ -201,10 +202,4 @@ def _deep_update(base: dict, new: dict, where: str) -> None:
 
 def save_config(cfg: Any, path: str | Path) -> None:
     """Write the resolved config as YAML (atomically)."""
-    from sslsan.utils.io import atomic_write_text
-
     atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
-
-
-def config_json(cfg: Any) -> str:
-    return json.dumps(to_dict(cfg), sort_keys=True)

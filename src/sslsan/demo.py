@@ -20,8 +20,21 @@ from typing import Any
 
 import numpy as np
 
+from sslsan.config import load_config, to_dict
+from sslsan.data.synthetic import default_workers, generate_dataset, preset_config
+from sslsan.engine import ABLATIONS, TrainConfig, ablation_overrides, train
+from sslsan.engine.train_config import validate_train_config
+from sslsan.evaluation import EvaluationConfig
+from sslsan.evaluation.evaluate import evaluate_checkpoint
+from sslsan.evaluation.per_category import per_category_markdown
+from sslsan.evaluation.report import comparison_markdown
+from sslsan.evaluation.training_curves import plot_training_curves
+from sslsan.models import read_checkpoint
+from sslsan.utils.device import resolve_device
+from sslsan.utils.io import atomic_write_text, make_folder
+
 MAIN_VARIANTS = ("ssl_san", "ssl_tie")
-DISPLAY = {"ssl_san": "SSL-SaN", "ssl_tie": "SSL-TIE", "s": "S", "s_ls": "S+LS", "n": "N", "n_ln": "N+LN", "s_n": "S+N"}
+DISPLAY = {name: row.label for name, row in ABLATIONS.items()}
 EVAL_SETS = ("synth-vggss", "synth-is3")
 KEY_METRICS = [  # (label, section, key, lower is better)
     ("cIoU_U", "localization", "ciou_u", False),
@@ -46,7 +59,7 @@ class DemoOptions:
     device: str = "auto"
     preset: str = "default"  # synthetic benchmark size: default | tiny
     image_size: int = 96
-    repetitions: int = 10
+    repetitions: int = EvaluationConfig.repetitions
     workers: int | None = None
     overrides: list[str] = field(default_factory=list)  # extra TrainConfig overrides, e.g. train.epochs=2
     progress: bool = True
@@ -58,15 +71,11 @@ def _log(msg: str) -> None:
 
 def prepare_data(opts: DemoOptions) -> Path:
     """Generate the embedded benchmark once (reused when a complete copy with the same settings exists)."""
-    from sslsan.data.synthetic import default_workers, generate_dataset, preset_config
-
     data = opts.out / ("data" if opts.data_seed == 0 else f"data_seed{opts.data_seed}")
     cfg = preset_config(opts.preset, image_size=opts.image_size, seed=opts.data_seed)
     meta_path = data / "dataset.json"
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
-        from sslsan.config import to_dict
-
         if meta.get("complete") and meta.get("config") == to_dict(cfg):
             _log(f"reusing the benchmark in {data}")
             return data
@@ -82,11 +91,6 @@ def run_name(variant: str, seed: int, opts: DemoOptions) -> str:
 
 def train_variant(variant: str, seed: int, data: Path, opts: DemoOptions, device: str) -> Path:
     """Train one configuration (or pick up a finished/interrupted run); returns its run directory."""
-    from sslsan.config import load_config
-    from sslsan.engine.config import TrainConfig, ablation_overrides
-    from sslsan.engine.train import train
-    from sslsan.models import read_checkpoint
-
     run_dir = opts.out / "runs" / run_name(variant, seed, opts)
     overrides = [f"data.root={data.resolve()}", f"train.seed={seed}", f"data.image_size={opts.image_size}",
                  *ablation_overrides(variant), *opts.overrides]
@@ -102,16 +106,14 @@ def train_variant(variant: str, seed: int, data: Path, opts: DemoOptions, device
 
 
 def evaluate_variant(run_dir: Path, dataset: str, data: Path, opts: DemoOptions, device: str) -> dict[str, Any]:
-    from sslsan.evaluation.evaluate import evaluate_checkpoint
-
     out = opts.out / "eval" / dataset / run_dir.name
     metrics_file = out / "metrics.json"
     ckpt = run_dir / "checkpoints" / "best.pt"
     if metrics_file.exists() and out.joinpath("done").exists():
         return json.loads(metrics_file.read_text())
     _log(f"evaluating {run_dir.name} on {dataset}")
-    m = evaluate_checkpoint(ckpt, dataset, data, out, repetitions=opts.repetitions, threshold="auto",
-                            device=device, seed=0, name=run_dir.name, progress=opts.progress)
+    m = evaluate_checkpoint(ckpt, dataset, data, out, EvaluationConfig(repetitions=opts.repetitions), device=device,
+                            name=run_dir.name, progress=opts.progress)
     out.joinpath("done").write_text("")
     return m
 
@@ -239,9 +241,6 @@ def findings(results: dict[str, list[dict]]) -> list[Finding]:
 def write_report(opts: DemoOptions, data: Path, results: dict[str, dict[str, list[dict]]], variants: list[str],
                  seconds: float, device: str) -> tuple[Path, str]:
     """report.md + figures/ (Fig. 1, Fig. 2 of the first seed) + the full paper tables of the first seed."""
-    from sslsan.evaluation.per_category import per_category_markdown
-    from sslsan.evaluation.report import comparison_markdown
-
     report_dir = opts.out
     figs = report_dir / "figures"
     figs.mkdir(parents=True, exist_ok=True)
@@ -276,31 +275,22 @@ def write_report(opts: DemoOptions, data: Path, results: dict[str, dict[str, lis
             for png in sorted(src.glob("*.png")):
                 dst = figs / f"{ds}_{v}_{png.name}"
                 shutil.copyfile(png, dst)
-    from sslsan.evaluation.training_curves import plot_training_curves
-
     plot_training_curves({DISPLAY.get(v, v): opts.out / "runs" / run_name(v, seeds[0], opts) for v in variants},
                          figs / "training_curves.png", title=f"training diagnostics, seed {seeds[0]}")
     pngs = sorted(figs.glob("*.png"))
     parts += ["## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in pngs] + [""]
     parts += ["## Files", "", "- `runs/<model>_seed<k>/`: config.yaml, log.jsonl (every loss term), checkpoints, threshold.json",
               "- `eval/<dataset>/<model>_seed<k>/`: maps.npz, metrics.json, report.md, offscreen.json, figures", ""]
-    from sslsan.utils.io import atomic_write_text
-
     path = atomic_write_text(report_dir / "report.md", "\n".join(parts))
     return path, printed
 
 
 def run_demo(opts: DemoOptions) -> dict[str, Any]:
     """Everything `sslsan demo` does; returns {"report": path, "findings": [...], "results": ...}."""
-    from sslsan.engine.config import ABLATIONS
-
     t0 = time.time()
-    device = opts.device
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    opts.out.mkdir(parents=True, exist_ok=True)
+    device = str(resolve_device(opts.device))
+    validate_train_config(load_config(TrainConfig, "synth_cpu", opts.overrides))  # a bad override fails before any work
+    make_folder(opts.out)
     data = prepare_data(opts)
     variants = list(MAIN_VARIANTS) + ([v for v in ABLATIONS if v not in MAIN_VARIANTS] if opts.ablation else [])
     results: dict[str, dict[str, list[dict]]] = {ds: {v: [] for v in variants} for ds in EVAL_SETS}
@@ -319,8 +309,6 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         "key_metrics": {ds: {v: {lab: _mean_std([_get(m, sec, key) for m in results[ds][v]])
                                  for lab, sec, key, _ in KEY_METRICS} for v in variants} for ds in EVAL_SETS},
     }
-    from sslsan.utils.io import atomic_write_text
-
     atomic_write_text(opts.out / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
     print(f"\n{EVAL_SETS[0]} test set, universal threshold per model (percent; Sep raw):\n")
     print(table)

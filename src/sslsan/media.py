@@ -31,8 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import av
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 
 from sslsan.utils.io import check_input_file
 
@@ -114,8 +116,6 @@ def resample_fifo(fifo, sample_rate: int, layout: str | None = None) -> np.ndarr
 
     Per-frame resampler calls cost more than the decoding itself (430 AAC frames per 10 s at 44.1 kHz).
     """
-    import av
-
     resampler = av.AudioResampler(format="fltp", layout=layout, rate=sample_rate)
     chunks = [f.to_ndarray() for f in resampler.resample(fifo.read())]
     chunks += [f.to_ndarray() for f in resampler.resample(None)]
@@ -123,8 +123,6 @@ def resample_fifo(fifo, sample_rate: int, layout: str | None = None) -> np.ndarr
 
 
 def _decode_with_av(path: Path, sample_rate: int) -> np.ndarray:
-    import av
-
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:
@@ -199,8 +197,6 @@ class _open_image:
         self.im = None
 
     def __enter__(self):
-        from PIL import Image, UnidentifiedImageError
-
         limit = Image.MAX_IMAGE_PIXELS
         try:
             with warnings.catch_warnings():
@@ -226,8 +222,6 @@ class _open_image:
 
 def _as_8bit(im):
     """16-bit and 32-bit greyscale scaled to 8 bits ("L"); other modes as they are (PIL converts them right)."""
-    from PIL import Image
-
     if im.mode.startswith("I"):  # I;16*, I: 16-bit PNG/TIFF greyscale (convert("L") would clip at 255)
         a = np.asarray(im, dtype=np.float64)
         return Image.fromarray(np.round(np.clip(a, 0, 65535) / 257.0).astype(np.uint8), "L")
@@ -281,8 +275,6 @@ def load_mask(path: str | Path) -> np.ndarray:
 
 def jpeg_bytes(image, quality: int = 95) -> bytes:
     """JPEG file contents of a PIL image or a uint8 (H, W, 3) array."""
-    from PIL import Image
-
     im = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
     buf = io.BytesIO()
     im.save(buf, format="JPEG", quality=quality)
@@ -291,8 +283,6 @@ def jpeg_bytes(image, quality: int = 95) -> bytes:
 
 def mask_png_bytes(mask: np.ndarray) -> bytes:
     """A binary mask as 0/255 greyscale PNG file contents."""
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(np.asarray(mask).astype(bool).astype(np.uint8) * 255, mode="L").save(buf, format="PNG")
     return buf.getvalue()
@@ -339,8 +329,6 @@ def frame_before(container, t: float) -> FramePick:
     Seeks to a key frame before `t` first. Decoding errors are returned, not raised, so a caller can
     tell a file cut after that frame from one that never decoded.
     """
-    import av
-
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
     try:
@@ -365,8 +353,6 @@ def video_frame(path: str | Path, at: float | None = None) -> tuple[torch.Tensor
 
     ImageError for a file that is not a decodable video, and for `at` outside the video.
     """
-    import av
-
     path = check_input_file(path, "video", ImageError)
     try:
         with av.open(str(path)) as c:

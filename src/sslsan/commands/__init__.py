@@ -3,7 +3,8 @@ arguments and makes one library call.
 
 Commands do not catch errors: `sslsan.cli`, the dispatcher, turns every user error (bad input file,
 setting or value) into one line on stderr and exit status 2, once for all commands. A command may name
-`ON_INTERRUPT`, the hint printed when Ctrl-C stops it.
+`ON_INTERRUPT`, the hint printed when Ctrl-C stops it. A command's `main` parses its arguments before
+it imports the library it calls, so `--help` and a bad argument never wait for torch to load.
 """
 
 from __future__ import annotations

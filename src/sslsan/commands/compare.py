@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from sslsan.commands import CommandParser
+from sslsan.utils.io import atomic_write_text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,10 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sslsan.evaluation.report import compare_figure, compare_runs
-    from sslsan.utils.io import atomic_write_text
-
     args = build_parser().parse_args(argv)
+    from sslsan.evaluation.report import compare_figure, compare_runs
+
     text = compare_runs(args.runs, args.names)
     if args.out:
         atomic_write_text(args.out, text)

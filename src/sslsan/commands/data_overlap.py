@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from sslsan.commands import CommandParser, non_negative_int
+from sslsan.utils.io import atomic_write_text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,10 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sslsan.data.overlap import overlap_files
-    from sslsan.utils.io import atomic_write_text
-
     args = build_parser().parse_args(argv)
+    from sslsan.data.overlap import overlap_files
+
     result = overlap_files(args.train, args.test)
     print(f"train {result.train}: {result.n_train} clips; test {result.test}: {result.n_test} clips")
     print(f"  same clip id:       {len(result.same_id):>7} test clips ({result.pct(len(result.same_id))})")

@@ -29,9 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     from sslsan.data.show import show_dataset
 
-    args = build_parser().parse_args(argv)
     written = show_dataset(args.dir, args.manifest, n=args.n, cols=args.cols, seed=args.seed, n_mels=args.n_mels,
                            out=args.out)
     print(f"wrote {written}")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from sslsan.commands import DEVICE_HELP, CommandParser, positive_int
+from sslsan.evaluation.eval_config import EvaluationConfig
 
 ON_INTERRUPT = "finished steps are kept; the same command continues from them"
 
@@ -29,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="default", choices=["default", "tiny"],
                    help="benchmark size: default (3000 training scenes) or tiny (seconds; for smoke tests)")
     p.add_argument("--image-size", type=int, default=96, help="frame size of the benchmark and the model input (default 96)")
-    p.add_argument("--repetitions", type=positive_int, default=10, help="negative-audio repetitions in evaluation (default 10)")
+    p.add_argument("--repetitions", type=positive_int, default=EvaluationConfig.repetitions,
+                   help=f"negative-audio repetitions in evaluation (default {EvaluationConfig.repetitions})")
     p.add_argument("--workers", type=positive_int, default=None, help="processes for data generation (default: CPUs, at most 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", metavar="key.sub=value",
@@ -38,9 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     from sslsan.demo import DemoOptions, run_demo
 
-    args = build_parser().parse_args(argv)
     seeds = args.seeds if args.seeds is not None else (list(range(args.n_seeds)) if args.n_seeds else [0])
     opts = DemoOptions(out=args.out, seeds=seeds, data_seed=args.data_seed, ablation=args.ablation, device=args.device,
                        preset=args.preset, image_size=args.image_size, repetitions=args.repetitions,

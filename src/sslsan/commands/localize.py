@@ -34,10 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sslsan.evaluation.localize import find_pairs, localize_to_folder
-
     parser = build_parser()
     args = parser.parse_args(argv)
+    from sslsan.evaluation.localize import find_pairs, localize_to_folder
+
     if args.pairs:
         pairs, lonely = find_pairs(args.pairs)
         if lonely:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 from pathlib import Path
 
 from sslsan.commands import CommandParser, positive_int
@@ -27,8 +28,6 @@ Then: sslsan evaluate --dataset NAME --data-root OUT, sslsan train with data.tra
 
 def _doc(module: str) -> str:
     """The module docstring of a prepare module: the layout it reads and the rules it applies."""
-    import importlib
-
     return importlib.import_module(f"sslsan.data.prepare.{module}").__doc__ or ""
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from sslsan.commands import CommandParser, unit_float
+from sslsan.utils.io import atomic_write_text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,13 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pathlib import Path
-
+    args = build_parser().parse_args(argv)
     from sslsan.evaluation.report import run_report, write_metrics
     from sslsan.evaluation.scoring import score_maps
-    from sslsan.utils.io import atomic_write_text
 
-    args = build_parser().parse_args(argv)
     m = score_maps(args.maps, args.threshold)
     m.setdefault("model", Path(args.maps).parent.name or Path(args.maps).stem)
     if args.out:

@@ -47,13 +47,13 @@ def _examples_manifest(args) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     import uvicorn
 
     from sslsan.serve.app import create_app, listen
     from sslsan.serve.service import LocalizationService, load_examples
     from sslsan.utils.device import resolve_device
 
-    args = build_parser().parse_args(argv)
     checkpoint = args.checkpoint or args.demo / DEMO_CHECKPOINT
     if args.checkpoint is None and not checkpoint.is_file():
         raise ValueError(f"{checkpoint}: no checkpoint; give --checkpoint PATH, or get one with `make demo` (it writes "

@@ -1,4 +1,4 @@
-"""The one manifest format every dataset is prepared into (design/datasets_spec.md section 9).
+"""The one manifest format every dataset is prepared into (docs/datasets.md §7).
 
 A manifest is a JSONL file, one sample per line. Paths are relative to the manifest's folder, so
 a prepared dataset can be moved as a whole. Loaders read manifests only; they never list folders.
@@ -24,6 +24,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
+
+from sslsan.utils.io import atomic_write_text
 
 
 class ManifestError(ValueError):
@@ -130,8 +132,6 @@ def read_manifest(path: str | Path, allow_empty: bool = False) -> Manifest:
 
 def write_manifest(path: str | Path, samples: Iterable[Sample]) -> Path:
     """Write samples as JSONL, atomically."""
-    from sslsan.utils.io import atomic_write_text
-
     text = "".join(s.to_json() + "\n" for s in samples)
     return atomic_write_text(path, text)
 

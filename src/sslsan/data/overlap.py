@@ -1,6 +1,6 @@
 """Clips a training manifest shares with a test manifest (the library of `sslsan data overlap`).
 
-Two kinds of overlap (datasets_spec 6.1: the EZ-VSL 144K list holds 3,709 VGG-SS test clips):
+Two kinds of overlap (docs/datasets.md §6: the EZ-VSL 144K list holds 3,709 VGG-SS test clips):
 * the same clip id;
 * the same YouTube video (`<11-char id>_<start>` ignoring the timestamp): a different 10 s window of a
   test video is still the same scene, so a model may have seen it.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sslsan.data.manifest import Manifest, read_manifest
+from sslsan.data.manifest import Manifest, Sample, read_manifest
 from sslsan.data.prepare.common import youtube_id
 
 
@@ -36,8 +36,6 @@ class Overlap:
 
 def read_ids_or_manifest(path: str | Path) -> Manifest:
     """A JSONL manifest, or a plain id list (.txt/.csv: first column, e.g. a public 144K list) as one."""
-    from sslsan.data.manifest import Sample
-
     path = Path(path)
     if path.suffix.lower() in (".txt", ".csv") and path.is_file():
         ids = [line.split(",")[0].strip() for line in path.read_text().splitlines()]

@@ -12,9 +12,16 @@ import math
 from pathlib import Path
 
 import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from PIL import Image
 
-from sslsan.data.manifest import Manifest, ManifestError
+from sslsan.audio import AudioConfig, LogMelSpectrogram
+from sslsan.data.manifest import Manifest, ManifestError, read_manifest
 from sslsan.data.registry import DATASETS
+from sslsan.media import load_audio, load_image, load_mask
+from sslsan.utils.io import atomic_write_bytes
 
 # manifests looked for (in this order) when DIR is a folder and --manifest is not given
 _DEFAULT_ORDER = ["test_vggss.jsonl", "test_is3.jsonl", "val.jsonl", "train.jsonl"] + [d.manifest for d in DATASETS.values()]
@@ -44,8 +51,6 @@ def show_dataset(path: str | Path, manifest: str | None = None, n: int = 16, col
 
     `out` defaults to contact_<manifest name>.png next to the manifest.
     """
-    from sslsan.data.manifest import read_manifest
-
     if n < 1 or cols < 1 or n_mels < 1:
         raise ValueError(f"n={n}, cols={cols}, n_mels={n_mels}: each must be at least 1")
     found = find_manifest(path, manifest)
@@ -67,22 +72,10 @@ def render_contact_sheet(
     manifest: Manifest, indices: list[int], out: str | Path, cols: int = 4, n_mels: int = 64
 ) -> Path:
     """Write the contact sheet PNG for `indices` of `manifest` (atomically) and return its path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import torch
-    from matplotlib.patches import Rectangle
-    from PIL import Image
-
-    from sslsan.audio import AudioConfig, LogMelSpectrogram
-    from sslsan.media import load_audio, load_image, load_mask
-    from sslsan.utils.io import atomic_write_bytes
-
     cols = max(1, min(cols, len(indices)))
     rows = math.ceil(len(indices) / cols)
     height = 4.1 * rows + 0.6
-    fig = plt.figure(figsize=(3.0 * cols, height))
+    fig = Figure(figsize=(3.0 * cols, height))  # no pyplot: no global figure state, no GUI backend
     outer = fig.add_gridspec(rows, cols, hspace=0.28, wspace=0.08, top=1 - 0.9 / height, bottom=0.2 / height)
     frontends: dict[int, LogMelSpectrogram] = {}
     for k, i in enumerate(indices):
@@ -125,5 +118,4 @@ def render_contact_sheet(
                  f"(yellow: mask, red dashes: box; below: log-mel, 0-{n_mels} mel bins vs seconds)", fontsize=10, y=1 - 0.15 / height)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return atomic_write_bytes(out, buf.getvalue())

@@ -1,4 +1,4 @@
-"""Image front-end (design/model_spec.md §2), in torch so it runs per sample on the CPU or batched on a GPU.
+"""Image front-end (docs/model.md §2), in torch so it runs per sample on the CPU or batched on a GPU.
 
 Training: MoCo-v2 augmentation as SSL-TIE uses it — RandomResizedCrop(224, scale (0.3, 1), ratio
 (3/4, 4/3)), ColorJitter(0.4, 0.4, 0.4, 0.1) with p 0.8 (random order), RandomGrayscale(p 0.2),

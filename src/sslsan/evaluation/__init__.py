@@ -1,18 +1,21 @@
 """Evaluation suite: inference with negative audio, universal threshold, tables, figures, your own media.
 
 Python API (used by `sslsan demo`):
-  evaluate_checkpoint(checkpoint, dataset, data_root, out_dir, *, repetitions=10, threshold="auto",
-                      device="auto", batch_size=64, seed=0) -> metrics dict
+  EvaluationConfig(repetitions=10, seed=0, threshold="auto", threshold_mode="per_type", ...)  the protocol's settings
+  evaluate_checkpoint(checkpoint, dataset, data_root, out_dir, config=None, *, device="auto", **settings)
+      -> metrics dict   (settings: changes to the config by field name, e.g. repetitions=2)
   score_maps(maps_npz, threshold=None) -> metrics dict        (maps.npz layout: docs/maps_npz.md)
-  calibrate_universal_threshold(model, manifest, *, device, seed=0, mode="per_type") -> (float, dict)
+  calibrate_universal_threshold(model, manifest, config, *, device) -> (float, dict)
   comparison_markdown({name: metrics, ...}) / compare_runs([run_dir, ...]) -> Markdown tables
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from sslsan.evaluation.errors import EvaluationError, MapsFileError
+from sslsan.evaluation.eval_config import EvaluationConfig
 
 _LAZY = {
     "evaluate_checkpoint": "sslsan.evaluation.evaluate",
@@ -30,12 +33,10 @@ _LAZY = {
     "find_pairs": "sslsan.evaluation.localize",
 }
 
-__all__ = ["EvaluationError", "MapsFileError", *_LAZY]
+__all__ = ["EvaluationConfig", "EvaluationError", "MapsFileError", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:  # heavy modules (torch) load only when used
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'sslsan.evaluation' has no attribute {name!r}")

@@ -13,7 +13,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure
+from PIL import Image
 
+from sslsan.data.transforms import load_image
+from sslsan.metrics import upsample
 from sslsan.utils.io import atomic_write_bytes  # noqa: E402
 
 COLOURS = {"positive": "tab:green", "silence": "tab:gray", "noise": "tab:orange", "offscreen": "tab:purple"}
@@ -100,9 +104,6 @@ def render_overlays(image: np.ndarray, maps: dict[str, np.ndarray], threshold: f
                     gt: np.ndarray | None = None, title: str = "") -> bytes:
     """`plot_overlays` as PNG bytes. Safe to call from several threads: it does not touch pyplot's
     global figure registry."""
-    from matplotlib.figure import Figure
-
-    from sslsan.metrics import upsample
 
     fig = Figure(figsize=(2.6 * len(maps), 2.9))
     axes = fig.subplots(1, len(maps), squeeze=False)
@@ -123,9 +124,6 @@ def render_overlays(image: np.ndarray, maps: dict[str, np.ndarray], threshold: f
 def display_image(image, size: int = 224) -> np.ndarray:
     """An image file (or a uint8 (3, H, W) tensor) squashed to size x size as the model sees it,
     uint8 (size, size, 3) for plotting."""
-    from PIL import Image
-
-    from sslsan.data.transforms import load_image
 
     img = load_image(image) if isinstance(image, (str, Path)) else image
     arr = img.permute(1, 2, 0).numpy()

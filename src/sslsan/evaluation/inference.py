@@ -7,7 +7,7 @@ Two passes, so that each image's features are computed once and never stored:
    embedding: positive, silence, noise and offscreen for all R repetitions, plus one row block of the
    image x audio max-similarity matrix used for retrieval (DECISIONS D12).
 
-Maps are the raw native-resolution cosine maps (metrics_spec §1.1): no normalisation, no upsampling.
+Maps are the raw native-resolution cosine maps (docs/metrics.md §1.1): no normalisation, no upsampling.
 """
 
 from __future__ import annotations
@@ -21,10 +21,16 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from sslsan.audio import AudioConfig, LogMelSpectrogram
+from sslsan.audio import AudioConfig, LogMelSpectrogram, warn_if_short
+from sslsan.data.datasets import AVDataset
 from sslsan.data.manifest import Manifest
-from sslsan.evaluation.errors import EvaluationError
+from sslsan.data.transforms import ImageEvalTransform
+from sslsan.evaluation.errors import EvaluationError, check_at_least
+from sslsan.evaluation.eval_config import EvaluationConfig
 from sslsan.evaluation.negatives import NEGATIVE_TYPES, OffscreenAssignment, assign_offscreen, negative_spectrograms
+from sslsan.media import ImageError, is_video, load_audio, load_image, video_frame
+from sslsan.media import load_mask as read_mask
+from sslsan.metrics import boxes_to_pixels, gt_map_from_boxes, gt_map_from_mask
 
 GT_SIZE = 224
 
@@ -56,8 +62,6 @@ class _ImageSet(Dataset):
     """Eval-transformed images of a manifest (the audio pass reads clips through AVDataset)."""
 
     def __init__(self, manifest: Manifest, size: int):
-        from sslsan.data.transforms import ImageEvalTransform
-
         self.manifest = manifest
         self.transform = ImageEvalTransform(size)
 
@@ -65,17 +69,12 @@ class _ImageSet(Dataset):
         return len(self.manifest)
 
     def __getitem__(self, i: int) -> dict:
-        from sslsan.data.transforms import load_image
-
         img = load_image(self.manifest.resolve(self.manifest[i].image))
         return {"index": i, "image": self.transform(img)}
 
 
 def load_mask(path: str | Path, size: int = GT_SIZE) -> np.ndarray:
     """Binary (size, size) uint8 GT from a mask image (metrics.gt_map_from_mask: nearest resize, > 127)."""
-    from sslsan.media import ImageError, load_mask as read_mask
-    from sslsan.metrics import gt_map_from_mask
-
     try:
         mask = read_mask(path)
     except ImageError as exc:
@@ -85,8 +84,6 @@ def load_mask(path: str | Path, size: int = GT_SIZE) -> np.ndarray:
 
 def gt_maps(manifest: Manifest, gt: str = "boxes") -> np.ndarray:
     """(N, 224, 224) uint8 ground truth: union of the boxes (reference protocol) or the mask."""
-    from sslsan.metrics import boxes_to_pixels, gt_map_from_boxes
-
     out = np.zeros((len(manifest), GT_SIZE, GT_SIZE), dtype=np.uint8)
     for i, s in enumerate(manifest):
         if gt == "mask":
@@ -148,11 +145,11 @@ def run_inference(
     model,
     manifest: Manifest,
     *,
-    repetitions: int = 10,
-    seed: int = 0,
+    repetitions: int = EvaluationConfig.repetitions,
+    seed: int = EvaluationConfig.seed,
     device: str | torch.device = "cpu",
-    batch_size: int = 64,
-    workers: int = 0,
+    batch_size: int = EvaluationConfig.batch_size,
+    workers: int = EvaluationConfig.workers,
     offscreen: OffscreenAssignment | None = None,
     audio_config: AudioConfig | None = None,
     image_size: int | None = None,
@@ -169,9 +166,6 @@ def run_inference(
     are drawn and sample i hears clip i mod K, so the audio tower runs K instead of N times per
     repetition; None (default) draws one clip per sample as the reference does.
     """
-    from sslsan.data.datasets import AVDataset
-    from sslsan.evaluation.errors import check_at_least
-
     check_at_least(1, batch_size=batch_size, repetitions=repetitions, noise_pool=noise_pool)
     check_at_least(0, workers=workers)
     if len(manifest) == 0:
@@ -251,9 +245,6 @@ def load_media(image_path: str | Path, audio_path: str | Path, cfg: AudioConfig 
     `audio_path` gives its audio track from `tile_seconds / 2` before that frame. The waveform is at
     `cfg.sample_rate`, mono; the front-end tiles/cuts it to `tile_seconds` like every test clip.
     """
-    from sslsan.audio import warn_if_short
-    from sslsan.media import is_video, load_audio, load_image, video_frame
-
     cfg = cfg or AudioConfig()
     t = at
     if is_video(image_path):
@@ -293,8 +284,6 @@ def media_maps(model, frame: torch.Tensor, wave: torch.Tensor, *, device: str | 
     frame: uint8 (3, H, W), squashed to the checkpoint's image size; wave: float32 (N,) at the
     checkpoint's sample rate.
     """
-    from sslsan.data.transforms import ImageEvalTransform
-
     cfg = getattr(model, "audio_config", None) or AudioConfig()
     size = int(getattr(model, "image_size", None) or 224)
     img = ImageEvalTransform(size)(frame).unsqueeze(0).to(device)

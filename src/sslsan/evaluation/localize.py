@@ -16,7 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from sslsan.evaluation.errors import EvaluationError, check_threshold
-from sslsan.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_video
+from sslsan.evaluation.figures import display_image, plot_overlays
+from sslsan.evaluation.inference import localize_files
+from sslsan.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_video, video_frame
+from sslsan.models import load_model
+from sslsan.utils.device import resolve_device
+from sslsan.utils.io import atomic_write_text, make_folder
 
 
 def find_pairs(folder: str | Path) -> tuple[list[tuple[str, Path, Path]], list[Path]]:
@@ -46,9 +51,6 @@ def find_pairs(folder: str | Path) -> tuple[list[tuple[str, Path, Path]], list[P
 
 def _display(path: Path, at: float | None) -> np.ndarray:
     """The image (or video frame) as the model sees it, uint8 (224, 224, 3), for the overlay."""
-    from sslsan.evaluation.figures import display_image
-    from sslsan.media import video_frame
-
     return display_image(video_frame(path, at)[0] if is_video(path) else path)
 
 
@@ -62,12 +64,6 @@ def localize_to_folder(checkpoint: str | Path, pairs: list[tuple[str, Path, Path
     counts a pair whose files cannot be read instead of failing. Returns {"localized": [...],
     "skipped": [...]}; an EvaluationError when no pair could be localized (the summary is written).
     """
-    from sslsan.evaluation.figures import plot_overlays
-    from sslsan.evaluation.inference import localize_files
-    from sslsan.models import load_model
-    from sslsan.utils.device import resolve_device
-    from sslsan.utils.io import atomic_write_text, make_folder
-
     threshold = None if threshold is None else check_threshold(threshold)
     dev = resolve_device(device)
     skip_bad = len(pairs) > 1 if skip_bad is None else skip_bad

@@ -1,4 +1,4 @@
-"""Negative audio for evaluation (DECISIONS D1, D7; metrics_spec §4-5, datasets_spec §5).
+"""Negative audio for evaluation (DECISIONS D1, D7; docs/metrics.md §4-5, docs/datasets.md §5).
 
 * silence: an all-zero waveform; noise: an N(0, 1) waveform drawn per (seed, repetition seed, sample).
   Both go through the same front-end as positives (waveform → mel → dB) unless the audio config says
@@ -22,6 +22,7 @@ import torch
 from sslsan.audio import AudioConfig, LogMelSpectrogram, noise, silence
 from sslsan.data.manifest import Manifest, manifest_hash
 from sslsan.evaluation.errors import EvaluationError
+from sslsan.evaluation.eval_config import EvaluationConfig
 from sslsan.utils.io import atomic_write_text
 from sslsan.utils.seed import make_generator, numpy_rng
 
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 NEGATIVE_TYPES = ("silence", "noise", "offscreen")
 
-# The seeds vssl_eval loops over (metrics_spec §5); repetition r uses REPETITION_SEEDS[r].
+# The seeds vssl_eval loops over (docs/metrics.md §5); repetition r uses REPETITION_SEEDS[r].
 REPETITION_SEEDS = (1234, 2345, 3456, 4567, 5678, 6789, 7890, 8901, 9012, 9999)
 
 
@@ -99,7 +100,8 @@ class OffscreenAssignment:
         return atomic_write_text(path, "{\n" + ",\n".join(lines) + "\n}\n")
 
 
-def assign_offscreen(manifest: Manifest, repetitions: int = 10, seed: int = 0) -> OffscreenAssignment:
+def assign_offscreen(manifest: Manifest, repetitions: int = EvaluationConfig.repetitions,
+                     seed: int = EvaluationConfig.seed) -> OffscreenAssignment:
     """The offscreen clip of every (repetition, sample) pair, per DECISIONS D7.
 
     A sample with no eligible category (e.g. a single-category manifest) falls back to a uniform

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from sslsan.evaluation.errors import EvaluationError
+from sslsan.evaluation.figures import maxima_from_maps, plot_models_max_distributions
+from sslsan.evaluation.scoring import load_maps
 from sslsan.utils.io import atomic_write_text
 
 # (header, section, key, decimals); section None = top level
@@ -111,7 +113,7 @@ def run_report(m: dict, title: str, figures: list[str] | None = None) -> str:
         table(named, TABLE2, "model"),
         "",
         "cIoU Uth is the mean cIoU at U_th; cIoU Adap the fraction of samples with adaptive-threshold "
-        "cIoU ≥ 0.5 (metrics_spec §3).",
+        "cIoU ≥ 0.5, as the reference evaluation computes them.",
         "",
         "Chance baselines on the same ground truth (a constant map and a centre-prior Gaussian, thresholded "
         "at 0.5 and adaptively):",
@@ -201,9 +203,6 @@ def compare_runs(paths: Iterable[str | Path], names: list[str] | None = None) ->
 
 def compare_figure(paths: Iterable[str | Path], names: list[str] | None, out: str | Path) -> Path:
     """Fig. 1 of several runs side by side, from their maps.npz files (run folders or metrics.json paths)."""
-    from sslsan.evaluation.figures import maxima_from_maps, plot_models_max_distributions
-    from sslsan.evaluation.scoring import load_maps
-
     runs = {}
     for name, (_, folder) in named_runs(paths, names).items():
         arrays = load_maps(folder / "maps.npz")

@@ -23,7 +23,7 @@ repetition_seeds     (R,)           int64     seed of each repetition
 
 Maps are the model's output at its own resolution (any h x w, e.g. 14 x 14 or 7 x 7); they are
 upsampled to 224 x 224 (bilinear, half-pixel) and thresholded with a strict `>` as in the reference
-protocol (metrics_spec). A negative of shape (N, h, w) is repeated R times (R = that of the other
+protocol (docs/metrics.md). A negative of shape (N, h, w) is repeated R times (R = that of the other
 negatives, else 1). Per-sample maxima for Separability and for the universal threshold are taken
 on the native maps. Silence does not depend on the repetition; store R identical copies. Optional
 arrays only switch on their tables (Table 1 needs image_emb + audio_emb, Table 3 similarity + labels).
@@ -38,8 +38,10 @@ from typing import Any
 
 import numpy as np
 
+from sslsan import metrics as M
 from sslsan.evaluation.errors import MapsFileError, check_threshold
 from sslsan.evaluation.negatives import NEGATIVE_TYPES
+from sslsan.utils.io import atomic_savez
 
 REQUIRED = ("ids", "pos_maps", "neg_maps_silence", "neg_maps_noise", "neg_maps_offscreen", "gt_maps")
 OPTIONAL = ("threshold", "labels", "image_emb", "audio_emb", "similarity", "offscreen_index", "repetition_seeds")
@@ -67,8 +69,6 @@ def result_arrays(res, gt: np.ndarray, threshold: float) -> dict[str, np.ndarray
 
 def save_maps(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
     """Validate and write a maps.npz atomically (compressed)."""
-    from sslsan.utils.io import atomic_savez
-
     validate_arrays(arrays, str(path))
     return atomic_savez(path, **arrays)
 
@@ -175,11 +175,9 @@ def reference_scores(gt: np.ndarray) -> dict[str, dict[str, float]]:
     """cIoU/AUC (universal at 0.5, and adaptive) of the chance maps on the same GT, in percent.
 
     uniform: everything > 0.5 → the whole image (cIoU = GT area fraction); its adaptive threshold
-    selects nothing (ties are dropped, metrics_spec §2.2). centre: the disk > 0.5; adaptively, the
+    selects nothing (ties are dropped, docs/metrics.md §2.2). centre: the disk > 0.5; adaptively, the
     centred disk with the GT's area.
     """
-    from sslsan import metrics as M
-
     out = {}
     for name, ref in reference_maps().items():
         cu, ca = [], []
@@ -226,8 +224,6 @@ def score_arrays(a: dict[str, np.ndarray], threshold: float | None = None) -> di
     `threshold` overrides the file's own. Returns JSON-ready values (percent where the paper uses
     percent; NaN as None). evaluate and score both go through here, so they agree exactly.
     """
-    from sslsan import metrics as M
-
     validate_arrays(a, "maps")
     if threshold is None:
         if "threshold" not in a:

@@ -1,4 +1,4 @@
-"""Training objective terms as nn.Modules (model_spec §4-5, DECISIONS D2, D14)."""
+"""Training objective terms as nn.Modules (docs/model.md §4-5, DECISIONS D2, D14)."""
 
 from sslsan.losses.contrastive import ContrastiveLoss, top1_accuracy
 from sslsan.losses.equivariance import (

@@ -1,14 +1,10 @@
-"""SSL-TIE's localisation-aware tri-map contrastive loss (model_spec §4.1)."""
+"""SSL-TIE's localisation-aware tri-map contrastive loss (docs/model.md §4.1)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-
-def fp32(x: torch.Tensor) -> torch.Tensor:
-    return x.float()
 
 
 class ContrastiveLoss(nn.Module):
@@ -35,7 +31,7 @@ class ContrastiveLoss(nn.Module):
         extra_negatives (B, k) similarities (already spatially reduced, not yet divided by T).
         """
         with torch.autocast(sim_map.device.type, enabled=False):
-            a, a0 = fp32(sim_map), fp32(cross_map)
+            a, a0 = sim_map.float(), cross_map.float()
             b = a.shape[0]
             if a0.shape[:2] != (b, b):
                 raise ValueError(f"cross map must be (B, B, h, w) with B={b}, got {tuple(a0.shape)}")
@@ -48,7 +44,7 @@ class ContrastiveLoss(nn.Module):
             easy = easy * (1.0 - 100.0 * torch.eye(b, device=a.device, dtype=a.dtype))
             cols = [sim1[:, None], easy, sim2[:, None]]
             if extra_negatives is not None:
-                cols.append(fp32(extra_negatives).reshape(b, -1))
+                cols.append(extra_negatives.float().reshape(b, -1))
             return torch.cat(cols, dim=1) / self.temperature, pos, neg
 
     def forward(self, sim_map: torch.Tensor, cross_map: torch.Tensor,

@@ -1,4 +1,4 @@
-"""SSL-TIE's transformation-equivariance branch (model_spec §4.2), without kornia.
+"""SSL-TIE's transformation-equivariance branch (docs/model.md §4.2), without kornia.
 
 T = upsample to `size` (if needed) → rotate by an integer angle and scale by s about the centre
 (size/2, size/2) with bilinear sampling, zero padding, align_corners=True (kornia 0.5.6

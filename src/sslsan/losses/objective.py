@@ -1,6 +1,6 @@
 """The full training objective: SSL-TIE (contrastive + TE) plus SSL-SaN's silence/noise terms.
 
-L = 0.5·(L_cl + L_cl_T) + te_weight·L_TE + λ_SN·(L_S + L_N)   (model_spec §4-5, DECISIONS D2, D14)
+L = 0.5·(L_cl + L_cl_T) + te_weight·L_TE + λ_SN·(L_S + L_N)   (docs/model.md §4-5, DECISIONS D2, D14)
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""NumPy metrics of SSL-SaN, faithful to the reference evaluation (design/metrics_spec.md).
+"""NumPy metrics of SSL-SaN, faithful to the reference evaluation (docs/metrics.md).
 
 NumPy in, Python floats / arrays out; no torch. Percent-valued metrics are 0-100.
 

@@ -48,7 +48,7 @@ def as_values(values, name: str) -> np.ndarray:
 
 
 def threshold32(threshold) -> np.ndarray:
-    """The threshold as float32: the reference compares float32 maps in float32 (metrics_spec §6.10)."""
+    """The threshold as float32: the reference compares float32 maps in float32 (docs/metrics.md §2.3)."""
     t = np.asarray(threshold)
     if not np.issubdtype(t.dtype, np.number):
         raise MetricsError(f"threshold: expected a number, got {threshold!r}")

@@ -1,4 +1,4 @@
-"""Table 1 metrics: Separability, Alignment and Magnitude (metrics_spec §3.8-3.9, DECISIONS D11)."""
+"""Table 1 metrics: Separability, Alignment and Magnitude (docs/metrics.md §3.6-3.7, DECISIONS D11)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Ground-truth maps (224 x 224, float64) from boxes or segmentation masks (metrics_spec §1.4)."""
+"""Ground-truth maps (224 x 224, float64) from boxes or segmentation masks (docs/metrics.md §1.4)."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def gt_map_from_mask(mask, size: int = MAP_SIZE, threshold: float = 127) -> np.n
 
     Nearest-neighbour resize with half-pixel centres (src = floor((dst + 0.5) * in / out), as
     PIL's NEAREST), then ``value > threshold`` (127 for 8-bit JPEG/PNG masks; bool masks count
-    True as foreground). The reference never scores masks; this rule is ours (metrics_spec §1.4).
+    True as foreground). The reference never scores masks; this rule is ours (docs/metrics.md §1.4).
     """
     m = np.asarray(mask)
     if m.ndim != 2 or m.size == 0:

@@ -1,4 +1,4 @@
-"""Localization metrics of SSL-SaN: cIoU_U/A, AUC_U/A, pIA, AUCN, FLOC, FAUC (metrics_spec §3).
+"""Localization metrics of SSL-SaN: cIoU_U/A, AUC_U/A, pIA, AUCN, FLOC, FAUC (docs/metrics.md §3).
 
 Conventions the reference fixes and we keep (each is tested):
 * maps are thresholded with a strict ``map > float32(threshold)`` (``>=`` only via `inclusive`);
@@ -33,7 +33,7 @@ def _binarize(pred: np.ndarray, threshold, inclusive: bool) -> np.ndarray:
 
 
 def ciou(pred, gt, threshold, *, inclusive: bool = False):
-    """cIoU of map(s) `pred` (..., H, W) against GT map(s) at `threshold` (metrics_spec §3.1).
+    """cIoU of map(s) `pred` (..., H, W) against GT map(s) at `threshold` (docs/metrics.md §3).
 
     P = pred > float32(threshold); inter = sum(P * G); union = sum(G) + sum(P * [G == 0]);
     returns (inter / union, inter, union): floats for one map, arrays over the leading axes
@@ -206,7 +206,7 @@ def localization_metrics(
     chunk_size: int = 64,
     workers: int | None = None,
 ) -> dict[str, float]:
-    """Every localization metric of SSL-SaN (metrics_spec §3), in percent.
+    """Every localization metric of SSL-SaN (docs/metrics.md §3), in percent.
 
     pos_maps: native positive maps (N, h, w), raw cosine similarity (no min-max).
     gt_maps: GT maps (N, 224, 224) ({0, 1}, or {0, .5, 1} for Flickr consensus; any real dtype,
@@ -253,7 +253,7 @@ def minmax_normalize(maps):
 def classic_localization_metrics(
     pos_maps, gt_maps, *, inclusive: bool = False, chunk_size: int = 128
 ) -> dict[str, float]:
-    """The classic *relative* protocol of SSL-TIE / SSL-Align / EZ-VSL (model_spec §6), in percent.
+    """The classic *relative* protocol of SSL-TIE / SSL-Align / EZ-VSL (docs/model.md §6), in percent.
 
     Each native map is upsampled, min-max normalised and binarised at its own median
     (``> s[H*W // 2]``), so about half of every image is predicted whatever the audio; it cannot

@@ -1,4 +1,4 @@
-"""Cross-modal retrieval P@K and A@K by class label (metrics_spec §3.10, DECISIONS D12)."""
+"""Cross-modal retrieval P@K and A@K by class label (docs/metrics.md §3.8, DECISIONS D12)."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ def _kth_smallest(flat: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 
 def adaptive_threshold(pred, gt):
-    """SSL-Align adaptive threshold: the B-th largest map value, B = #(gt != 0) (metrics_spec §2.2).
+    """SSL-Align adaptive threshold: the B-th largest map value, B = #(gt != 0) (docs/metrics.md §2.2).
 
     pred (..., H, W) upsampled map(s), gt the matching GT map(s). An empty GT uses
     B = H*W // 2 (25,088 at 224 x 224). Binarising with the strict ``pred > tau`` then keeps at

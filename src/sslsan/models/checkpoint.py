@@ -2,7 +2,7 @@
 
 Our format is a dict {"format": FORMAT, "version", "model_config", "audio_config", "image_size",
 "universal_threshold", "state_dict", ...extras such as epoch/optimizer}. The original format
-(model_spec §3.4, DECISIONS D10) is {"epoch", "state_dict", "best_miou", "optimizer", "iteration"}
+(docs/model.md §3.4, DECISIONS D10) is {"epoch", "state_dict", "best_miou", "optimizer", "iteration"}
 with `imgnet.*` / `audnet.*` keys, sometimes a `module.` prefix and extra entries (`epsilon`, the
 dead `conv3`/`norm3` head, `vision_fc1`, unused stems and `fc`); those are reported, not fatal.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sslsan.audio import AudioConfig
 from sslsan.models.localizer import Localizer, ModelConfig
 from sslsan.utils.io import atomic_torch_save
 
@@ -34,12 +36,6 @@ log = logging.getLogger("sslsan.models")
 
 class CheckpointError(ValueError):
     """A file that is not a loadable localizer checkpoint; the message names the file."""
-
-
-def _audio_config_cls():
-    from sslsan.audio import AudioConfig
-
-    return AudioConfig
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -67,7 +63,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, audio_config: Any = N
         raise ValueError(f"save_checkpoint: extra keys {clash} are reserved")
     model = unwrap_model(model)
     if audio_config is None:
-        audio_config = getattr(model, "audio_config", None) or _audio_config_cls()()
+        audio_config = getattr(model, "audio_config", None) or AudioConfig()
     if dataclasses.is_dataclass(audio_config):
         audio_config = dataclasses.asdict(audio_config)
     cfg = getattr(model, "cfg", ModelConfig())
@@ -85,6 +81,15 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, audio_config: Any = N
     return atomic_torch_save(ckpt, path)
 
 
+def set_universal_threshold(path: str | Path, value: float) -> Path:
+    """Store a calibrated universal threshold in one of our checkpoints (rewritten atomically, all else kept)."""
+    ckpt = read_checkpoint(path)
+    if not is_sslsan_checkpoint(ckpt):
+        raise CheckpointError(f"{path}: not an sslsan checkpoint; cannot store a threshold in it")
+    ckpt["universal_threshold"] = float(value)
+    return atomic_torch_save(ckpt, path)
+
+
 def _numpy_safe_globals() -> list:
     """NumPy scalar types that appear in original checkpoints (`best_miou` is a float64 scalar)."""
     core = getattr(np, "_core", None) or np.core
@@ -98,8 +103,6 @@ def _numpy_safe_globals() -> list:
 
 def _not_a_torch_file(path: Path) -> str | None:
     """Why `path` cannot be a torch.save file, from its first bytes (None when it may be one)."""
-    import zipfile
-
     with open(path, "rb") as fh:
         head = fh.read(4)
     if not head:
@@ -208,7 +211,6 @@ def load_model(path: str | Path, map_location: Any = "cpu", *, trusted: bool = F
     """
     path = Path(path)
     ckpt = read_checkpoint(path, map_location, trusted=trusted)
-    AudioConfig = _audio_config_cls()
     unused_top: list[str] = []
     sd, unused = from_original_state_dict(ckpt["state_dict"])
     if is_sslsan_checkpoint(ckpt):
@@ -223,12 +225,15 @@ def load_model(path: str | Path, map_location: Any = "cpu", *, trusted: bool = F
         cfg = ModelConfig(width=stem.shape[0] / 64 if isinstance(stem, torch.Tensor) and stem.ndim == 1 else 1.0)
         audio_cfg, image_size, threshold = AudioConfig(), 224, None
         unused_top = [k for k in ckpt if k not in ORIGINAL_TOP_LEVEL]
-        learned = ckpt.get("epsilon", sd.get("epsilon"))  # learnable-epsilon variant ([3RD] in model_spec)
+        learned = ckpt.get("epsilon", sd.get("epsilon"))  # learnable-epsilon variant (docs/model.md §3.4)
         if isinstance(learned, (torch.Tensor, float)):
             eps = float(torch.as_tensor(learned).flatten()[0])
             log.warning("%s: carries a learned epsilon = %.4f (used only by the training loss)", path, eps)
 
-    model = Localizer(cfg)
+    try:
+        model = Localizer(cfg)
+    except ValueError as exc:  # a backbone this process has not registered, towers that do not fit
+        raise CheckpointError(f"{path}: {exc}") from None
     expected = model.state_dict()
     missing = [k for k in expected if k not in sd]
     if missing:

@@ -1,4 +1,4 @@
-"""The SSL-TIE / SSL-SaN audio-visual localizer (model_spec §3.2)."""
+"""The SSL-TIE / SSL-SaN audio-visual localizer (docs/model.md §3.2)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sslsan.models.resnet import ResNet18Tower, init_weights
+from sslsan.models.backbones import get_backbone
+from sslsan.models.resnet import init_weights
 
 TensorOrTensors = torch.Tensor | Sequence[torch.Tensor] | None
 
 
 @dataclass
 class ModelConfig:
-    """Architecture of the two ResNet-18 towers."""
+    """Architecture of the two towers (sslsan.models.backbones names them; both ResNet-18 in the paper)."""
 
     width: float = 1.0  # channel multiplier of both towers (1.0 = the paper, 512-d features)
+    image_backbone: str = "resnet18"  # a name registered in sslsan.models.backbones
+    audio_backbone: str = "resnet18"
 
 
 class Localizer(nn.Module):
-    """Image tower `imgnet` (3-channel) and audio tower `audnet` (1-channel spectrogram).
+    """Image tower `imgnet` (3-channel) and audio tower `audnet` (1-channel spectrogram), built by the
+    backbones `cfg` names.
 
     S(a, v)[h, w] = <v[:, h, w], a>, the cosine between the L2-normalised image feature at each
     position and the L2-normalised, globally max-pooled audio embedding; it lies in [0, 1] because
@@ -33,9 +37,15 @@ class Localizer(nn.Module):
     def __init__(self, cfg: ModelConfig = ModelConfig(), generator: torch.Generator | None = None):
         super().__init__()
         self.cfg = cfg
-        self.imgnet = ResNet18Tower(3, cfg.width)
-        self.audnet = ResNet18Tower(1, cfg.width)
-        init_weights(self, generator)
+        image, audio = get_backbone(cfg.image_backbone), get_backbone(cfg.audio_backbone)
+        self.imgnet = image.build(3, cfg.width)
+        self.audnet = audio.build(1, cfg.width)
+        if self.imgnet.out_channels != self.audnet.out_channels:
+            raise ValueError(f"the image tower gives {self.imgnet.out_channels} channels, the audio tower "
+                             f"{self.audnet.out_channels}: the similarity needs the same number")
+        for tower, backbone in ((self.imgnet, image), (self.audnet, audio)):  # image first: the draws of one generator
+            if backbone.ssl_tie_init:
+                init_weights(tower, generator)
         # Inference metadata; `load_model` fills these from the checkpoint.
         self.audio_config = None
         self.image_size = 224

@@ -1,4 +1,4 @@
-"""ResNet-18 towers of SSL-TIE (model_spec §3.1): layer4 stride 1, no pooling/fc in the forward.
+"""ResNet-18 towers of SSL-TIE (docs/model.md §3.1): layer4 stride 1, no pooling/fc in the forward.
 
 Parameter names follow torchvision's ResNet (`conv1`, `bn1`, `layer1.0.conv1`, ...,
 `layer4.0.downsample.0`) so that the original checkpoints map onto these modules by name; the
@@ -68,7 +68,7 @@ class ResNet18Tower(nn.Module):
 
 
 def init_weights(module: nn.Module, generator: torch.Generator | None = None) -> None:
-    """model_spec §3.3 as it ends up: conv weights kaiming-normal (fan_out, relu); BN weight ~ N(1, 0.02), bias 0."""
+    """docs/model.md §3.3 as it ends up: conv weights kaiming-normal (fan_out, relu); BN weight ~ N(1, 0.02), bias 0."""
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu", generator=generator)

@@ -26,6 +26,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from sslsan.media import VIDEO_EXTENSIONS
 from sslsan.serve import MAX_UPLOAD_MB
 from sslsan.serve.service import Example, Localization, LocalizationService
 
@@ -50,8 +51,6 @@ def _error(message: str, status: int) -> JSONResponse:
 
 def _suffix(filename: str | None, slot: str) -> str:
     """The upload's extension (the decoders dispatch on it), sanitised; a video slot always gets one."""
-    from sslsan.media import VIDEO_EXTENSIONS
-
     ext = Path(filename or "").suffix.lower()
     ext = ext if re.fullmatch(r"\.[a-z0-9]{1,8}", ext) else ""
     return ext if slot != "video" or ext in VIDEO_EXTENSIONS else ".mp4"

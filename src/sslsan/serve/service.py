@@ -14,9 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
+from sslsan.data.manifest import read_manifest
 from sslsan.evaluation.figures import display_image, render_overlays
 from sslsan.evaluation.inference import load_media, media_maps, negative_embeddings
+from sslsan.metrics import upsample
+from sslsan.models import load_model
 
 NEGATIVES = ("silence", "noise")
 LABELS = {"positive": "your audio", "silence": "silence", "noise": "noise"}
@@ -36,8 +40,6 @@ class Localization:
     def to_json(self) -> dict:
         """JSON for the page: per audio the native min/max and the 224 x 224 upsampled map (the one
         the overlay is drawn from, as in scoring) as base64 little-endian float32."""
-        from sslsan.metrics import upsample
-
         names = list(self.maps)
         up = np.asarray(upsample(np.stack([self.maps[n] for n in names])), dtype="<f4")
         thr = self.threshold
@@ -64,8 +66,6 @@ class Localization:
 
 
 def _png(arr: np.ndarray) -> bytes:
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
     return buf.getvalue()
@@ -84,8 +84,6 @@ class Example:
 
 def load_examples(manifest_path: str | Path, n: int = MAX_EXAMPLES) -> list[Example]:
     """Up to `n` samples of a manifest, one per category first (in file order), for the example buttons."""
-    from sslsan.data.manifest import read_manifest
-
     manifest = read_manifest(manifest_path)
     firsts = {}
     for s in manifest:
@@ -111,8 +109,6 @@ class LocalizationService:
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu",
                         threshold: float | None = None) -> LocalizationService:
         """`threshold` overrides the checkpoint's universal threshold (e.g. a published one)."""
-        from sslsan.models import load_model
-
         return cls(load_model(path, map_location=device), device=device, name=str(path), threshold=threshold)
 
     def info(self) -> dict:

@@ -62,13 +62,14 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """`torch.save` to a temporary file in the same folder, then rename over `path`."""
-    import torch
+    import torch  # here, not at the top: sslsan.config and the CLI's light paths use this module without torch
 
     return _atomic(path, lambda fh: torch.save(obj, fh), "wb")
 
 
 def atomic_savez(path: str | Path, **arrays: Any) -> Path:
-    import numpy as np
+    """`numpy.savez_compressed`, atomically."""
+    import numpy as np  # as torch above
 
     return _atomic(path, lambda fh: np.savez_compressed(fh, **arrays), "wb")
 

@@ -1,4 +1,4 @@
-"""`sslsan prepare`: the public datasets of the paper into sslsan manifests (datasets_spec.md).
+"""`sslsan prepare`: the public datasets of the paper into sslsan manifests (docs/datasets.md).
 
 * :mod:`.vggsound` training videos -> frames + 3 s clips + train/val manifests (parallel, resumable)
 * :mod:`.vggss`, :mod:`.is3` (IS3 and IS3+), :mod:`.s4` test sets -> one manifest each

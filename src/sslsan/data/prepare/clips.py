@@ -9,7 +9,7 @@ Decoding uses PyAV through sslsan.media, which states the frame rule. The rules 
   16 kHz by libswresample, channels averaged (as `ffmpeg -ac 1` to PCM16 and load_audio do), stored
   as PCM16 WAV. When the audio track does not cover the window, the window is shifted inside the
   track; a track shorter than the window is stored whole (shorter WAV; the loader tiles it to 10 s,
-  model_spec section 1). Both cases are counted.
+  docs/model.md §1). Both cases are counted.
 
 A file that cannot give them is a :class:`MediaError` whose reason tells a cut file ("truncated")
 from an undecodable one.
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 
 from sslsan.data.prepare.common import MediaError, check_file, short_detail
@@ -68,8 +69,6 @@ def _cut_box(path: Path) -> str | None:
 
 
 def _open(path: Path):
-    import av
-
     check_file(path)
     try:
         return av.open(str(path))
@@ -136,8 +135,6 @@ def decode_audio_span(container, path: Path, t0: float, t1: float | None,
     error after some audio keeps what decoded (the caller checks the coverage); before any audio it
     is a MediaError.
     """
-    import av
-
     stream = container.streams.audio[0]
     container.seek(max(0, int((t0 - 0.25) / stream.time_base)) if t0 > 0.25 else 0, stream=stream, backward=True)
     fifo = av.AudioFifo()
@@ -182,8 +179,6 @@ def _whole_track(container, path: Path, start: float, sample_rate: int) -> tuple
 
 def decode_clip(path: str | Path, clip_seconds: float = 3.0, sample_rate: int = SAMPLE_RATE) -> DecodedClip:
     """Middle frame and the centred `clip_seconds` audio window of a video file (rules: module doc)."""
-    import av
-
     path = Path(path)
     container = _open(path)
     try:
@@ -217,8 +212,6 @@ def decode_frame_and_track(path: str | Path, sample_rate: int = SAMPLE_RATE) -> 
     For test clips (VGG-SS from VGGSound test videos): the annotated frame is the middle one and the
     evaluation reads the whole ~10 s clip.
     """
-    import av
-
     path = Path(path)
     container = _open(path)
     try:

@@ -17,8 +17,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import av
+
+from sslsan.data.manifest import write_manifest
+from sslsan.data.registry import DATASETS
 from sslsan.media import VIDEO_EXTENSIONS, ImageError, image_size, wav_truncation
-from sslsan.utils.io import atomic_write_bytes, atomic_write_text
+from sslsan.utils.io import atomic_write_text
 
 # Why an item was skipped. Kept short and stable: they are keys of the summary.
 SKIP_REASONS = {
@@ -200,7 +204,6 @@ def audio_seconds(path: Path) -> float:
                 return w.getnframes() / float(w.getframerate())
         except (wave.Error, EOFError, struct.error):
             pass  # float / extensible WAVs: let FFmpeg read them
-    import av
 
     try:
         with av.open(str(path)) as c:
@@ -306,9 +309,6 @@ def note_audio(path: Path, report: SkipReport, clip_seconds: float = 3.0) -> flo
 
 def finish_testset(name: str, out: Path, samples: list, report: SkipReport, t0: float, **extra: Any) -> Path:
     """Write the dataset's manifest (file name from the registry), skip report and summary; print the summary."""
-    from sslsan.data.manifest import write_manifest
-    from sslsan.data.registry import DATASETS
-
     if not samples:
         raise PrepareError(f"{name}: no usable sample; {len(report)} skipped "
                            f"({', '.join(f'{k}: {v}' for k, v in report.by_reason().items()) or 'nothing found'})")

@@ -1,4 +1,4 @@
-"""IS3 and IS3+ test sets (datasets_spec sections 2-3) -> is3.jsonl / is3plus.jsonl.
+"""IS3 and IS3+ test sets (docs/datasets.md §2-3) -> is3.jsonl / is3plus.jsonl.
 
 IS3 (`--root`, the SSLalignment download):
   images/<stem>.jpg            one image copy per annotation (also accepted: visual_frames/)
@@ -14,7 +14,7 @@ membership, not vssl_eval's glob), and `scene_categories` lists the categories o
 that group, so offscreen draws avoid both objects. Masks are re-encoded as binary PNGs under
 OUT/masks/. Boxes are divided by 224 (normalised xyxy); without a box file they come from the mask.
 
-IS3+ is not public (datasets_spec section 3). The layout assumed here, every piece overridable:
+IS3+ is not public (docs/datasets.md §3). The layout assumed here, every piece overridable:
 the IS3+ `--root` holds `audio_wav/<stem>.wav` (clean, 16 kHz, 1.2-10 s) and `category_map.json`
 ({fine VGGSound name: simple name}); images, masks, boxes and categories come from the IS3+ root when
 present there, else from `--is3-root`. Categories (own and scene) are mapped through the category map.
@@ -30,11 +30,11 @@ import numpy as np
 
 from sslsan.data.manifest import Sample
 from sslsan.data.prepare.common import (
-    MediaError, PrepareError, SkipReport, atomic_write_bytes, check_file, finish_testset, first_existing,
+    MediaError, PrepareError, SkipReport, check_file, finish_testset, first_existing,
     gt_map_empty, index_folder, load_json, note_audio, rel, timer, undecodable,
 )
 from sslsan.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, ImageError, box_from_mask, load_mask, mask_png_bytes
-from sslsan.utils.io import make_folder
+from sslsan.utils.io import atomic_write_bytes, make_folder
 
 IMAGE_DIRS = ("images", "visual_frames")
 AUDIO_DIRS = ("audio_wav", "audio_waw", "audio")

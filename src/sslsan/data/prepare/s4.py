@@ -1,4 +1,4 @@
-"""AVSBench S4 (single source) test split (datasets_spec section 4) -> s4.jsonl.
+"""AVSBench S4 (single source) test split (docs/datasets.md §4) -> s4.jsonl.
 
 Input (`--root`: AVSBench's `Single-source/` folder, or its `s4_data/` with the CSV beside or inside):
   s4_meta_data.csv                                   columns name, <start>, category, split

@@ -4,7 +4,7 @@ Output folder (`--out`):
   frames/<id>.jpg      the frame just before the clip middle (rule: sslsan.data.prepare.common),
                        squashed to frame_size x frame_size like SSL-TIE's 299x299 extraction (0: native size)
   audio/<id>.wav       the 3 s window centred on the middle, 16 kHz mono PCM16 (shorter when the
-                       track is shorter than 3 s; the loader tiles it, model_spec section 1)
+                       track is shorter than 3 s; the loader tiles it, docs/model.md §1)
   train.jsonl, val.jsonl  manifests; the validation split (DECISIONS D9) holds whole YouTube videos,
                        drawn by a seeded hash so an id's split never depends on which other ids exist
   skipped.jsonl        every item that could not be prepared: id, path, reason, detail
@@ -25,16 +25,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
 from sslsan.data.manifest import Sample, write_manifest
+from sslsan.data.prepare.clips import decode_clip
 from sslsan.data.prepare.common import (
-    MediaError, PrepareError, SkipReport, atomic_write_bytes, atomic_write_text, complete_jpeg, complete_wav,
+    MediaError, PrepareError, SkipReport, complete_jpeg, complete_wav,
     find_videos, format_summary, timer, write_summary, youtube_id,
 )
-from sslsan.data.prepare.clips import decode_clip
 from sslsan.media import SAMPLE_RATE, VIDEO_EXTENSIONS, jpeg_bytes, wav_bytes
-from sslsan.utils.io import make_folder
-
+from sslsan.utils.io import atomic_write_bytes, atomic_write_text, make_folder
 
 # RMS below -60 dBFS: VGGSound holds muted clips (user_pain section 2); they become silence-like
 # "positives", which matters for a silence-negative loss, so they are counted (and kept)
@@ -123,8 +124,6 @@ def _paths(out: Path, clip_id: str) -> tuple[Path, Path]:
 
 def prepare_one(task: tuple[str, str, str, dict[str, Any]]) -> dict[str, Any]:
     """Decode one video and write its frame and audio atomically. Returns a progress record."""
-    from PIL import Image
-
     clip_id, video, out_dir, settings = task
     out = Path(out_dir)
     try:
@@ -227,8 +226,6 @@ def select_items(cfg: VGGSoundConfig) -> list[tuple[str, Path | None]]:
 
 def prepare_vggsound(cfg: VGGSoundConfig, progress: bool = True) -> PrepareResult:
     """Prepare VGGSound videos into frames, 3 s clips and train/val manifests (resumable)."""
-    from tqdm import tqdm
-
     t0 = timer()
     out = Path(cfg.out)
     if not 0.0 <= cfg.val_fraction < 1.0:

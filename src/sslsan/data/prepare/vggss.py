@@ -1,4 +1,4 @@
-"""VGG-SS test set (datasets_spec section 1) -> vggss.jsonl.
+"""VGG-SS test set (docs/datasets.md §1) -> vggss.jsonl.
 
 Input (`--root`): `frames/<id>.jpg` (or SSL-TIE's `frame/`), `audio/<id>.wav` (the ~10 s clip) and the
 annotation file `vggss.json` (list of {"file", "class", "bbox": [[x1, y1, x2, y2], ...]} with
@@ -23,15 +23,17 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from tqdm import tqdm
+
 from sslsan.data.manifest import Sample
 from sslsan.data.prepare.clips import decode_frame_and_track
 from sslsan.data.prepare.common import (
-    MediaError, PrepareError, SkipReport, atomic_write_bytes, check_image, complete_jpeg, complete_wav,
+    MediaError, PrepareError, SkipReport, check_image, complete_jpeg, complete_wav,
     find_videos, finish_testset, first_existing, gt_map_empty, index_folder, load_json,
     note_audio, rel, timer, youtube_id,
 )
 from sslsan.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, jpeg_bytes, wav_bytes
-from sslsan.utils.io import make_folder
+from sslsan.utils.io import atomic_write_bytes, make_folder
 
 ANNOTATION_NAMES = ("vggss.json", "metadata/vggss.json", "vggss_annotations.json", "metadata/vggss_annotations.json")
 
@@ -86,8 +88,6 @@ def extract_from_video(video: Path, frame_path: Path, audio_path: Path) -> None:
 def prepare_vggss(root: str | Path | None, out: str | Path, annotations: str | Path | None = None,
                   ids_file: str | Path | None = None, drop_empty_gt: bool = False,
                   videos: str | Path | None = None, progress: bool = True) -> Path:
-    from tqdm import tqdm
-
     t0 = timer()
     out = Path(out)
     if root is None and (videos is None or annotations is None):

@@ -1,7 +1,7 @@
 """`TrainConfig`: everything a training run depends on, as typed dataclasses (sslsan.config).
 
 Sections: `model`, `audio`, `objective` come from the modules that own them; `data`, `optim`,
-`train`, `eval` are defined here. Defaults are the paper's VGGSound-144K recipe (model_spec §4.3, §5,
+`train`, `eval` are defined here. Defaults are the paper's VGGSound-144K recipe (docs/model.md §4.3, §5,
 DECISIONS D9); `src/sslsan/configs/*.yaml` override them. Unknown keys are errors.
 """
 
@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sslsan.audio import AudioConfig
-from sslsan.losses import ObjectiveConfig
 from sslsan.config import ConfigError
-from sslsan.models import FEATURE_STRIDE, ModelConfig
+from sslsan.evaluation.eval_config import EvaluationConfig
+from sslsan.losses import ObjectiveConfig
+from sslsan.models import ModelConfig, get_backbone
 
 
 @dataclass
@@ -34,7 +35,7 @@ class DataConfig:
     cache_spectrograms: bool = False
     cache_on_disk: bool = True  # keep the cache beside the manifest (.sslsan_cache/) for the next run on this data
     cache_max_gib: float = 8.0  # refuse a cache larger than this (the paper's 257x670 spectrograms: ~0.7 MB a clip)
-    # Image augmentation (MoCo-v2 as SSL-TIE uses it: model_spec §2). Defaults are the paper's; short
+    # Image augmentation (MoCo-v2 as SSL-TIE uses it: docs/model.md §2). Defaults are the paper's; short
     # runs on small data (the CPU demo) learn faster with a milder crop and no colour changes.
     crop_scale: tuple[float, float] = (0.3, 1.0)  # RandomResizedCrop area range
     jitter_p: float = 0.8  # ColorJitter(0.4, 0.4, 0.4, 0.1)
@@ -63,7 +64,7 @@ class OptimConfig:
     eps: float = 1e-8
     fused: bool | None = None  # None: fused Adam on CUDA, the for-each implementation elsewhere
     scheduler: Literal["plateau", "constant"] = "plateau"
-    plateau_factor: float = 0.1  # PyTorch defaults (model_spec §5.2 item 6)
+    plateau_factor: float = 0.1  # PyTorch defaults (docs/model.md §4.3)
     plateau_patience: int = 10
     plateau_threshold: float = 1e-4
     plateau_cooldown: int = 0
@@ -99,13 +100,20 @@ class TrainSection:
 
 @dataclass
 class EvalSection:
-    """What runs after the last epoch."""
+    """What runs after the last epoch: the universal threshold (D6) of best.pt, stored in it.
+
+    The calibration settings default to the evaluation protocol's (`EvaluationConfig`)."""
 
     calibrate_threshold: bool = True  # universal threshold (D6) on `calibration_manifest`, stored in best.pt
     calibration_manifest: str | None = None  # default: the validation manifest
-    calibration_mode: Literal["per_type", "pooled"] = "per_type"
-    calibration_seed: int = 0
-    calibration_repetitions: int = 10  # noise/offscreen draws per sample (the evaluation protocol's default)
+    calibration_mode: Literal["per_type", "pooled"] = EvaluationConfig.threshold_mode
+    calibration_seed: int = EvaluationConfig.seed
+    calibration_repetitions: int = EvaluationConfig.repetitions  # noise/offscreen draws per sample
+
+    def evaluation_config(self) -> EvaluationConfig:
+        """The evaluation settings the calibration runs with."""
+        return EvaluationConfig(repetitions=self.calibration_repetitions, seed=self.calibration_seed,
+                                threshold_mode=self.calibration_mode)
 
 
 @dataclass
@@ -123,7 +131,7 @@ class TrainConfig:
 _AT_LEAST: dict[str, int] = {
     "train.epochs": 1, "train.batch_size": 1, "train.val_batch_size": 1, "train.log_every": 1,
     "train.max_steps_per_epoch": 1, "train.threads": 1, "data.num_workers": 0, "data.prefetch_factor": 1,
-    "data.image_size": FEATURE_STRIDE, "audio.sample_rate": 1, "audio.n_fft": 2, "audio.hop_length": 1,
+    "audio.sample_rate": 1, "audio.n_fft": 2, "audio.hop_length": 1,
     "audio.n_mels": 1, "eval.calibration_repetitions": 1,
 }
 _POSITIVE = ("model.width", "optim.lr", "audio.clip_seconds", "audio.tile_seconds", "data.cache_max_gib")
@@ -137,12 +145,19 @@ def validate_train_config(cfg: TrainConfig) -> TrainConfig:
         section, name = key.split(".")
         return getattr(getattr(cfg, section), name)
 
+    for key in ("model.image_backbone", "model.audio_backbone"):
+        try:
+            get_backbone(value(key))
+        except ValueError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
     for key, low in _AT_LEAST.items():
         v = value(key)
         if v is not None and v < low:
-            why = (f"images smaller than the network's stride ({FEATURE_STRIDE} pixels) give no map"
-                   if key == "data.image_size" else f"must be at least {low}")
-            raise ConfigError(f"{key}={v}: {why}")
+            raise ConfigError(f"{key}={v}: must be at least {low}")
+    stride = get_backbone(cfg.model.image_backbone).stride
+    if cfg.data.image_size < stride:
+        raise ConfigError(f"data.image_size={cfg.data.image_size}: images smaller than the network's stride "
+                          f"({stride} pixels) give no map")
     for key in _POSITIVE:
         if not value(key) > 0:
             raise ConfigError(f"{key}={value(key)}: must be greater than 0")
@@ -159,23 +174,3 @@ def resolve_train_config(cfg: TrainConfig) -> TrainConfig:
     if cfg.objective.image_size != cfg.data.image_size:
         cfg = dataclasses.replace(cfg, objective=dataclasses.replace(cfg.objective, image_size=cfg.data.image_size))
     return cfg
-
-
-# The paper's Table 4, in row order: shipped config names under configs/ablation/.
-ABLATIONS: tuple[str, ...] = ("ssl_tie", "s", "s_ls", "n", "n_ln", "s_n", "ssl_san")
-
-
-def ablation_overrides(name: str) -> list[str]:
-    """The `objective.*` overrides of Table-4 row `name` (e.g. "s_ls"), to apply on top of another config.
-
-    `load_config(TrainConfig, "synth_cpu", ablation_overrides("ssl_tie"))` is the SSL-TIE baseline on the
-    embedded benchmark.
-    """
-    import yaml
-
-    from sslsan.config import resolve_config_path
-
-    if name not in ABLATIONS:
-        raise ConfigError(f"unknown ablation {name!r}; Table 4 rows: {', '.join(ABLATIONS)}")
-    data = yaml.safe_load(resolve_config_path(f"ablation/{name}").read_text())
-    return [f"objective.{k}={str(v).lower()}" for k, v in data["objective"].items()]
