@@ -470,3 +470,21 @@ def test_per_category_scores_match_the_overall_metrics(tmp_path):
         assert per_cat[cat]["max"] == pytest.approx(float(np.median(pos[sel].reshape(4, -1).max(1))))
     table = per_category_markdown({"A": [path], "B": [path, path]})
     assert table.count("\n") == 2 + 3 - 1 and "| a | 4 |" in table
+
+
+def test_map_offset_measures_a_known_shift(tmp_path):
+    """Gaussian maps centred (+9, -5) px from each GT box's centre give that offset."""
+    from sslsan.evaluation.per_category import map_offset
+
+    n, size = 4, 224
+    ys, xs = np.mgrid[0:size, 0:size]
+    gt = np.zeros((n, size, size), np.uint8)
+    pos = np.zeros((n, size, size), np.float32)
+    for i, (x0, y0) in enumerate([(40, 50), (100, 30), (60, 120), (130, 140)]):
+        gt[i, y0 : y0 + 40, x0 : x0 + 50] = 1
+        cx, cy = x0 + 24.5 + 9, y0 + 19.5 - 5
+        pos[i] = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * 20.0**2))
+    np.savez(tmp_path / "maps.npz", ids=np.array(["a", "b", "c", "d"]), pos_maps=pos, gt_maps=gt,
+             **{f"neg_maps_{t}": pos[None] * 0 for t in ("silence", "noise", "offscreen")})
+    dx, dy = map_offset(tmp_path / "maps.npz")
+    assert dx == pytest.approx(9, abs=0.5) and dy == pytest.approx(-5, abs=0.5)

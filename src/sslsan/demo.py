@@ -26,7 +26,7 @@ from sslsan.engine import ABLATIONS, TrainConfig, ablation_overrides, train
 from sslsan.engine.train_config import validate_train_config
 from sslsan.evaluation import EvaluationConfig
 from sslsan.evaluation.evaluate import evaluate_checkpoint
-from sslsan.evaluation.per_category import per_category_markdown
+from sslsan.evaluation.per_category import map_offset, per_category_markdown
 from sslsan.evaluation.report import comparison_markdown
 from sslsan.evaluation.training_curves import plot_training_curves
 from sslsan.models import read_checkpoint
@@ -263,11 +263,17 @@ def write_report(opts: DemoOptions, data: Path, results: dict[str, dict[str, lis
             for f in fs:
                 parts.append(f"- **{'HOLDS' if f.holds else 'DOES NOT HOLD'}** ({f.per_seed}): {f.text} {f.evidence}.")
             parts.append("")
+            maps = {DISPLAY.get(v, v): [opts.out / "eval" / ds / run_name(v, s, opts) / "maps.npz" for s in seeds]
+                    for v in MAIN_VARIANTS}
+            offsets = {name: np.mean([map_offset(p) for p in paths], axis=0) for name, paths in maps.items()}
             parts += [f"### {ds}: per sound category" + (" (mean over seeds)" if len(seeds) > 1 else ""), "",
                       "Where each model's localization holds and where it fails (percent; max = median of the "
-                      "positive-map maxima).", "",
-                      per_category_markdown({DISPLAY.get(v, v): [opts.out / "eval" / ds / run_name(v, s, opts) / "maps.npz"
-                                                                  for s in seeds] for v in MAIN_VARIANTS}), ""]
+                      "positive-map maxima).", "", per_category_markdown(maps), "",
+                      "Map offset (a diagnostic, not a metric of the paper): the median displacement of each "
+                      "positive map's adaptive region from the centre of the ground truth, in pixels of the "
+                      "224 × 224 ground truth (right, down): "
+                      + "; ".join(f"{name} ({dx:+.1f}, {dy:+.1f})" for name, (dx, dy) in offsets.items())
+                      + ". A map that sits consistently beside the object it found loses cIoU_A.", ""]
         first = {DISPLAY.get(v, v): res[v][0] for v in variants}
         parts += [f"### {ds}: the paper's tables (seed {seeds[0]})", "", comparison_markdown(first)]
         for v in variants:
