@@ -6,6 +6,7 @@ environment) everything degrades to a single process and these helpers are no-op
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -44,9 +45,20 @@ def init_distributed(device: torch.device) -> DistInfo:
     return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank)
 
 
-def cleanup_distributed() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def cleanup_distributed(succeeded: bool = True) -> None:
+    """Leave the process group deterministically: every rank together (after a run that succeeded),
+    with the DDP wrappers that still reference the group already collected.
+
+    Leaving a gloo group that something still holds to interpreter shutdown can abort the process
+    ("terminate called without an active exception") after a run that finished. After a failure no
+    barrier: the other ranks may never reach it.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    gc.collect()  # DDP's reducer sits in reference cycles; free it while the group is still alive
+    if succeeded:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def barrier(info: DistInfo) -> None:
