@@ -70,11 +70,9 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("--resume needs --run-dir")
         stem = resolve_config_path(config).stem + (f"-{args.ablation}" if args.ablation else "")
         run_dir = Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
-    succeeded = False
     try:
         out = train(cfg, run_dir, device=args.device, resume=args.resume, progress=False if args.no_progress else None)
-        succeeded = True
     finally:
-        cleanup_distributed(succeeded)
+        cleanup_distributed()
     print(f"run directory: {out}")
     return 0

@@ -45,19 +45,17 @@ def init_distributed(device: torch.device) -> DistInfo:
     return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank)
 
 
-def cleanup_distributed(succeeded: bool = True) -> None:
-    """Leave the process group deterministically: every rank together (after a run that succeeded),
-    with the DDP wrappers that still reference the group already collected.
+def cleanup_distributed() -> None:
+    """Leave the process group deterministically, with the DDP wrappers that still reference it freed first.
 
-    Leaving a gloo group that something still holds to interpreter shutdown can abort the process
-    ("terminate called without an active exception") after a run that finished. After a failure no
-    barrier: the other ranks may never reach it.
+    A gloo group left to interpreter shutdown while something still holds it can abort a process that
+    finished its work ("terminate called without an active exception"). No barrier here: after training
+    rank 0 may calibrate U_th alone for longer than a collective's timeout, and after a failure the other
+    ranks may never arrive.
     """
     if not (dist.is_available() and dist.is_initialized()):
         return
     gc.collect()  # DDP's reducer sits in reference cycles; free it while the group is still alive
-    if succeeded:
-        dist.barrier()
     dist.destroy_process_group()
 
 
