@@ -23,11 +23,13 @@ import numpy as np
 from sslsan.config import load_config, to_dict
 from sslsan.data.synthetic import default_workers, generate_dataset, preset_config
 from sslsan.engine import ABLATIONS, TrainConfig, ablation_overrides, train
+from sslsan.engine.run import checkpoint_paths
 from sslsan.engine.train_config import validate_train_config
 from sslsan.evaluation import EvaluationConfig
 from sslsan.evaluation.evaluate import evaluate_checkpoint
 from sslsan.evaluation.per_category import map_offset, per_category_markdown
 from sslsan.evaluation.report import comparison_markdown
+from sslsan.evaluation.scoring import load_maps
 from sslsan.evaluation.training_curves import plot_training_curves
 from sslsan.models import read_checkpoint
 from sslsan.utils.device import resolve_device
@@ -89,13 +91,23 @@ def run_name(variant: str, seed: int, opts: DemoOptions) -> str:
     return f"{variant}_seed{seed}" if opts.data_seed == 0 else f"{variant}_data{opts.data_seed}_seed{seed}"
 
 
+def run_dir_of(variant: str, seed: int, opts: DemoOptions) -> Path:
+    """Where one trained model lives: `<out>/runs/<run name>`."""
+    return opts.out / "runs" / run_name(variant, seed, opts)
+
+
+def eval_dir_of(dataset: str, run_dir: Path, opts: DemoOptions) -> Path:
+    """Where one model's evaluation on `dataset` lives: `<out>/eval/<dataset>/<run name>`."""
+    return opts.out / "eval" / dataset / run_dir.name
+
+
 def train_variant(variant: str, seed: int, data: Path, opts: DemoOptions, device: str) -> Path:
     """Train one configuration (or pick up a finished/interrupted run); returns its run directory."""
-    run_dir = opts.out / "runs" / run_name(variant, seed, opts)
+    run_dir = run_dir_of(variant, seed, opts)
     overrides = [f"data.root={data.resolve()}", f"train.seed={seed}", f"data.image_size={opts.image_size}",
                  *ablation_overrides(variant), *opts.overrides]
     cfg = load_config(TrainConfig, "synth_cpu", overrides)
-    latest = run_dir / "checkpoints" / "latest.pt"
+    latest, _ = checkpoint_paths(run_dir)
     resume = latest.exists()
     if resume and read_checkpoint(latest).get("epoch", 0) >= cfg.train.epochs and (run_dir / "threshold.json").exists():
         _log(f"{variant} seed {seed}: finished run found in {run_dir}")
@@ -106,9 +118,9 @@ def train_variant(variant: str, seed: int, data: Path, opts: DemoOptions, device
 
 
 def evaluate_variant(run_dir: Path, dataset: str, data: Path, opts: DemoOptions, device: str) -> dict[str, Any]:
-    out = opts.out / "eval" / dataset / run_dir.name
+    out = eval_dir_of(dataset, run_dir, opts)
     metrics_file = out / "metrics.json"
-    ckpt = run_dir / "checkpoints" / "best.pt"
+    _, ckpt = checkpoint_paths(run_dir)
     if metrics_file.exists() and out.joinpath("done").exists():
         return json.loads(metrics_file.read_text())
     _log(f"evaluating {run_dir.name} on {dataset}")
@@ -134,16 +146,18 @@ def _fmt(mean: float, std: float, n: int, decimals: int = 2) -> str:
     return f"{mean:.{decimals}f} ± {std:.{decimals}f}" if n > 1 else f"{mean:.{decimals}f}"
 
 
+def key_metrics(results: dict[str, list[dict]], variants: list[str]) -> dict[str, dict[str, tuple[float, float]]]:
+    """{variant: {label: (mean, std) over seeds}} of the key metrics."""
+    return {v: {lab: _mean_std([_get(m, sec, key) for m in results[v]]) for lab, sec, key, _ in KEY_METRICS}
+            for v in variants}
+
+
 def summary_table(results: dict[str, list[dict]], variants: list[str]) -> str:
     """Markdown: one row per configuration, mean ± std over seeds of the key metrics."""
     head = "| model | " + " | ".join(lab + (" ↓" if low else " ↑") for lab, _, _, low in KEY_METRICS) + " |"
     lines = [head, "|" + "---|" * (len(KEY_METRICS) + 1)]
-    for v in variants:
-        runs = results[v]
-        cells = []
-        for _, sec, key, _ in KEY_METRICS:
-            mean, std = _mean_std([_get(m, sec, key) for m in runs])
-            cells.append(_fmt(mean, std, len(runs), 4 if key == "sep" else 2))
+    for v, values in key_metrics(results, variants).items():
+        cells = [_fmt(*values[lab], len(results[v]), 4 if key == "sep" else 2) for lab, _, key, _ in KEY_METRICS]
         lines.append(f"| {DISPLAY.get(v, v)} | " + " | ".join(cells) + " |")
     ref = results[variants[0]][0].get("reference_maps") or {}
     for name, scores in ref.items():
@@ -239,7 +253,7 @@ def findings(results: dict[str, list[dict]]) -> list[Finding]:
 
 
 def write_report(opts: DemoOptions, data: Path, results: dict[str, dict[str, list[dict]]], variants: list[str],
-                 seconds: float, device: str) -> tuple[Path, str]:
+                 fs: list[Finding], seconds: float, device: str) -> tuple[Path, str]:
     """report.md + figures/ (Fig. 1, Fig. 2 of the first seed) + the full paper tables of the first seed."""
     report_dir = opts.out
     figs = report_dir / "figures"
@@ -258,13 +272,13 @@ def write_report(opts: DemoOptions, data: Path, results: dict[str, dict[str, lis
         parts += [f"## {ds}: key metrics" + (" (mean ± std over seeds)" if len(seeds) > 1 else ""), "", table, ""]
         if ds == EVAL_SETS[0]:
             printed = table
-            fs = findings(res)
             parts += ["### Findings", ""]
             for f in fs:
                 parts.append(f"- **{'HOLDS' if f.holds else 'DOES NOT HOLD'}** ({f.per_seed}): {f.text} {f.evidence}.")
             parts.append("")
-            maps = {DISPLAY.get(v, v): [opts.out / "eval" / ds / run_name(v, s, opts) / "maps.npz" for s in seeds]
-                    for v in MAIN_VARIANTS}
+            # each maps.npz read once, for both the per-category table and the map offset
+            maps = {DISPLAY.get(v, v): [load_maps(eval_dir_of(ds, run_dir_of(v, s, opts), opts) / "maps.npz")
+                                        for s in seeds] for v in MAIN_VARIANTS}
             offsets = {name: np.mean([map_offset(p) for p in paths], axis=0) for name, paths in maps.items()}
             parts += [f"### {ds}: per sound category" + (" (mean over seeds)" if len(seeds) > 1 else ""), "",
                       "Where each model's localization holds and where it fails (percent; max = median of the "
@@ -277,11 +291,11 @@ def write_report(opts: DemoOptions, data: Path, results: dict[str, dict[str, lis
         first = {DISPLAY.get(v, v): res[v][0] for v in variants}
         parts += [f"### {ds}: the paper's tables (seed {seeds[0]})", "", comparison_markdown(first)]
         for v in variants:
-            src = opts.out / "eval" / ds / run_name(v, seeds[0], opts)
+            src = eval_dir_of(ds, run_dir_of(v, seeds[0], opts), opts)
             for png in sorted(src.glob("*.png")):
                 dst = figs / f"{ds}_{v}_{png.name}"
                 shutil.copyfile(png, dst)
-    plot_training_curves({DISPLAY.get(v, v): opts.out / "runs" / run_name(v, seeds[0], opts) for v in variants},
+    plot_training_curves({DISPLAY.get(v, v): run_dir_of(v, seeds[0], opts) for v in variants},
                          figs / "training_curves.png", title=f"training diagnostics, seed {seeds[0]}")
     pngs = sorted(figs.glob("*.png"))
     parts += ["## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in pngs] + [""]
@@ -306,14 +320,13 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
             for ds in EVAL_SETS:
                 results[ds][v].append(evaluate_variant(run_dir, ds, data, opts, device))
     seconds = time.time() - t0
-    report, table = write_report(opts, data, results, variants, seconds, device)
     fs = findings(results[EVAL_SETS[0]])
+    report, table = write_report(opts, data, results, variants, fs, seconds, device)
     summary = {
         "seconds": round(seconds, 1), "device": device, "seeds": opts.seeds, "data_seed": opts.data_seed,
         "variants": variants,
         "findings": [{"text": f.text, "holds": f.holds, "evidence": f.evidence, "per_seed": f.per_seed} for f in fs],
-        "key_metrics": {ds: {v: {lab: _mean_std([_get(m, sec, key) for m in results[ds][v]])
-                                 for lab, sec, key, _ in KEY_METRICS} for v in variants} for ds in EVAL_SETS},
+        "key_metrics": {ds: key_metrics(results[ds], variants) for ds in EVAL_SETS},
     }
     atomic_write_text(opts.out / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
     print(f"\n{EVAL_SETS[0]} test set, universal threshold per model (percent; Sep raw):\n")

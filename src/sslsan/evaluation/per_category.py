@@ -6,40 +6,50 @@ Shows where a model's localization comes from or fails: e.g. a model taught that
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Union
 
 import numpy as np
 
 from sslsan.evaluation.scoring import load_maps
-from sslsan.metrics import adaptive_threshold, localization_scores, upsample
+from sslsan.metrics import adaptive_threshold, aggregate_localization, localization_scores, upsample
+
+# a maps.npz file, or its arrays as `load_maps` returns them (so one file is read once for several views)
+Maps = Union[str, Path, Mapping[str, np.ndarray]]
 
 
-def category_scores(maps_path: str | Path) -> dict[str, dict[str, float]]:
+def _arrays(maps: Maps) -> tuple[Mapping[str, np.ndarray], str]:
+    if isinstance(maps, Mapping):
+        return maps, "maps"
+    return load_maps(maps), str(maps)
+
+
+def category_scores(maps: Maps) -> dict[str, dict[str, float]]:
     """{category: {"n", "ciou_u", "ciou_a", "max"}} of one maps.npz (percent; "max" = median positive-map max).
 
     cIoU_U is the mean cIoU at the file's universal threshold, cIoU_A the success rate (cIoU ≥ 0.5)
     at each map's adaptive threshold, as in `sslsan.metrics.localization_metrics`.
     """
-    arrays = load_maps(maps_path)
+    arrays, where = _arrays(maps)
     if "threshold" not in arrays or "labels" not in arrays:
-        raise ValueError(f"{maps_path}: per-category scores need the `threshold` and `labels` arrays")
+        raise ValueError(f"{where}: per-category scores need the `threshold` and `labels` arrays")
     scores = localization_scores(arrays["pos_maps"], arrays["gt_maps"], {}, float(arrays["threshold"]))
     labels = arrays["labels"].astype(str)
     maxima = arrays["pos_maps"].reshape(len(labels), -1).max(axis=1)
     out = {}
     for cat in sorted(set(labels) - {""}):
         sel = labels == cat
-        ciou_u, ciou_a = scores["ciou_u"][sel], scores["ciou_a"][sel]
-        out[cat] = {"n": int(sel.sum()), "ciou_u": 100 * float(np.mean(np.nan_to_num(ciou_u, nan=0.0))),
-                    "ciou_a": 100 * float(np.count_nonzero(ciou_a >= 0.5) / sel.sum()),
+        agg = aggregate_localization({"ciou_u": scores["ciou_u"][sel], "ciou_a": scores["ciou_a"][sel]})
+        out[cat] = {"n": int(sel.sum()), "ciou_u": agg["ciou_u"], "ciou_a": agg["ciou_a"],
                     "max": float(np.median(maxima[sel]))}
     return out
 
 
-def per_category_markdown(models: dict[str, list[str | Path]]) -> str:
+def per_category_markdown(models: dict[str, list[Maps]]) -> str:
     """A markdown table: one row per category, cIoU_U / cIoU_A / median positive max per model.
 
-    `models` maps a model name to its maps.npz files (one per seed); values are means over them.
+    `models` maps a model name to its maps.npz files or loaded arrays (one per seed); values are means over them.
     """
     per_model = {}
     for name, paths in models.items():
@@ -61,23 +71,33 @@ def per_category_markdown(models: dict[str, list[str | Path]]) -> str:
     return "\n".join(lines)
 
 
-def map_offset(maps_path: str | Path) -> tuple[float, float]:
+def map_offset(maps: Maps, chunk_size: int = 256) -> tuple[float, float]:
     """Median displacement (dx, dy), in pixels of the 224 x 224 GT, of each positive map's adaptive region
     (its pixels above the adaptive threshold) from the GT region's centre; positive = right / down.
 
     A diagnostic, not a metric of the paper: a model whose maps sit consistently beside the sounding
     object loses cIoU_A although it found the object. Samples with an empty GT or region are skipped.
     """
-    arrays = load_maps(maps_path)
+    arrays, _ = _arrays(maps)
     gt = arrays["gt_maps"] > 0
     ys, xs = np.mgrid[0 : gt.shape[1], 0 : gt.shape[2]]
+
+    def centres(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = mask.sum(axis=(1, 2))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (mask * xs).sum(axis=(1, 2)) / n, (mask * ys).sum(axis=(1, 2)) / n, n > 0
+
     shifts = []
-    for pos, g in zip(arrays["pos_maps"], gt):
-        up = upsample(pos, g.shape)
-        region = up > adaptive_threshold(up, g)
-        if g.any() and region.any():
-            shifts.append((xs[region].mean() - xs[g].mean(), ys[region].mean() - ys[g].mean()))
-    if not shifts:
+    for start in range(0, len(gt), chunk_size):
+        g = gt[start : start + chunk_size]
+        up = upsample(arrays["pos_maps"][start : start + chunk_size], g.shape[1:])
+        region = up > np.asarray(adaptive_threshold(up, g))[:, None, None]
+        rx, ry, r_ok = centres(region)
+        gx, gy, g_ok = centres(g)
+        ok = r_ok & g_ok
+        shifts.append(np.stack([rx - gx, ry - gy], axis=1)[ok])
+    shifts = np.concatenate(shifts) if shifts else np.empty((0, 2))
+    if not len(shifts):
         return float("nan"), float("nan")
-    dx, dy = np.median(np.asarray(shifts), axis=0)
+    dx, dy = np.median(shifts, axis=0)
     return float(dx), float(dy)
