@@ -8,6 +8,7 @@ from pathlib import Path
 from sslsan.commands import DEVICE_HELP, CommandParser, non_negative_int, positive_int
 from sslsan.data.registry import DATASETS
 from sslsan.evaluation.eval_config import EvaluationConfig
+from sslsan.metrics.thresholds import UNIVERSAL_MODES
 
 DEFAULT = EvaluationConfig()
 
@@ -26,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", default=DEFAULT.threshold,
                    help="universal threshold: a number, or 'auto' = the checkpoint's stored one, else calibrated "
                    "on the dataset's calibration split, else on the test set itself (the report says which)")
-    p.add_argument("--threshold-mode", choices=["per_type", "pooled"], default=DEFAULT.threshold_mode,
+    p.add_argument("--threshold-mode", choices=list(UNIVERSAL_MODES), default=DEFAULT.threshold_mode,
                    help="calibration rule (DECISIONS D6): max over negative types of the per-type Q3 of the "
                    "per-sample maxima (per_type), or the Q3 of all negatives pooled")
     p.add_argument("--negatives-linear", action="store_true",

@@ -74,7 +74,7 @@ def calibrate_run(checkpoint: Path, manifest: Path, config: EvaluationConfig, *,
     write the run's threshold.json; returns that record."""
     model = load_model(checkpoint, map_location=device)
     threshold, details = calibrate_universal_threshold(model, manifest, config, device=device, progress=progress)
-    record = {"universal_threshold": float(threshold), "manifest": str(manifest), "manifest_sha256": manifest_hash(manifest),
+    record = {"universal_threshold": float(threshold), "manifest": str(manifest), "manifest_sha256": details["split_sha256"],
               "mode": config.threshold_mode, "seed": config.seed, "checkpoint": str(checkpoint), "details": details}
     atomic_write_text(run_dir_of(checkpoint) / RUN_RECORD, json.dumps(record, indent=2, default=float) + "\n")
     set_universal_threshold(checkpoint, threshold)

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sslsan.evaluation.errors import EvaluationError, check_at_least, check_threshold
-
-CALIBRATION_MODES = ("per_type", "pooled")
+from sslsan.metrics.thresholds import UNIVERSAL_MODES
 
 
 @dataclass
@@ -42,9 +41,9 @@ class EvaluationConfig:
         """Refuse values no evaluation can use, naming the setting; returns self."""
         check_at_least(1, batch_size=self.batch_size, repetitions=self.repetitions, noise_pool=self.noise_pool)
         check_at_least(0, workers=self.workers, figure_examples=self.figure_examples)
-        if not (isinstance(self.threshold, str) and self.threshold == "auto"):
+        if not self.auto_threshold:
             check_threshold(self.threshold)
-        if self.threshold_mode not in CALIBRATION_MODES:
+        if self.threshold_mode not in UNIVERSAL_MODES:
             raise EvaluationError(f"unknown calibration mode {self.threshold_mode!r}; expected 'per_type' or 'pooled'")
         return self
 

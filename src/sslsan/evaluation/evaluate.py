@@ -24,7 +24,7 @@ import torch
 
 from sslsan.data.manifest import Manifest, manifest_hash, read_manifest
 from sslsan.data.registry import DATASETS, dataset_manifest
-from sslsan.evaluation.calibrate import resolve_threshold
+from sslsan.evaluation.calibrate import resolve_threshold, run_dir_of
 from sslsan.evaluation.errors import EvaluationError
 from sslsan.evaluation.eval_config import EvaluationConfig
 from sslsan.evaluation.figures import display_image, maxima_from_maps, plot_max_distributions, plot_overlays
@@ -48,7 +48,7 @@ def read_test_manifest(path: str | Path) -> Manifest:
 def default_out_dir(checkpoint: str | Path, dataset: str) -> Path:
     """<run>/eval_<dataset> for <run>/checkpoints/best.pt; eval_<dataset>_<stem> beside other checkpoints."""
     ck = Path(checkpoint)
-    base = ck.parent.parent if ck.parent.name == "checkpoints" else ck.parent
+    base = run_dir_of(ck)
     return base / (f"eval_{dataset}" if ck.stem == "best" else f"eval_{dataset}_{ck.stem}")
 
 
