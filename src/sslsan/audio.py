@@ -79,8 +79,9 @@ def tile_rows(wave: torch.Tensor, lengths: torch.Tensor, n: int) -> torch.Tensor
         raise ValueError(f"row lengths must lie in [1, {wave.shape[-1]}], got {lengths.tolist()}")
     if bool((lengths == lengths[0]).all()):
         return tile_to_length(wave[:, : int(lengths[0])], n)
-    idx = torch.arange(n)[None, :] % lengths[:, None]
-    return wave.gather(1, to_device(idx, wave.device))
+    # the (B, n) index is built where it is used: only the B lengths cross to the device
+    idx = torch.arange(n, device=wave.device)[None, :] % to_device(lengths, wave.device)[:, None]
+    return wave.gather(1, idx)
 
 
 SHORT_CLIP_REPEATS = 10  # a clip repeated more often than this to fill the window is mostly repetition

@@ -222,14 +222,13 @@ class ImageTrainTransform:
         ]
         return torch.tensor(rows, dtype=torch.float32)
 
-    def colour(self, x: torch.Tensor, generator: torch.Generator | None = None,
-               params: torch.Tensor | None = None) -> torch.Tensor:
+    def colour(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Colour jitter (random order), grayscale and blur, with per-sample draws (`colour_params`).
 
         The per-sample reference: each op runs on the whole batch and is kept where drawn.
         `sslsan.data.augment.ImageDeviceAugment` is the batched equivalent the training step uses.
         """
-        p = self.colour_params(x.shape[0], generator) if params is None else params.cpu()
+        p = self.colour_params(x.shape[0], generator)
         dev = x.device
         apply_jit = (p[:, JITTER] > 0).to(dev)
         order = p[:, ORDER : ORDER + 4].long()

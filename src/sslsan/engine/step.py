@@ -119,16 +119,18 @@ def forward_loss(
 
 
 def gradient_norms(parts: dict[str, torch.Tensor], model: Localizer) -> dict[str, float]:
-    """L2 norm of the gradient of each loss component w.r.t. each tower's parameters (one backward each)."""
-    towers = {"img": [p for p in model.imgnet.parameters() if p.requires_grad],
-              "aud": [p for p in model.audnet.parameters() if p.requires_grad]}
-    out = {}
+    """L2 norm of the gradient of each loss component w.r.t. each tower's parameters (one backward per
+    component, both towers at once; one host read at the end)."""
+    img = [p for p in model.imgnet.parameters() if p.requires_grad]
+    aud = [p for p in model.audnet.parameters() if p.requires_grad]
+    keys, norms = [], []
     for name, part in parts.items():
-        for tower, params in towers.items():
-            grads = torch.autograd.grad(part, params, retain_graph=True, allow_unused=True)
-            sq = sum((g.float().pow(2).sum() for g in grads if g is not None), torch.zeros((), device=part.device))
-            out[f"grad_{tower}_{name}"] = float(sq.sqrt())
-    return out
+        grads = torch.autograd.grad(part, img + aud, retain_graph=True, allow_unused=True)
+        for tower, tower_grads in (("img", grads[: len(img)]), ("aud", grads[len(img):])):
+            sq = sum((g.float().pow(2).sum() for g in tower_grads if g is not None), torch.zeros((), device=part.device))
+            keys.append(f"grad_{tower}_{name}")
+            norms.append(sq.sqrt())
+    return dict(zip(keys, torch.stack(norms).tolist())) if norms else {}
 
 
 def autocast(device: torch.device, amp: bool):

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sslsan.utils.device import to_device
+from sslsan.utils.device import device_constant, to_device
 
 
 @dataclass
@@ -62,9 +62,10 @@ class EquivarianceTransform(nn.Module):
         inverse = rotation_matrix(-params.angles, 1.0 / params.scale, (c, c))
         # pixel -> [-1, 1] with align_corners=True: u = 2x/(n-1) - 1
         k = 2.0 / (n - 1)
-        norm = torch.tensor([[k, 0.0, -1.0], [0.0, k, -1.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
-        norm_inv = torch.tensor([[1 / k, 0.0, 1 / k], [0.0, 1 / k, 1 / k], [0.0, 0.0, 1.0]], dtype=torch.float64)
-        theta = to_device(norm, inverse.device) @ inverse @ to_device(norm_inv, inverse.device)
+        dev = inverse.device  # the two constants are built and copied to the device once (device_constant)
+        norm = device_constant((k, 0.0, -1.0, 0.0, k, -1.0, 0.0, 0.0, 1.0), dev, torch.float64).view(3, 3)
+        norm_inv = device_constant((1 / k, 0.0, 1 / k, 0.0, 1 / k, 1 / k, 0.0, 0.0, 1.0), dev, torch.float64).view(3, 3)
+        theta = norm @ inverse @ norm_inv
         with torch.autocast(inverse.device.type, enabled=False):
             return F.affine_grid(theta[:, :2].float(), [inverse.shape[0], channels, n, n], align_corners=True)
 
