@@ -28,7 +28,6 @@ import shutil
 import sys
 import tempfile
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -50,9 +49,8 @@ def pink_frame(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
 
 def write_data(root: Path, n: int, frame: tuple[int, int], seed: int = 0) -> Path:
     """n frames + 3 s clips + train.jsonl in the layout `sslsan prepare` writes; returns the manifest."""
-    from PIL import Image
-
     from sslsan.data.manifest import Sample, write_manifest
+    from sslsan.media import jpeg_bytes, wav_bytes
 
     rng = np.random.default_rng(seed)
     (root / "frames").mkdir(parents=True, exist_ok=True)
@@ -60,13 +58,9 @@ def write_data(root: Path, n: int, frame: tuple[int, int], seed: int = 0) -> Pat
     t = np.arange(48000) / 16000
     samples = []
     for i in range(n):
-        Image.fromarray(pink_frame(rng, *frame)).save(root / "frames" / f"{i:05d}.jpg", quality=90)
+        (root / "frames" / f"{i:05d}.jpg").write_bytes(jpeg_bytes(pink_frame(rng, *frame), quality=90))
         x = 0.3 * np.sin(2 * np.pi * rng.uniform(200, 2000) * t) + 0.05 * rng.standard_normal(t.size)
-        with wave.open(str(root / "audio" / f"{i:05d}.wav"), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(16000)
-            w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
+        (root / "audio" / f"{i:05d}.wav").write_bytes(wav_bytes(x))
         samples.append(Sample(id=f"{i:05d}", image=f"frames/{i:05d}.jpg", audio=f"audio/{i:05d}.wav"))
     return write_manifest(root / "train.jsonl", samples)
 
