@@ -7,7 +7,6 @@ Works for any folder written by `sslsan data synth` or `sslsan prepare` (or a ma
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 
@@ -20,8 +19,8 @@ from PIL import Image
 from sslsan.audio import AudioConfig, LogMelSpectrogram
 from sslsan.data.manifest import Manifest, ManifestError, read_manifest
 from sslsan.data.registry import DATASETS
+from sslsan.evaluation.figures import save_figure
 from sslsan.media import load_audio, load_image, load_mask
-from sslsan.utils.io import atomic_write_bytes
 
 # manifests looked for (in this order) when DIR is a folder and --manifest is not given
 _DEFAULT_ORDER = ["test_vggss.jsonl", "test_is3.jsonl", "val.jsonl", "train.jsonl"] + [d.manifest for d in DATASETS.values()]
@@ -116,6 +115,4 @@ def render_contact_sheet(
         sax.tick_params(labelsize=6, pad=1)
     fig.suptitle(f"{manifest.path.name}: {len(indices)} of {len(manifest)} samples "
                  f"(yellow: mask, red dashes: box; below: log-mel, 0-{n_mels} mel bins vs seconds)", fontsize=10, y=1 - 0.15 / height)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return atomic_write_bytes(out, buf.getvalue())
+    return save_figure(fig, out)
