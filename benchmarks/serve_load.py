@@ -28,9 +28,6 @@ import numpy as np
 # the test-only media writers (time-coded MP4s) live with the tests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-DEMO_CHECKPOINT = Path("demo_out/runs/ssl_san_seed0/checkpoints/best.pt")
-
-
 def write_inputs(d: Path) -> dict[str, dict[str, Path]]:
     from PIL import Image
 
@@ -75,6 +72,7 @@ def start_server(checkpoint: Path) -> tuple[subprocess.Popen, str]:
 
 
 def main() -> int:
+    from sslsan.commands.serve import DEMO_CHECKPOINT
     from sslsan.serve.client import post_files
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -87,8 +85,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         inputs = write_inputs(tmp)
-        if args.checkpoint is None and args.setting == "demo" and DEMO_CHECKPOINT.is_file():
-            args.checkpoint = DEMO_CHECKPOINT
+        demo = Path("demo_out") / DEMO_CHECKPOINT  # where `sslsan serve` looks by default (--demo demo_out)
+        if args.checkpoint is None and args.setting == "demo" and demo.is_file():
+            args.checkpoint = demo
         ckpt = args.checkpoint or random_checkpoint(tmp, args.setting)
         proc, url = start_server(ckpt)
         try:

@@ -26,12 +26,11 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import sine, write_audio
+from conftest import TINY_AUDIO, sine, write_audio
 
 from sslsan.audio import AudioConfig
 from sslsan.data.manifest import Sample, write_manifest
 
-AUDIO = dict(sample_rate=16000, clip_seconds=1.0, tile_seconds=1.0, n_fft=256, hop_length=128, n_mels=32)
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -78,10 +77,10 @@ def checkpoint(tmp_path_factory, media):
 
     torch.manual_seed(0)
     model = Localizer(ModelConfig(width=0.125)).eval()
-    model.audio_config, model.image_size = AudioConfig(**AUDIO), 64
+    model.audio_config, model.image_size = AudioConfig(**TINY_AUDIO), 64
     m = localize_files(model, media / "cat.jpg", media / "cat.wav")
     thr = float((m.min() + m.max()) / 2)
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt", model, audio_config=AudioConfig(**AUDIO),
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt", model, audio_config=AudioConfig(**TINY_AUDIO),
                            image_size=64, universal_threshold=thr)
 
 

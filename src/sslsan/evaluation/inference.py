@@ -275,20 +275,33 @@ def negative_embeddings(model, negatives: tuple[str, ...] = ("silence", "noise")
     return out
 
 
+def media_frontends(model, device: str | torch.device = "cpu") -> tuple[ImageEvalTransform, LogMelSpectrogram]:
+    """The checkpoint's image transform and audio front-end (on `device`), for `media_inputs`; a caller
+    localizing many inputs builds them once (the front-end computes its mel filterbank)."""
+    cfg = getattr(model, "audio_config", None) or AudioConfig()
+    size = int(getattr(model, "image_size", None) or 224)
+    return ImageEvalTransform(size), LogMelSpectrogram(cfg).to(device)
+
+
 @torch.inference_mode()
-def media_maps(model, frame: torch.Tensor, wave: torch.Tensor, *, device: str | torch.device = "cpu",
-               negatives: dict[str, torch.Tensor] | None = None, where: str = "input") -> dict[str, np.ndarray]:
-    """Native similarity maps (h, w) float32 of one frame with its waveform ("positive") and with each
-    negative embedding in `negatives` (see `negative_embeddings`).
+def media_inputs(model, frame: torch.Tensor, wave: torch.Tensor, *, device: str | torch.device = "cpu",
+                 frontends: tuple[ImageEvalTransform, LogMelSpectrogram] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's inputs for one frame and its waveform: image (1, 3, S, S) and spectrogram (1, 1, n_mels, T)
+    on `device`. `frontends`: from `media_frontends` (default: built here).
 
     frame: uint8 (3, H, W), squashed to the checkpoint's image size; wave: float32 (N,) at the
     checkpoint's sample rate.
     """
-    cfg = getattr(model, "audio_config", None) or AudioConfig()
-    size = int(getattr(model, "image_size", None) or 224)
-    img = ImageEvalTransform(size)(frame).unsqueeze(0).to(device)
-    spec = LogMelSpectrogram(cfg).to(device)(wave.unsqueeze(0).to(device))
-    model = model.to(device).eval()
+    transform, frontend = frontends or media_frontends(model, device)
+    return transform(frame).unsqueeze(0).to(device), frontend(wave.unsqueeze(0).to(device))
+
+
+@torch.inference_mode()
+def model_maps(model, img: torch.Tensor, spec: torch.Tensor, *, negatives: dict[str, torch.Tensor] | None = None,
+               where: str = "input") -> dict[str, np.ndarray]:
+    """Native similarity maps (h, w) float32 of `media_inputs`' image with its spectrogram ("positive") and
+    with each negative embedding in `negatives` (see `negative_embeddings`). Only this half runs the
+    model, which must already be in eval mode on the inputs' device."""
     feat = _run(lambda: model.image_features(img), where).float()
     emb = _run(lambda: model.audio_embedding(spec), where).float()
     _check_embeddings(model, feat, emb, where)
@@ -296,6 +309,16 @@ def media_maps(model, frame: torch.Tensor, wave: torch.Tensor, *, device: str | 
     emb = torch.cat([emb, *(e.to(emb.device)[None] for e in negatives.values())])
     maps = model.cross_map(feat, emb)[0].cpu().numpy()
     return dict(zip(("positive", *negatives), maps))
+
+
+@torch.inference_mode()
+def media_maps(model, frame: torch.Tensor, wave: torch.Tensor, *, device: str | torch.device = "cpu",
+               negatives: dict[str, torch.Tensor] | None = None, where: str = "input",
+               frontends: tuple[ImageEvalTransform, LogMelSpectrogram] | None = None) -> dict[str, np.ndarray]:
+    """Native similarity maps (h, w) float32 of one frame with its waveform ("positive") and with each
+    negative embedding in `negatives` (see `negative_embeddings`): `media_inputs` then `model_maps`."""
+    img, spec = media_inputs(model, frame, wave, device=device, frontends=frontends)
+    return model_maps(model.to(device).eval(), img, spec, negatives=negatives, where=where)
 
 
 def localize_files(model, image_path: str | Path, audio_path: str | Path, device: str | torch.device = "cpu",

@@ -17,8 +17,8 @@ import numpy as np
 
 from sslsan.evaluation.errors import EvaluationError, check_threshold
 from sslsan.evaluation.figures import display_image, plot_overlays
-from sslsan.evaluation.inference import localize_files
-from sslsan.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_video, video_frame
+from sslsan.evaluation.inference import load_media, media_frontends, media_maps
+from sslsan.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from sslsan.models import load_model
 from sslsan.utils.device import resolve_device
 from sslsan.utils.io import atomic_write_text, make_folder
@@ -49,11 +49,6 @@ def find_pairs(folder: str | Path) -> tuple[list[tuple[str, Path, Path]], list[P
     return pairs, lonely
 
 
-def _display(path: Path, at: float | None) -> np.ndarray:
-    """The image (or video frame) as the model sees it, uint8 (224, 224, 3), for the overlay."""
-    return display_image(video_frame(path, at)[0] if is_video(path) else path)
-
-
 def localize_to_folder(checkpoint: str | Path, pairs: list[tuple[str, Path, Path]], out: str | Path, *,
                        threshold: float | None = None, device: str = "auto", at: float | None = None,
                        skip_bad: bool | None = None) -> dict:
@@ -68,6 +63,7 @@ def localize_to_folder(checkpoint: str | Path, pairs: list[tuple[str, Path, Path
     dev = resolve_device(device)
     skip_bad = len(pairs) > 1 if skip_bad is None else skip_bad
     model = load_model(checkpoint, map_location=dev)
+    frontends = media_frontends(model, dev)  # once for all pairs
     thr = threshold if threshold is not None else getattr(model, "universal_threshold", None)
     if thr is None:
         print("note: the checkpoint has no universal threshold and none was given: overlays are not thresholded",
@@ -76,8 +72,10 @@ def localize_to_folder(checkpoint: str | Path, pairs: list[tuple[str, Path, Path
     results, skipped = [], []
     for stem, image, audio in pairs:
         try:
-            m = localize_files(model, image, audio, device=dev, at=at)
-            png = plot_overlays(_display(image, at), {"your audio": m}, thr, out / f"{stem}_overlay.png", title=stem)
+            # as `localize_files`, keeping the decoded frame for the overlay
+            frame, wave = load_media(image, audio, getattr(model, "audio_config", None), at)
+            m = media_maps(model, frame, wave, device=dev, where=f"{image} + {audio}", frontends=frontends)["positive"]
+            png = plot_overlays(display_image(frame), {"your audio": m}, thr, out / f"{stem}_overlay.png", title=stem)
         except (ValueError, OSError) as exc:
             if not skip_bad:
                 raise

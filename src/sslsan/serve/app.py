@@ -82,15 +82,14 @@ def _localize_upload(service: LocalizationService, files: dict[str, tuple[str, o
             path = Path(tmp) / f"{slot}{_suffix(filename, slot)}"
             with open(path, "wb") as out:
                 shutil.copyfileobj(fh, out)
-            paths[slot], names[str(path)] = path, filename or slot
-        title = names[str(paths[image_slot])] if image_slot == audio_slot else \
-            f"{names[str(paths[image_slot])]} + {names[str(paths[audio_slot])]}"
+            paths[slot], names[slot] = path, filename or slot
+        title = names[image_slot] if image_slot == audio_slot else f"{names[image_slot]} + {names[audio_slot]}"
         try:
             return service.localize(paths[image_slot], paths[audio_slot], name=title)
         except ValueError as exc:  # the library's one-line input errors; name the user's files, not ours
             msg = str(exc)
-            for tmp_path, name in names.items():
-                msg = msg.replace(tmp_path, name)
+            for slot, name in names.items():
+                msg = msg.replace(str(paths[slot]), name)
             raise RequestError(msg, 422) from None
 
 

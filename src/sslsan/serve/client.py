@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 import urllib.error
 import urllib.request
@@ -31,13 +30,3 @@ def post_files(url: str, files: dict[str, str | Path], timeout: float = 120.0) -
             return r.status, r.read()
     except urllib.error.HTTPError as exc:  # 4xx/5xx still carry the JSON error
         return exc.code, exc.read()
-
-
-def localize(server: str, timeout: float = 120.0, **files: str | Path) -> dict:
-    """The JSON result of `server` (e.g. "http://127.0.0.1:8000") for image=..., audio=... or video=...;
-    raises RuntimeError with the server's one-line message on a 4xx/5xx."""
-    status, body = post_files(server.rstrip("/") + "/api/localize", files, timeout)
-    data = json.loads(body)
-    if status != 200:
-        raise RuntimeError(f"{server}: {status}: {data.get('error', body[:200])}")
-    return data

@@ -1,7 +1,8 @@
 """The model behind `sslsan serve`: loaded once, shared by every request.
 
-Decoding and rendering run in each request's own thread on its own arrays; only the model call is
-serialised by a lock, so concurrent requests never share tensors or interleave on the device.
+Decoding, the model's inputs (image transform, spectrogram) and rendering run in each request's own
+thread on its own arrays; only the model call is serialised by a lock, so concurrent requests never
+share tensors or interleave on the device.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from PIL import Image
 
 from sslsan.data.manifest import read_manifest
 from sslsan.evaluation.figures import display_image, render_overlays
-from sslsan.evaluation.inference import load_media, media_maps, negative_embeddings
+from sslsan.evaluation.inference import load_media, media_frontends, media_inputs, model_maps, negative_embeddings
 from sslsan.metrics import upsample
 from sslsan.models import load_model
 
@@ -104,6 +105,7 @@ class LocalizationService:
         self.threshold = threshold if threshold is not None else getattr(model, "universal_threshold", None)
         self._lock = threading.Lock()
         self._negatives = negative_embeddings(self.model, NEGATIVES, device=self.device)  # the same for every input
+        self._frontends = media_frontends(self.model, self.device)  # stateless, so shared; the mel filterbank once
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu",
@@ -117,16 +119,17 @@ class LocalizationService:
                 "image_size": int(getattr(self.model, "image_size", 224) or 224),
                 "audio_seconds": None if cfg is None else float(cfg.tile_seconds)}
 
-    def localize(self, image: str | Path, audio: str | Path, *, name: str = "", at: float | None = None,
+    def localize(self, image: str | Path, audio: str | Path, *, name: str = "",
                  boxes: list[list[float]] | None = None) -> Localization:
         """Maps of an image (or video frame) with its audio, with silence and with noise.
 
         Raises the library's one-line ValueErrors (ImageError, AudioError, EvaluationError) for
         media it cannot use.
         """
-        frame, wave = load_media(image, audio, getattr(self.model, "audio_config", None), at)
+        frame, wave = load_media(image, audio, getattr(self.model, "audio_config", None))
+        img, spec = media_inputs(self.model, frame, wave, device=self.device, frontends=self._frontends)
         with self._lock:
-            maps = media_maps(self.model, frame, wave, device=self.device, negatives=self._negatives, where=name or str(image))
+            maps = model_maps(self.model, img, spec, negatives=self._negatives, where=name or str(image))
         return Localization(name=name or Path(image).name, frame=display_image(frame), maps=maps,
                             threshold=self.threshold, boxes=list(boxes or []))
 
