@@ -32,7 +32,7 @@ from sslsan.engine.data import TrainItems, collate_items
 from sslsan.engine.distributed import DistInfo
 from sslsan.engine.step import InputBuilder, StepModule, forward_loss
 from sslsan.engine.streams import step_generator
-from sslsan.engine.train import Averager, build_model, build_optimizer, scalar_terms
+from sslsan.engine.loop import Averager, build_model, build_optimizer, scalar_terms
 from sslsan.losses import SSLSaNObjective
 from sslsan.models import load_model
 from sslsan.utils.logging import read_jsonl

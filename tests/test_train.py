@@ -27,7 +27,7 @@ from sslsan.engine.data import KeyedSampler, TrainItems, collate_items, load_or_
 from sslsan.engine.distributed import DistInfo
 from sslsan.engine.step import InputBuilder, StepModule, forward_loss
 from sslsan.engine.streams import step_generator
-from sslsan.engine.train import build_model, build_optimizer
+from sslsan.engine.loop import build_model, build_optimizer
 from sslsan.losses import SSLSaNObjective
 from sslsan.models import load_model, read_checkpoint
 from sslsan.utils.logging import read_jsonl

@@ -92,23 +92,24 @@ def thresholded(map224: np.ndarray, threshold: float | None) -> np.ndarray:
 
 
 def plot_overlays(image: np.ndarray, maps: dict[str, np.ndarray], threshold: float | None, path: str | Path,
-                  gt: np.ndarray | None = None, title: str = "") -> Path:
+                  gt: np.ndarray | None = None, title: str = "", upsample_mode: str = "bilinear") -> Path:
     """Fig. 2: the thresholded map of each audio over the image, GT contour in green, min/max in titles.
 
     image: uint8 (224, 224, 3); maps: audio type → native (h, w) map (upsampled here as in scoring).
     """
-    return atomic_write_bytes(path, render_overlays(image, maps, threshold, gt=gt, title=title))
+    return atomic_write_bytes(path, render_overlays(image, maps, threshold, gt=gt, title=title,
+                                                    upsample_mode=upsample_mode))
 
 
 def render_overlays(image: np.ndarray, maps: dict[str, np.ndarray], threshold: float | None,
-                    gt: np.ndarray | None = None, title: str = "") -> bytes:
+                    gt: np.ndarray | None = None, title: str = "", upsample_mode: str = "bilinear") -> bytes:
     """`plot_overlays` as PNG bytes. Safe to call from several threads: it does not touch pyplot's
     global figure registry."""
 
     fig = Figure(figsize=(2.6 * len(maps), 2.9))
     axes = fig.subplots(1, len(maps), squeeze=False)
     for ax, (name, m) in zip(axes[0], maps.items()):
-        up = np.asarray(upsample(np.asarray(m, dtype=np.float32)))
+        up = np.asarray(upsample(np.asarray(m, dtype=np.float32), mode=upsample_mode))
         heat = thresholded(up, threshold)
         ax.imshow(image)
         ax.imshow(np.ma.masked_where(heat <= 0, heat), cmap="jet", alpha=0.5, vmin=0, vmax=1)
