@@ -32,9 +32,8 @@ from sslsan.engine.data import TrainItems, collate_items
 from sslsan.engine.distributed import DistInfo
 from sslsan.engine.step import InputBuilder, StepModule, forward_loss
 from sslsan.engine.streams import step_generator
-from sslsan.engine.loop import Averager, build_model, build_optimizer, scalar_terms
-from sslsan.losses import SSLSaNObjective
-from sslsan.models import load_model
+from sslsan.engine.loop import Averager, build_model, build_objective, build_optimizer, scalar_terms
+from sslsan.methods.checkpoint import load_model
 from sslsan.utils.logging import read_jsonl
 from conftest import tiny_config, write_tiny_data
 
@@ -69,7 +68,7 @@ def _val_loss(run) -> float:
 
 
 def _maps(run, device: str, data_root) -> torch.Tensor:
-    model = load_model(run / "checkpoints" / "latest.pt", map_location=device)
+    model = load_model(run / "checkpoints" / "latest.pt", map_location=device).model
     cfg = tiny_config(data_root)
     items = TrainItems(read_manifest(data_root / "val.jsonl"), cfg, train=False)
     batch = collate_items([items[i] for i in range(len(items))])
@@ -130,7 +129,7 @@ def test_cuda_training_step_never_waits_for_the_device(data_root):
     cfg = tiny_config(data_root, *PAPER_AUG, "train.batch_size=4")  # defaults: bf16 autocast, channels_last, fused Adam
     dev = torch.device("cuda")
     model = build_model(cfg, dev)
-    step_module = StepModule(model, SSLSaNObjective(cfg.objective).to(dev))
+    step_module = StepModule(model, build_objective(cfg).to(dev))
     optimizer = build_optimizer(model, cfg, dev)
     builder = InputBuilder(cfg, dev)
     items = TrainItems(read_manifest(data_root / "train.jsonl"), cfg, train=True)
