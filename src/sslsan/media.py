@@ -39,7 +39,6 @@ from PIL import Image, UnidentifiedImageError
 from sslsan.utils.constants import SAMPLE_RATE
 from sslsan.utils.io import check_input_file
 
-
 # What a file is, by its suffix (lower case). Folders of user media are sorted with these.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma")

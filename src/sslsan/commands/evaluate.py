@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sslsan.commands import DEVICE_HELP, CommandParser, method_help, non_negative_int, positive_int
+from sslsan.commands import (
+    DEVICE_HELP,
+    CommandParser,
+    method_help,
+    non_negative_int,
+    positive_int,
+)
 from sslsan.data.registry import DATASETS
 from sslsan.evaluation.eval_config import EvaluationConfig
 from sslsan.metrics.thresholds import UNIVERSAL_MODES

@@ -5,34 +5,19 @@ Matplotlib with the Agg backend; every function writes one PNG atomically and re
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
 from sslsan.data.transforms import load_image
 from sslsan.metrics import upsample
-from sslsan.utils.io import atomic_write_bytes  # noqa: E402
+from sslsan.utils.io import atomic_write_bytes
+from sslsan.utils.plotting import figure_png as _png
+from sslsan.utils.plotting import plt, save_figure  # plt in the Agg backend
 
 COLOURS = {"positive": "tab:green", "silence": "tab:gray", "noise": "tab:orange", "offscreen": "tab:purple"}
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def save_figure(fig, path: str | Path) -> Path:
-    """Write `fig` as a PNG atomically and close it."""
-    return atomic_write_bytes(path, _png(fig))
 
 
 def _violins(ax, maxima: dict[str, np.ndarray], threshold: float | None, title: str) -> None:

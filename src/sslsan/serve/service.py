@@ -117,10 +117,12 @@ class LocalizationService:
         self._frontends = media_frontends(self.localizer, self.device)  # stateless, so shared; the filterbank once
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu",
-                        threshold: float | None = None) -> LocalizationService:
-        """`threshold` overrides the checkpoint's universal threshold (e.g. a published one)."""
-        return cls(load_model(path, map_location=device), device=device, name=str(path), threshold=threshold)
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", threshold: float | None = None,
+                        method: str | None = None) -> LocalizationService:
+        """`threshold` overrides the checkpoint's universal threshold (e.g. a published one); `method`: that of
+        an original checkpoint file."""
+        return cls(load_model(path, map_location=device, method=method), device=device, name=str(path),
+                   threshold=threshold)
 
     def info(self) -> dict:
         spec = self.localizer.spec

@@ -23,7 +23,13 @@ import importlib
 from typing import Any
 
 from sslsan.data.synthetic.categories import CATEGORY_LIBRARY, Category, SoundRecipe
-from sslsan.data.synthetic.synth_config import PRESETS, SynthConfig, SynthError, categories, preset_config
+from sslsan.data.synthetic.synth_config import (
+    PRESETS,
+    SynthConfig,
+    SynthError,
+    categories,
+    preset_config,
+)
 
 # drawing, synthesis and writing load on first use (they need torch): `sslsan data synth --help` stays fast
 _LAZY = {
