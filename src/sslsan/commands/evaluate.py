@@ -29,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", metavar="NAME", help=method_help(
         "the method the checkpoint must be of (ours name their own; needed for an original file no reader "
         "recognises alone)"))
+    p.add_argument("--policy", choices=["original", "vssl_eval"], default=None,
+                   help="front-end policy of an original checkpoint file: the authors' own repository (original), or "
+                   "the SSL-SaN authors' evaluation code (vssl_eval: the paper's Table 2; the default where the "
+                   "method has one); docs/methods.md lists the differences")
     p.add_argument("--dataset", required=True, choices=sorted(DATASETS), help="test set name (sslsan.data.registry)")
     p.add_argument("--data-root", required=True, help="folder that `sslsan data synth` / `sslsan prepare` wrote")
     p.add_argument("--repetitions", type=positive_int, default=DEFAULT.repetitions,
@@ -71,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                            noise_pool=args.noise_pool, batch_size=args.batch_size, workers=args.workers,
                            figure_examples=args.figure_examples, offscreen=args.offscreen)
     m = evaluate_checkpoint(args.checkpoint, args.dataset, args.data_root, out, cfg, device=args.device, name=args.name,
-                            method=args.method, progress=not args.no_progress)
+                            method=args.method, policy=args.policy, progress=not args.no_progress)
     print(table({m["model"]: m}, TABLE2, "model"))
     print(f"\nU_th = {m['threshold']:.4f} ({m['threshold_info']['source']}); report: {out / 'report.md'}")
     return 0

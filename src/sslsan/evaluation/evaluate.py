@@ -85,13 +85,15 @@ def evaluate_checkpoint(
     device: str | torch.device = "auto",
     name: str | None = None,
     method: str | None = None,
+    policy: str | None = None,
     progress: bool = True,
     **settings: Any,
 ) -> dict[str, Any]:
     """Evaluate `checkpoint` on `dataset` (a registry name) under `data_root`; returns the metrics.
 
     `method`: the method the checkpoint must be of (needed for original files no reader recognises
-    alone; sslsan checkpoints name their own).
+    alone; sslsan checkpoints name their own). `policy`: the front-end policy of an original file
+    (sslsan.methods.base.POLICIES).
     `config` (default: the reference protocol) holds the protocol's settings; `settings` are changes
     to it by field name (e.g. `repetitions=2, threshold=0.3338`): see `EvaluationConfig`.
     Writes maps.npz, metrics.json, report.md, offscreen.json, figures and log.jsonl into `out_dir`,
@@ -107,7 +109,7 @@ def evaluate_checkpoint(
     manifest_path = dataset_manifest(dataset, data_root)
     manifest = read_test_manifest(manifest_path)
     check_out_dir(out)
-    localizer = load_model(checkpoint, map_location=device, method=method)
+    localizer = load_model(checkpoint, map_location=device, method=method, policy=policy)
     if cfg.negatives_in_db is not None:
         localizer = localizer.with_spec(audio=dataclasses.replace(localizer.spec.audio,
                                                                   negatives_in_db=bool(cfg.negatives_in_db)))
@@ -187,6 +189,7 @@ def _evaluate_into(out: Path, localizer: LoadedModel, checkpoint: Path, dataset:
             "model": name,
             "method": spec.method,
             "checkpoint_source": localizer.source,
+            "policy": localizer.policy,
             "map": {"kind": spec.map.kind, "range": list(spec.map.range), "upsample": spec.map.upsample},
             "checkpoint": str(checkpoint),
             "checkpoint_sha256": ckpt_sha,

@@ -92,6 +92,12 @@ class InferenceSpec:
         return dataclasses.replace(self, **changes)
 
 
+# Front-end policies for a method's released checkpoints: how the authors' own repository feeds and
+# reads the model ("original"), or how the SSL-SaN authors' evaluation code (vssl_eval) did for the
+# paper's Table 2 ("vssl_eval"): clip length, image transform, map convention, upsampling.
+POLICIES = ("original", "vssl_eval")
+
+
 @contextlib.contextmanager
 def batchnorm_running_stats(modules: Sequence[nn.Module]) -> Iterator[None]:
     """Inside the block, the BatchNorm layers of `modules` normalise with (and do not update) their
@@ -278,6 +284,9 @@ class Method:
     # settings the method cannot train with (ConfigError naming the key)
     resolve: Callable[[TrainConfig], TrainConfig] | None = None
     original: OriginalCheckpoint | None = None
+    # specs of its released checkpoints per front-end policy (POLICIES; "original" defaults to `audio`,
+    # `image_size`, `image`, `map`); universal_threshold: a published one, if any
+    policies: Mapping[str, InferenceSpec] = field(default_factory=dict)
     description: str = ""
     reference: str = ""  # paper and code
 
@@ -286,6 +295,18 @@ class Method:
         return self.architecture or self.name
 
     def inference_spec(self, audio: AudioConfig, image_size: int, universal_threshold: float | None = None) -> InferenceSpec:
+        """The spec of a model this method trained with `audio` and `image_size`."""
         return InferenceSpec(method=self.name, audio=audio, image_size=int(image_size), image=self.image,
                              map=self.map, universal_threshold=universal_threshold)
+
+    def policy_spec(self, policy: str = "original") -> InferenceSpec:
+        """The spec of the method's released checkpoints under a front-end policy (POLICIES)."""
+        if policy not in POLICIES:
+            raise ValueError(f"unknown front-end policy {policy!r}; expected one of {POLICIES}")
+        if policy in self.policies:
+            return dataclasses.replace(self.policies[policy], method=self.name)
+        if policy == "original":
+            return self.inference_spec(dataclasses.replace(self.audio), self.image_size)
+        raise ValueError(f"{self.label} has no {policy!r} front-end policy (it has: original"
+                         f"{''.join(', ' + p for p in self.policies if p != 'original')})")
 

@@ -56,6 +56,7 @@ class LoadedModel:
     path: Path | None = None
     ignored_keys: list[str] = field(default_factory=list)  # checkpoint entries the model does not use
     source: str = "sslsan"  # "sslsan" (our format) or "original" (the method's own file)
+    policy: str | None = None  # the front-end policy applied (None: the spec the checkpoint carries)
 
     @classmethod
     def of(cls, model: AVModel, spec: InferenceSpec) -> LoadedModel:
@@ -138,7 +139,8 @@ def _ours(path: Path, ckpt: Mapping[str, Any]) -> tuple[Method, Any, InferenceSp
     return method, model_cfg, spec, strip_wrapper_prefixes(ckpt["state_dict"]), []
 
 
-def _original(path: Path, ckpt: Mapping[str, Any], method: str | None) -> tuple[Method, Any, InferenceSpec, dict, list[str]]:
+def _original(path: Path, ckpt: Mapping[str, Any], method: str | None,
+              policy: str | None) -> tuple[Method, Any, InferenceSpec, dict, list[str]]:
     """Read a method's original file: with `method` given, that method's reader; otherwise the one
     reader that recognises the file."""
     readers = [m for m in all_methods() if m.original is not None]
@@ -163,16 +165,22 @@ def _original(path: Path, ckpt: Mapping[str, Any], method: str | None) -> tuple[
         sd, model_cfg, ignored = m.original.convert(ckpt)
     except ValueError as exc:
         raise CheckpointError(f"{path}: not a {m.label} checkpoint: {str(exc).splitlines()[0]}") from None
-    return m, model_cfg, m.inference_spec(m.audio, 224), sd, ignored
+    try:
+        spec = m.policy_spec(policy or ("vssl_eval" if "vssl_eval" in m.policies else "original"))
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    return m, model_cfg, spec, sd, ignored
 
 
 def load_model(path: str | Path, map_location: Any = "cpu", *, method: str | None = None,
-               trusted: bool = False) -> LoadedModel:
+               policy: str | None = None, trusted: bool = False) -> LoadedModel:
     """A model in eval mode (on `map_location` when it names a device) from our checkpoints or a method's
     original files, with its inference spec.
 
     `method`: the method the file must belong to (required for original files no reader recognises
-    alone; a checkpoint of another method is refused by name). `trusted=True` allows full
+    alone; a checkpoint of another method is refused by name). `policy`: the front-end policy of an
+    original file ("original": the authors' repository; "vssl_eval": the SSL-SaN authors' evaluation,
+    the default where the method has it); our checkpoints carry their own spec. `trusted=True` allows full
     unpickling (only for files you trust). Missing entries, shape mismatches and unexpected entries
     raise CheckpointError; entries a method's reader declares unused are logged as a warning and
     listed in `ignored_keys`.
@@ -182,13 +190,16 @@ def load_model(path: str | Path, map_location: Any = "cpu", *, method: str | Non
                            trusted=trusted)
     if is_sslsan_checkpoint(ckpt):
         m, model_cfg, spec, sd, ignored = _ours(path, ckpt)
+        if policy is not None:
+            raise CheckpointError(f"{path}: an sslsan checkpoint carries its own front-end and map; front-end "
+                                  "policies apply to the authors' released files")
         if method is not None and get_method(method).family != m.family:
             want = get_method(method)
             raise CheckpointError(f"{path}: a checkpoint of {m.label} (--method {m.name}), not of {want.label} "
                                   f"(--method {want.name})")
         source = "sslsan"
     else:
-        m, model_cfg, spec, sd, ignored = _original(path, ckpt, method)
+        m, model_cfg, spec, sd, ignored = _original(path, ckpt, method, policy)
         source = "original"
     try:
         model = m.build_model(model_cfg, None)
@@ -200,7 +211,10 @@ def load_model(path: str | Path, map_location: Any = "cpu", *, method: str | Non
                     summarise_keys(module_names(ignored)))
     if isinstance(map_location, (str, torch.device)):
         model = model.to(map_location)
-    return LoadedModel(model=model.eval(), spec=spec, method=m, path=path, ignored_keys=ignored, source=source)
+    if source == "original" and policy is None:
+        policy = "vssl_eval" if "vssl_eval" in m.policies else "original"
+    return LoadedModel(model=model.eval(), spec=spec, method=m, path=path, ignored_keys=ignored, source=source,
+                       policy=policy)
 
 
 def load_strict(model: nn.Module, sd: Mapping[str, torch.Tensor], path: Path, *, what: str) -> None:
