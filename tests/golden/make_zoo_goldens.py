@@ -1,0 +1,208 @@
+"""Make the model zoo's golden files (tests/golden/golden_zoo_*.npz / .json) from the original code.
+
+Targets:
+  log_linear  scipy.signal.spectrogram as LVS / EZ-VSL / SLAVC / FNAC call it (their `load_spectrogram`)
+  ezvsl       stoneMo/EZ-VSL        model.py  EZVSL        (--ezvsl CHECKOUT)
+  slavc       stoneMo/SLAVC         model.py  SLAVC        (--slavc CHECKOUT)
+  fnac        OpenNLPLab/FNAC_AVL   model.py  FNAC         (--fnac CHECKOUT)
+  lvs         hche11/Localizing-Visual-Sounds-the-Hard-Way  model.py  AVENet  (--lvs CHECKOUT)
+
+For each model: the original module is imported from its checkout, its state dict is filled by the
+seeded recipe below (`recipe_state_dict`, the one of golden_model_shared.md), the inputs are drawn
+from the same generator after the weights, and the original forward pass runs on the CPU in eval mode
+(float32, one thread, deterministic algorithms). The .npz holds its outputs (features, embeddings,
+maps, loss terms); the .json the state-dict keys and shapes (the recipe's order), a fingerprint of the
+weights and of the inputs, versions and commits. Neither weights nor inputs are stored: the tests
+rebuild them from the recipe, write an original-format checkpoint and load it with sslsan's reader.
+
+This script needs torchvision and scipy, which sslsan does not depend on: run it in a throwaway venv,
+
+  python3 -m venv /tmp/zoo-orig-venv
+  /tmp/zoo-orig-venv/bin/pip install torch==2.14.1 torchvision==0.29.1 scipy numpy
+  git clone https://github.com/stoneMo/EZ-VSL /tmp/EZ-VSL   (and SLAVC, FNAC_AVL, Localizing-Visual-Sounds-the-Hard-Way)
+  /tmp/zoo-orig-venv/bin/python tests/golden/make_zoo_goldens.py --ezvsl /tmp/EZ-VSL --slavc /tmp/SLAVC \\
+      --fnac /tmp/FNAC_AVL --lvs /tmp/Localizing-Visual-Sounds-the-Hard-Way [--only ezvsl ...]
+
+The commits the committed files were made from are in each .json ("source").
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+SEED = {"ezvsl": 2031, "slavc": 2032, "fnac": 2033, "lvs": 2034}
+BATCH = 2
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def fingerprint(arrays: dict[str, np.ndarray]) -> dict:
+    """sha256 over the little-endian bytes of the arrays in sorted key order, and the sum of |values|."""
+    h, total = hashlib.sha256(), 0.0
+    for key in sorted(arrays):
+        a = np.asarray(arrays[key])
+        h.update(a.astype(a.dtype.newbyteorder("<")).tobytes())
+        total += float(np.abs(a.astype(np.float64)).sum())
+    return {"sha256": h.hexdigest(), "sum_abs": total}
+
+
+def recipe_state_dict(shapes: dict[str, tuple[int, ...]], seed: int) -> tuple[dict[str, np.ndarray], np.random.Generator]:
+    """golden_model_shared.md's recipe: one draw per entry in sorted key order, float64 cast once to float32."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for key in sorted(shapes):
+        shape = shapes[key]
+        if key.endswith("num_batches_tracked"):
+            out[key] = np.zeros((), dtype=np.int64)
+            continue
+        if key.endswith("running_var"):
+            v = rng.uniform(0.5, 1.5, size=shape)
+        elif key.endswith("running_mean"):
+            v = rng.normal(0.0, 0.1, size=shape)
+        elif key.endswith("weight") and len(shape) == 1:
+            v = rng.uniform(0.5, 1.5, size=shape)
+        elif key.endswith("bias") and len(shape) == 1:
+            v = rng.normal(0.0, 0.1, size=shape)
+        else:
+            v = rng.normal(0.0, 1.0, size=shape) * np.sqrt(2.0 / np.prod(shape[1:]))
+        out[key] = np.asarray(v, dtype=np.float64).astype(np.float32)
+    return out, rng
+
+
+def draw_inputs(rng: np.random.Generator, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Images (B, 3, 224, 224) ~ N(0, 1) and normalised log spectrograms (B, 1, 257, T) ~ N(-1, 0.3)."""
+    images = rng.normal(0.0, 1.0, size=(BATCH, 3, 224, 224)).astype(np.float32)
+    specs = rng.normal(-1.0, 0.3, size=(BATCH, 1, 257, n_frames)).astype(np.float32)
+    return images, specs
+
+
+def load_module(checkout: Path, name: str, filename: str = "model.py"):
+    """Import `filename` of an original checkout as module `name` (its directory first on sys.path)."""
+    sys.path.insert(0, str(checkout))
+    try:
+        spec = importlib.util.spec_from_file_location(name, checkout / filename)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+    finally:
+        sys.path.remove(str(checkout))
+
+
+def source(checkout: Path, repo: str) -> dict:
+    try:
+        sha = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        sha = "unknown (not a git checkout)"
+    return {"repo": repo, "commit": sha}
+
+
+def versions() -> dict:
+    import scipy
+    import torchvision
+    return {"python": sys.version.split()[0], "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "numpy": np.__version__, "scipy": scipy.__version__}
+
+
+def seeded_model(model: torch.nn.Module, seed: int) -> tuple[dict, np.random.Generator, dict]:
+    """Fill `model` with the recipe's weights -> (key list, generator after the weights, fingerprint)."""
+    sd = model.state_dict()
+    shapes = {k: tuple(v.shape) for k, v in sd.items()}
+    weights, rng = recipe_state_dict(shapes, seed)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+    keys = [{"key": k, "shape": list(shapes[k]), "dtype": str(sd[k].dtype).replace("torch.", "")} for k in sorted(shapes)]
+    return keys, rng, fingerprint(weights)
+
+
+def write(name: str, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    npz, js = HERE / f"golden_zoo_{name}.npz", HERE / f"golden_zoo_{name}.json"
+    np.savez_compressed(npz, **{k: np.asarray(v) for k, v in arrays.items()})
+    meta = {**meta, "arrays": {k: list(np.shape(v)) for k, v in arrays.items()}, "versions": versions()}
+    js.write_text(json.dumps(meta, indent=1) + "\n")
+    print(f"wrote {npz.name} ({npz.stat().st_size / 1024:.0f} KiB) and {js.name}")
+
+
+def t2n(x: torch.Tensor) -> np.ndarray:
+    return x.detach().cpu().numpy().astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------- log_linear
+
+# (name, sample rate, clip seconds, window seconds): the clip is tiled to the window as the repos do
+LOG_LINEAR_CLIPS = (("noise", 16000, 3.0, 3.0), ("tones_dc", 16000, 3.0, 3.0), ("short_22k", 22050, 1.1, 3.0))
+
+
+def log_linear_wave(kind: str, sr: int, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    n = int(round(sr * seconds))
+    t = np.arange(n) / sr
+    if kind == "noise":
+        w = 0.1 * rng.normal(size=n)
+    elif kind == "tones_dc":  # a chirp, a harmonic tone and a DC offset (the per-segment detrend removes it)
+        w = 0.3 * np.sin(2 * np.pi * (200 * t + 600 * t**2)) + 0.2 * np.sin(2 * np.pi * 440 * t) + 0.25
+    else:
+        w = 0.5 * np.sin(2 * np.pi * 1000 * t) * np.exp(-t) + 0.01 * rng.normal(size=n)
+    return np.clip(w, -1.0, 1.0).astype(np.float32)
+
+
+def make_log_linear(args) -> None:
+    """The repos' `load_spectrogram` after decoding: tile to the window (n = int(sr * dur / len) + 1 copies, then
+    cut), scipy.signal.spectrogram(x, sr, nperseg=512, noverlap=274), log(S + 1e-7), ToTensor + Normalize(0, 12)."""
+    from scipy import signal
+
+    rng = np.random.default_rng(2030)
+    arrays, recipe = {}, []
+    for name, sr, clip, window in LOG_LINEAR_CLIPS:
+        wave = log_linear_wave(name, sr, clip, rng)
+        x = wave.astype(np.float64)
+        want = int(sr * window)
+        if x.shape[0] < sr * window:
+            x = np.tile(x, int(sr * window / x.shape[0]) + 1)
+        x = x[:want]
+        _, _, spec = signal.spectrogram(x, sr, nperseg=512, noverlap=274)
+        spec = (np.log(spec + 1e-7) - 0.0) / 12.0
+        arrays[f"wave_{name}"] = wave
+        arrays[f"spec_{name}"] = spec.astype(np.float32)[None]
+        recipe.append({"name": name, "sample_rate": sr, "clip_seconds": clip, "window_seconds": window,
+                       "spec_shape": list(spec.shape)})
+    write("log_linear", arrays, {
+        "what": "scipy.signal.spectrogram(x, fs, nperseg=512, noverlap=274) with its defaults (periodic Tukey(0.25) "
+                "window, constant detrend, density scaling, one-sided), log(S + 1e-7), Normalize(0, 12), of "
+                "waveforms tiled to the window as EZ-VSL / SLAVC / FNAC / LVS load_spectrogram do; computed in "
+                "float64 (their numpy path), stored as float32",
+        "source": "stoneMo/EZ-VSL datasets.py load_spectrogram; hche11/Localizing-Visual-Sounds-the-Hard-Way "
+                  "datasets/dataloader.py",
+        "clips": recipe})
+
+
+TARGETS = {"log_linear": make_log_linear}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name in ("ezvsl", "slavc", "fnac", "lvs"):
+        p.add_argument(f"--{name}", type=Path, help=f"checkout of the {name} repository")
+    p.add_argument("--only", nargs="+", choices=list(TARGETS), help="make only these targets")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    for name in args.only or list(TARGETS):
+        if name != "log_linear" and getattr(args, name) is None:
+            p.error(f"target {name} needs --{name} CHECKOUT")
+        TARGETS[name](args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
