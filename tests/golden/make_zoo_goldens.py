@@ -29,7 +29,6 @@ The commits the committed files were made from are in each .json ("source").
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.util
 import json
 import subprocess
@@ -41,51 +40,14 @@ import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # tests/zoo_recipe.py: the recipe the tests rebuild the weights with
+from zoo_recipe import draw_inputs, fingerprint, recipe_state_dict  # noqa: E402
+
 SEED = {"ezvsl": 2031, "slavc": 2032, "fnac": 2033, "lvs": 2034}
-BATCH = 2
+FRAMES_3S, FRAMES_10S = 200, 671  # log_linear frames of 3 s / 10 s at 16 kHz (hop 238, no padding)
 
 
 # --------------------------------------------------------------------------------------------- helpers
-
-
-def fingerprint(arrays: dict[str, np.ndarray]) -> dict:
-    """sha256 over the little-endian bytes of the arrays in sorted key order, and the sum of |values|."""
-    h, total = hashlib.sha256(), 0.0
-    for key in sorted(arrays):
-        a = np.asarray(arrays[key])
-        h.update(a.astype(a.dtype.newbyteorder("<")).tobytes())
-        total += float(np.abs(a.astype(np.float64)).sum())
-    return {"sha256": h.hexdigest(), "sum_abs": total}
-
-
-def recipe_state_dict(shapes: dict[str, tuple[int, ...]], seed: int) -> tuple[dict[str, np.ndarray], np.random.Generator]:
-    """golden_model_shared.md's recipe: one draw per entry in sorted key order, float64 cast once to float32."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for key in sorted(shapes):
-        shape = shapes[key]
-        if key.endswith("num_batches_tracked"):
-            out[key] = np.zeros((), dtype=np.int64)
-            continue
-        if key.endswith("running_var"):
-            v = rng.uniform(0.5, 1.5, size=shape)
-        elif key.endswith("running_mean"):
-            v = rng.normal(0.0, 0.1, size=shape)
-        elif key.endswith("weight") and len(shape) == 1:
-            v = rng.uniform(0.5, 1.5, size=shape)
-        elif key.endswith("bias") and len(shape) == 1:
-            v = rng.normal(0.0, 0.1, size=shape)
-        else:
-            v = rng.normal(0.0, 1.0, size=shape) * np.sqrt(2.0 / np.prod(shape[1:]))
-        out[key] = np.asarray(v, dtype=np.float64).astype(np.float32)
-    return out, rng
-
-
-def draw_inputs(rng: np.random.Generator, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Images (B, 3, 224, 224) ~ N(0, 1) and normalised log spectrograms (B, 1, 257, T) ~ N(-1, 0.3)."""
-    images = rng.normal(0.0, 1.0, size=(BATCH, 3, 224, 224)).astype(np.float32)
-    specs = rng.normal(-1.0, 0.3, size=(BATCH, 1, 257, n_frames)).astype(np.float32)
-    return images, specs
 
 
 def load_module(checkout: Path, name: str, filename: str = "model.py"):
@@ -138,6 +100,35 @@ def t2n(x: torch.Tensor) -> np.ndarray:
     return x.detach().cpu().numpy().astype(np.float32)
 
 
+def without_imagenet_download(mod) -> None:
+    """The original builds its image tower with torchvision's resnet18(pretrained=True), an ImageNet download;
+    the recipe overwrites every weight, so the tower is built without it (same architecture)."""
+    import torchvision
+
+    mod.resnet18 = lambda pretrained=False, **kw: torchvision.models.resnet18(weights=None, **kw)
+
+
+def spy(obj, name: str) -> list:
+    """Record (args, result) of every call of the method `name` of `obj` (the original's own code still runs)."""
+    calls, original = [], getattr(obj, name)
+
+    def recorded(*args, **kwargs):
+        out = original(*args, **kwargs)
+        calls.append((args, out))
+        return out
+
+    setattr(obj, name, recorded)
+    return calls
+
+
+def model_meta(name: str, what: str, checkout: Path, repo: str, keys: list, weights_fp: dict, images: np.ndarray,
+               specs: np.ndarray, **extra) -> dict:
+    return {"what": what, "source": source(checkout, repo), "seed": SEED[name], "keys": keys,
+            "weights_fingerprint": weights_fp, "inputs": {"images": list(images.shape), "specs": list(specs.shape),
+                                                          "fingerprint": fingerprint({"images": images, "specs": specs})},
+            "tolerance_abs": 1e-5, **extra}
+
+
 # ----------------------------------------------------------------------------------------- log_linear
 
 # (name, sample rate, clip seconds, window seconds): the clip is tiled to the window as the repos do
@@ -186,7 +177,32 @@ def make_log_linear(args) -> None:
         "clips": recipe})
 
 
-TARGETS = {"log_linear": make_log_linear}
+# ----------------------------------------------------------------------------------------- models
+
+
+def make_ezvsl(args) -> None:
+    """EZVSL(tau=0.03, dim=512) in eval mode: forward(image, audio) -> (loss, Savl), and the inputs of its
+    max_xmil_loss (the normalised image features and audio embeddings) and its Slogits."""
+    mod = load_module(args.ezvsl, "ezvsl_model")
+    without_imagenet_download(mod)
+    model = mod.EZVSL(0.03, 512).eval()
+    keys, rng, weights_fp = seeded_model(model, SEED["ezvsl"])
+    images, specs = draw_inputs(rng, FRAMES_3S)
+    calls = spy(model, "max_xmil_loss")
+    with torch.no_grad():
+        loss, savl = model(torch.from_numpy(images), torch.from_numpy(specs))
+    (img, aud), (_, slogits) = calls[0]
+    write("ezvsl", {"image_features": t2n(img), "audio_embedding": t2n(aud), "cross_logits": t2n(slogits),
+                    "savl": t2n(savl), "loss": t2n(loss)},
+          model_meta("ezvsl", "stoneMo/EZ-VSL model.py EZVSL(tau=0.03, dim=512), eval mode, torch.no_grad: "
+                     "image_features/audio_embedding = the arguments of max_xmil_loss (img (B,512,7,7), aud (B,512)), "
+                     "cross_logits = its Slogits einsum('nchw,mc->nmhw')/tau, savl = forward's Savl (diagonal), "
+                     "loss = forward's loss (CE image->audio + CE audio->image of the spatial-max logits)",
+                     args.ezvsl, "stoneMo/EZ-VSL", keys, weights_fp, images, specs,
+                     note="resnet18(pretrained=True) built without the ImageNet download (the recipe sets every weight)"))
+
+
+TARGETS = {"log_linear": make_log_linear, "ezvsl": make_ezvsl}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 BUILTIN: dict[str, str] = {
     "ssl_tie": "sslsan.methods.ssl_tie",
     "ssl_san": "sslsan.methods.ssl_tie",
+    "ezvsl": "sslsan.methods.ezvsl",
 }
 
 _REGISTERED: dict[str, Method] = {}
