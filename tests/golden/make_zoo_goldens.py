@@ -202,7 +202,51 @@ def make_ezvsl(args) -> None:
                      note="resnet18(pretrained=True) built without the ImageNet download (the recipe sets every weight)"))
 
 
-TARGETS = {"log_linear": make_log_linear, "ezvsl": make_ezvsl}
+# momentum parameters stored after SLAVC's EMA update (a few small ones: image and audio side, tower and heads)
+SLAVC_EMA_KEYS = ("momentum_img_proj1.bias", "momentum_img_proj2.bias", "momentum_imgnet.conv1.weight",
+                  "momentum_aud_proj1.bias", "momentum_aud_proj2.bias", "momentum_audnet.layer4.1.bn2.weight")
+
+
+def make_slavc(args) -> None:
+    """SLAVC(tau=0.03, dim=512, dropout_img=0.9, dropout_aud=0, m_img=m_aud=0.9, use_mom_eval) in eval mode.
+
+    1. forward(mode='test'): no EMA update; the outputs of forward_img_features / forward_aud_features (online,
+       then momentum), Savl with use_mom_eval False and True, the loss;
+    2. forward(mode='train') (still in eval mode, so BatchNorm and dropout stay deterministic): the EMA update
+       with m = 0.9 happens first; the loss after it and some momentum parameters after it.
+    """
+    mod = load_module(args.slavc, "slavc_model")
+    without_imagenet_download(mod)
+    model = mod.SLAVC(0.03, 512, 0.9, 0.0, 0.9, 0.9, False).eval()
+    keys, rng, weights_fp = seeded_model(model, SEED["slavc"])
+    images, specs = draw_inputs(rng, FRAMES_3S)
+    x, a = torch.from_numpy(images), torch.from_numpy(specs)
+    img_calls, aud_calls = spy(model, "forward_img_features"), spy(model, "forward_aud_features")
+    with torch.no_grad():
+        loss, savl = model(x, a, mode="test")
+        model.use_mom_eval = True
+        _, savl_mom = model(x, a, mode="test")
+        model.use_mom_eval = False
+        loss_ema, _ = model(x, a, mode="train")
+    (_, (img1, img2)) = img_calls[0]
+    (_, (aud1, aud2)), (_, (aud1_trg, aud2_trg)) = aud_calls[:2]
+    sd = model.state_dict()
+    # the momentum image features are checked through savl_mom and the loss (kept out: 400 KB)
+    arrays = {"img1": t2n(img1), "img2": t2n(img2), "aud1": t2n(aud1), "aud2": t2n(aud2),
+              "aud1_trg": t2n(aud1_trg), "aud2_trg": t2n(aud2_trg), "savl": t2n(savl),
+              "savl_mom": t2n(savl_mom), "loss": t2n(loss), "loss_after_ema": t2n(loss_ema),
+              **{f"ema/{k}": t2n(sd[k]) for k in SLAVC_EMA_KEYS}}
+    write("slavc", arrays, model_meta(
+        "slavc", "stoneMo/SLAVC model.py SLAVC(tau=0.03, dim=512, dropout_img=0.9, dropout_aud=0, momentum_img=0.9, "
+        "momentum_aud=0.9, use_mom_eval=False) in eval mode, torch.no_grad: img1/img2/aud1/aud2 = the online "
+        "forward_img_features / forward_aud_features outputs, aud*_trg the momentum audio ones; savl = Savl of "
+        "forward(mode='test'), savl_mom the same with use_mom_eval=True; loss = its loss; then forward(mode='train') "
+        "(EMA update with m=0.9 before the momentum targets): loss_after_ema and ema/<key> = those momentum "
+        "parameters after the update", args.slavc, "stoneMo/SLAVC", keys, weights_fp, images, specs,
+        momentum=0.9, note="resnet18(pretrained=True) built without the ImageNet download (the recipe sets every weight)"))
+
+
+TARGETS = {"log_linear": make_log_linear, "ezvsl": make_ezvsl, "slavc": make_slavc}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ BUILTIN: dict[str, str] = {
     "ssl_tie": "sslsan.methods.ssl_tie",
     "ssl_san": "sslsan.methods.ssl_tie",
     "ezvsl": "sslsan.methods.ezvsl",
+    "slavc": "sslsan.methods.slavc",
 }
 
 _REGISTERED: dict[str, Method] = {}
