@@ -1,11 +1,18 @@
-"""Audio front-end, faithful to SSL-TIE / SSL-SaN pre-processing (docs/model.md §1).
+"""Audio front-ends: SSL-TIE / SSL-SaN's log-mel (docs/model.md §1) and the linear log spectrogram of
+LVS, EZ-VSL, SLAVC and FNAC (docs/methods.md).
 
-waveform (16 kHz mono) → tile to 10 s (repeat, then truncate) → |STFT|² (n_fft 512, hop 239, periodic
+"mel_db" (`LogMelSpectrogram`): waveform (16 kHz mono) → tile to 10 s (repeat, then truncate) → |STFT|² (n_fft 512, hop 239, periodic
 Hann, reflect centre padding, normalised by sqrt(Σw²)) → HTK mel filterbank (257 filters, no area
 normalisation; 28 of them are empty at 16 kHz) → 10·log10(max(P, 1e-10)).
 
 Pure torch (no torchaudio), batched, identical on CPU and CUDA; matches torchaudio's MelSpectrogram +
-AmplitudeToDB (checked against tests/golden/golden_mel_shared.npz). Files are decoded by sslsan.media.
+AmplitudeToDB (checked against tests/golden/golden_mel_shared.npz).
+
+"log_linear" (`LogLinearSpectrogram`): waveform → tile to `tile_seconds` → scipy.signal.spectrogram as
+those repositories call it (nperseg 512, noverlap 274: hop 238; periodic Tukey(0.25) window, each
+segment's mean removed, no padding, one-sided PSD "density" scaling) → (log(S + 1e-7) − 0) / 12 (their
+torchvision Normalize(0, 12)). Pure torch as well; checked against scipy in
+tests/golden/golden_zoo_log_linear.npz. Files are decoded by sslsan.media.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ DB_FLOOR_POWER = 1e-10  # AmplitudeToDB amin: the floor is -100 dB
 @dataclass
 class AudioConfig:
     """The audio front-end. Defaults are the paper's (SSL-TIE) values; `kind` names the front-end
-    (`FRONTENDS`: "mel_db" is SSL-TIE's log-mel spectrogram)."""
+    (`FRONTENDS`: "mel_db" is SSL-TIE's log-mel spectrogram, "log_linear" the linear log spectrogram of
+    LVS / EZ-VSL / SLAVC / FNAC, whose settings are the `tukey_alpha` / `log_*` fields)."""
 
     kind: str = "mel_db"
     sample_rate: int = SAMPLE_RATE
@@ -42,6 +50,12 @@ class AudioConfig:
     freq_mask: int = 35
     negatives_in_db: bool = True  # DECISIONS D1; False = vssl_eval convention (linear power)
     noise_clip: bool = False  # clip N(0, 1) noise to [-1, 1] like the project-page demo files
+    # log_linear only: the STFT window is a periodic Tukey window with this taper fraction (scipy's default
+    # for signal.spectrogram), and the model sees (log(power + log_offset) - log_mean) / log_std
+    tukey_alpha: float = 0.25
+    log_offset: float = 1e-7
+    log_mean: float = 0.0
+    log_std: float = 12.0
 
     @property
     def clip_samples(self) -> int:
@@ -53,6 +67,9 @@ class AudioConfig:
 
     @property
     def n_frames(self) -> int:
+        """Spectrogram frames: centred STFT frames (mel_db) or whole frames only, no padding (log_linear)."""
+        if self.kind == "log_linear":
+            return 1 + (self.tile_samples - self.n_fft) // self.hop_length
         return 1 + self.tile_samples // self.hop_length
 
 
@@ -199,10 +216,85 @@ class LogMelSpectrogram(nn.Module):
         return self.to_log(p) if log else p
 
 
+def tukey_window(n: int, alpha: float) -> torch.Tensor:
+    """Periodic Tukey window of n points (scipy.signal.get_window(("tukey", alpha), n)), float64.
+
+    alpha is the tapered fraction: 0 gives a rectangle, 1 a periodic Hann window.
+    """
+    m = n + 1  # periodic: the symmetric window of n + 1 points without its last point
+    if alpha <= 0:
+        return torch.ones(n, dtype=torch.float64)
+    if alpha >= 1:
+        return torch.hann_window(n, periodic=True, dtype=torch.float64)
+    k = torch.arange(m, dtype=torch.float64)
+    width = int(math.floor(alpha * (m - 1) / 2.0))
+    w = torch.ones(m, dtype=torch.float64)
+    head, tail = k[: width + 1], k[m - width - 1:]
+    w[: width + 1] = 0.5 * (1 + torch.cos(math.pi * (-1 + 2.0 * head / alpha / (m - 1))))
+    w[m - width - 1:] = 0.5 * (1 + torch.cos(math.pi * (-2.0 / alpha + 1 + 2.0 * tail / alpha / (m - 1))))
+    return w[:n]
+
+
+class LogLinearSpectrogram(nn.Module):
+    """Waveform (B, N) or (N,) → tiled → linear-frequency PSD or its normalised log, (B, 1, n_fft/2 + 1, T).
+
+    The PSD is scipy.signal.spectrogram(x, fs, nperseg=n_fft, noverlap=n_fft - hop_length) with its
+    defaults: frames of n_fft samples every hop_length (no padding), each frame's mean removed
+    ("constant" detrend), a periodic Tukey window, |rfft|² · 1 / (fs · Σw²) ("density"), doubled except
+    at DC and Nyquist (one-sided).
+    """
+
+    def __init__(self, cfg: AudioConfig):
+        super().__init__()
+        self.cfg = cfg
+        if cfg.n_fft > cfg.tile_samples:
+            raise ValueError(f"audio: n_fft={cfg.n_fft} is longer than the {cfg.tile_samples}-sample window "
+                             f"(tile_seconds={cfg.tile_seconds} at {cfg.sample_rate} Hz)")
+        window = tukey_window(cfg.n_fft, cfg.tukey_alpha)
+        self.register_buffer("window", window.float(), persistent=False)
+        sides = torch.full((cfg.n_fft // 2 + 1,), 2.0, dtype=torch.float64)
+        sides[0] = 1.0
+        if cfg.n_fft % 2 == 0:
+            sides[-1] = 1.0  # the unpaired Nyquist bin
+        # density scaling and the one-sided doubling, one factor per bin (float64, then rounded once)
+        self.register_buffer("scale", (sides / (cfg.sample_rate * window.pow(2).sum())).float()[:, None],
+                             persistent=False)
+
+    @property
+    def n_frames(self) -> int:
+        return self.cfg.n_frames
+
+    @property
+    def n_bins(self) -> int:
+        return self.cfg.n_fft // 2 + 1
+
+    def power(self, wave: torch.Tensor) -> torch.Tensor:
+        """PSD (B, 1, n_bins, T) of the tiled waveform, float32."""
+        if wave.dim() == 1:
+            wave = wave.unsqueeze(0)
+        if wave.dim() != 2:
+            raise ValueError(f"expected a waveform of shape (N,) or (B, N), got {tuple(wave.shape)}")
+        c = self.cfg
+        frames = tile_to_length(wave.float(), c.tile_samples).unfold(-1, c.n_fft, c.hop_length)  # (B, T, n_fft)
+        frames = (frames - frames.mean(dim=-1, keepdim=True)) * self.window
+        spec = torch.fft.rfft(frames, dim=-1).transpose(1, 2)  # (B, n_bins, T)
+        return ((spec.real.square() + spec.imag.square()) * self.scale).unsqueeze(1)
+
+    def to_log(self, power: torch.Tensor) -> torch.Tensor:
+        """(log(power + log_offset) − log_mean) / log_std."""
+        c = self.cfg
+        return (torch.log(power + c.log_offset) - c.log_mean) / c.log_std
+
+    def forward(self, wave: torch.Tensor, log: bool = True) -> torch.Tensor:
+        """The model's input (log=True), or the linear PSD (`negatives_in_db=False`, D1)."""
+        p = self.power(wave)
+        return self.to_log(p) if log else p
+
+
 # Front-end kinds: AudioConfig.kind -> the module class. A front-end maps a waveform (B, N) or (N,) to
 # (B, 1, n_bins, n_frames): `power` (linear; SpecAugment and the training cache work on it), `to_log`
 # (what the model sees), `forward(wave, log=True)` both, and has `cfg`, `n_bins`, `n_frames`.
-FRONTENDS: dict[str, type[nn.Module]] = {"mel_db": LogMelSpectrogram}
+FRONTENDS: dict[str, type[nn.Module]] = {"mel_db": LogMelSpectrogram, "log_linear": LogLinearSpectrogram}
 
 
 def build_frontend(cfg: AudioConfig | None = None) -> nn.Module:

@@ -183,6 +183,7 @@ class SilenceNoiseObjective(nn.Module):
         """
         cfg, b = self.cfg, images.shape[0]
         views = self.base.views(images, generator)
+        views.specs = specs
         kinds = []
         if cfg.needs_silence:
             kinds.append(("silence", _check_spec("silence_spec", silence_spec, 1, specs)))

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 BUILTIN: dict[str, str] = {
     "ssl_tie": "sslsan.methods.ssl_tie",
     "ssl_san": "sslsan.methods.ssl_tie",
+    "ezvsl": "sslsan.methods.ezvsl",
+    "slavc": "sslsan.methods.slavc",
 }
 
 _REGISTERED: dict[str, Method] = {}

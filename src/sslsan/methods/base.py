@@ -216,6 +216,9 @@ class Views:
     images: list[torch.Tensor]
     context: Any = None
     batch_together: bool = True  # encode all views as one batch when their shapes match (BatchNorm sees them together)
+    # the positive clips' spectrograms (B, 1, F, T), set by SilenceNoiseObjective: for objectives that run
+    # encoders of their own (SLAVC's momentum targets)
+    specs: torch.Tensor | None = None
 
 
 class MethodObjective(nn.Module):
