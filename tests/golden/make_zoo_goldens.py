@@ -53,6 +53,8 @@ FRAMES_3S, FRAMES_10S = 200, 671  # log_linear frames of 3 s / 10 s at 16 kHz (h
 def load_module(checkout: Path, name: str, filename: str = "model.py"):
     """Import `filename` of an original checkout as module `name` (its directory first on sys.path)."""
     sys.path.insert(0, str(checkout))
+    for clash in [m for m in sys.modules if m in ("utils", "models", "datasets") or m.startswith("models.")]:
+        del sys.modules[clash]  # the repos' own helper modules share these names
     try:
         spec = importlib.util.spec_from_file_location(name, checkout / filename)
         mod = importlib.util.module_from_spec(spec)
@@ -246,7 +248,30 @@ def make_slavc(args) -> None:
         momentum=0.9, note="resnet18(pretrained=True) built without the ImageNet download (the recipe sets every weight)"))
 
 
-TARGETS = {"log_linear": make_log_linear, "ezvsl": make_ezvsl, "slavc": make_slavc}
+def make_fnac(args) -> None:
+    """FNAC(tau=0.03, dim=512, dropout_img=0.9, dropout_aud=0) in eval mode: forward(image, audio) -> (losses,
+    Savl), and the inputs of its calculate_loss (normalised image features, audio embeddings) and its Slogits."""
+    mod = load_module(args.fnac, "fnac_model")
+    without_imagenet_download(mod)
+    model = mod.FNAC(0.03, 512, 0.9, 0.0).eval()
+    keys, rng, weights_fp = seeded_model(model, SEED["fnac"])
+    images, specs = draw_inputs(rng, FRAMES_3S)
+    calls = spy(model, "calculate_loss")
+    with torch.no_grad():
+        (loss, fns1, tns, fns2), savl = model(torch.from_numpy(images), torch.from_numpy(specs))
+    (img, aud), (_, slogits) = calls[0]
+    write("fnac", {"image_features": t2n(img), "audio_embedding": t2n(aud), "cross_logits": t2n(slogits),
+                   "savl": t2n(savl), "loss": t2n(loss), "loss_fns1": t2n(fns1), "loss_tns": t2n(tns),
+                   "loss_fns2": t2n(fns2)},
+          model_meta("fnac", "OpenNLPLab/FNAC_AVL model.py FNAC(tau=0.03, dim=512, dropout_img=0.9, dropout_aud=0), "
+                     "eval mode, torch.no_grad: image_features/audio_embedding = the arguments of calculate_loss, "
+                     "cross_logits = its Slogits, savl = forward's Savl, loss / loss_fns1 / loss_tns / loss_fns2 = "
+                     "its four losses [MIL contrastive, FNS-1, TNS, FNS-2] (train.py weighs the last three by 100 "
+                     "after the warm-up epochs)", args.fnac, "OpenNLPLab/FNAC_AVL", keys, weights_fp, images, specs,
+                     note="resnet18(pretrained=True) built without the ImageNet download (the recipe sets every weight)"))
+
+
+TARGETS = {"log_linear": make_log_linear, "ezvsl": make_ezvsl, "slavc": make_slavc, "fnac": make_fnac}
 
 
 def main(argv: list[str] | None = None) -> int:

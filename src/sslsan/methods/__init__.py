@@ -20,6 +20,7 @@ BUILTIN: dict[str, str] = {
     "ssl_san": "sslsan.methods.ssl_tie",
     "ezvsl": "sslsan.methods.ezvsl",
     "slavc": "sslsan.methods.slavc",
+    "fnac": "sslsan.methods.fnac",
 }
 
 _REGISTERED: dict[str, Method] = {}

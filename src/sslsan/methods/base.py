@@ -248,6 +248,10 @@ class MethodObjective(nn.Module):
         """
         raise NotImplementedError
 
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the training loop before each epoch (0-based): for schedules counted in epochs (FNAC's
+        warm-up). Nothing by default."""
+
     def negative_logits(self, neg_maps: torch.Tensor) -> torch.Tensor:
         """(B, k, h, w) maps of each image with k negative clips -> (B, k) similarities as this method's
         logits see a pair (before their temperature)."""

@@ -206,19 +206,22 @@ class EZVSLObjective(MethodObjective):
     def negative_logits(self, neg_maps: torch.Tensor) -> torch.Tensor:
         return pair_logits(map_to_cosine(neg_maps))
 
-    def mil_logits(self, v: torch.Tensor, audio: torch.Tensor, extra_logits) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> (image→audio logits with the D14 columns, (B, k + B); the B x B logits), divided by τ."""
-        sim = pair_logits(torch.einsum("nchw,mc->nmhw", v, audio))
+    def contrastive_loss(self, v: torch.Tensor, audio: torch.Tensor, extra_logits):
+        """-> (parts, terms, cross): the MIL loss of image features v (B, C, h, w) and clips (B, C) with the D14
+        columns of view 0, and the cosines of every image with every clip (B, B, h, w)."""
+        cross = torch.einsum("nchw,mc->nmhw", v, audio)
+        sim = pair_logits(cross)
         extra = extra_logits(0)
         i2a = sim if extra is None else torch.cat([sim, extra.reshape(sim.shape[0], -1)], dim=1)
-        return i2a / self.cfg.tau, sim / self.cfg.tau
-
-    def loss(self, model: AVModel, features, audio, views, extra_logits):
-        i2a, logits = self.mil_logits(features[0], audio, extra_logits)
+        i2a, logits = i2a / self.cfg.tau, sim / self.cfg.tau
         labels = torch.arange(logits.shape[0], device=logits.device)
         loss_i2a, loss_a2i = F.cross_entropy(i2a, labels), F.cross_entropy(logits.T, labels)
         terms = {"loss_i2a": loss_i2a, "loss_a2i": loss_a2i, "acc_top1": (i2a.argmax(dim=1) == labels).float().mean()}
-        return {"contrastive": loss_i2a + loss_a2i}, terms
+        return {"contrastive": loss_i2a + loss_a2i}, terms, cross
+
+    def loss(self, model: AVModel, features, audio, views, extra_logits):
+        parts, terms, _ = self.contrastive_loss(features[0], audio, extra_logits)
+        return parts, terms
 
 
 # ------------------------------------------------------------------------------------ checkpoints
