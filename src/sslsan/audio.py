@@ -403,11 +403,13 @@ class StandardisedLogSTFT(nn.Module):
         return crop_frames((spec.real.square() + spec.imag.square()).unsqueeze(1), self.cfg)
 
     def to_log(self, power: torch.Tensor) -> torch.Tensor:
-        """log(power + log_offset), standardised per clip."""
-        x = torch.log(power + self.cfg.log_offset)
+        """log(power + log_offset), standardised per clip. The statistics are taken in float64: a constant
+        spectrogram (silence) then gives exactly 0, where a float32 mean one rounding step off the constant
+        would turn it into an arbitrary ±1 (the original's float32 result depends on its summation order)."""
+        x = torch.log(power + self.cfg.log_offset).double()
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         std = x.std(dim=(1, 2, 3), keepdim=True)
-        return (x - mean) / (std + self.STD_EPS)
+        return ((x - mean) / (std + self.STD_EPS)).float()
 
     def forward(self, wave: torch.Tensor, log: bool = True) -> torch.Tensor:
         """The model's input (log=True), or the linear power (`negatives_in_db=False`, D1)."""
