@@ -271,7 +271,44 @@ def make_fnac(args) -> None:
                      note="resnet18(pretrained=True) built without the ImageNet download (the recipe sets every weight)"))
 
 
-TARGETS = {"log_linear": make_log_linear, "ezvsl": make_ezvsl, "slavc": make_slavc, "fnac": make_fnac}
+def make_lvs(args) -> None:
+    """AVENet(epsilon=0.65, epsilon2=0.4, tri_map, Neg) in eval mode: forward(image, audio, args) -> (A, logits,
+    Pos, Neg), the two L2-normalised tensors it computes (image features, pooled audio), and the cross-entropy
+    of its logits with target 0. Its forward builds the B x B mask with `.cuda()`: `Tensor.cuda` is the
+    identity during the call, so it runs on the CPU with unchanged math."""
+    mod = load_module(args.lvs, "lvs_model")
+    model = mod.AVENet(types.SimpleNamespace(epsilon=0.65, epsilon2=0.4, tri_map=True, Neg=True,
+                                             random_threshold=None)).eval()
+    keys, rng, weights_fp = seeded_model(model, SEED["lvs"])
+    images, specs = draw_inputs(rng, FRAMES_10S)
+    normalised, normalize, cuda = [], torch.nn.functional.normalize, torch.Tensor.cuda
+
+    def recorded(x, *a, **k):
+        out = normalize(x, *a, **k)
+        normalised.append(out)
+        return out
+
+    torch.nn.functional.normalize, torch.Tensor.cuda = recorded, lambda self, *a, **k: self
+    try:
+        with torch.no_grad():
+            sim, logits, pos, neg = model(torch.from_numpy(images), torch.from_numpy(specs), None)
+    finally:
+        torch.nn.functional.normalize, torch.Tensor.cuda = normalize, cuda
+    loss = torch.nn.functional.cross_entropy(logits, torch.zeros(logits.shape[0], dtype=torch.long))
+    write("lvs", {"image_features": t2n(normalised[0]), "audio_embedding": t2n(normalised[1]), "sim_map": t2n(sim),
+                  "logits": t2n(logits), "pos_mask": t2n(pos), "neg_mask": t2n(neg), "loss": t2n(loss)},
+          model_meta("lvs", "hche11/Localizing-Visual-Sounds-the-Hard-Way model.py AVENet(epsilon=0.65, epsilon2=0.4, "
+                     "tri_map=True, Neg=True) in eval mode, torch.no_grad: image_features / audio_embedding = the "
+                     "two F.normalize results of forward (layer4 map; max-pooled audio), sim_map/logits/pos_mask/"
+                     "neg_mask = forward's A, logits, Pos, Neg; loss = cross_entropy(logits, 0) (LVS's training "
+                     "code is not released; this is the loss its logits are built for)", args.lvs,
+                     "hche11/Localizing-Visual-Sounds-the-Hard-Way", keys, weights_fp, images, specs,
+                     note="Tensor.cuda made the identity during forward (its B x B mask), nothing else changed",
+                     tolerance_logits="1e-4 + 1e-5 |ref| (entries near -750: the masked diagonal)"))
+
+
+TARGETS = {"log_linear": make_log_linear, "ezvsl": make_ezvsl, "slavc": make_slavc, "fnac": make_fnac,
+           "lvs": make_lvs}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,7 @@ BUILTIN: dict[str, str] = {
     "ezvsl": "sslsan.methods.ezvsl",
     "slavc": "sslsan.methods.slavc",
     "fnac": "sslsan.methods.fnac",
+    "lvs": "sslsan.methods.lvs",
     "rcgrad": "sslsan.methods.rcgrad",
 }
 
