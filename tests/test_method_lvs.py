@@ -23,7 +23,7 @@ def golden():
 @pytest.mark.golden
 def test_original_checkpoint_reproduces_the_original_forward(golden, tmp_path):
     path = golden.write_original(tmp_path / "lvs_vggss.pth.tar", "model_state_dict", {})
-    loaded = load_model(path)  # recognised without --method: AVENet weights under model_state_dict
+    loaded = load_model(path, policy="original")  # recognised without --method: AVENet weights under model_state_dict
     assert loaded.method.name == "lvs" and loaded.spec.image.crop and loaded.spec.audio.tile_seconds == 10.0
     unused = set(loaded.ignored_keys)
     assert {"imgnet.conv1_a.weight", "imgnet.conv1_flow.weight", "audnet.conv1.weight", "imgnet.fc.weight"} <= unused

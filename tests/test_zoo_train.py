@@ -17,7 +17,7 @@ from sslsan.methods import get_method, method_names
 from sslsan.methods.checkpoint import load_model
 from sslsan.utils.logging import read_jsonl
 
-ZOO = [name for name in method_names() if get_method(name).family != "ssl_tie"]
+ZOO = [name for name in method_names() if get_method(name).family != "ssl_tie" and get_method(name).trainable]
 ONE_STEP = ("train.epochs=1", "train.max_steps_per_epoch=1", "train.log_every=1")
 
 

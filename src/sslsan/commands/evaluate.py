@@ -38,8 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repetitions", type=positive_int, default=DEFAULT.repetitions,
                    help="repetitions of the negatives (noise and offscreen redrawn each time; the paper uses 10)")
     p.add_argument("--threshold", default=DEFAULT.threshold,
-                   help="universal threshold: a number, or 'auto' = the checkpoint's stored one, else calibrated "
-                   "on the dataset's calibration split, else on the test set itself (the report says which)")
+                   help="universal threshold: a number; 'auto' = the checkpoint's stored one (a released file: the one "
+                   "published for its --policy, if any), else calibrated on the dataset's calibration split, else on "
+                   "the test set itself (the report says which); 'calibrate' = calibrated even when one is stored")
     p.add_argument("--threshold-mode", choices=list(UNIVERSAL_MODES), default=DEFAULT.threshold_mode,
                    help="calibration rule (DECISIONS D6): max over negative types of the per-type Q3 of the "
                    "per-sample maxima (per_type), or the Q3 of all negatives pooled")

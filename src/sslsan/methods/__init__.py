@@ -23,6 +23,7 @@ BUILTIN: dict[str, str] = {
     "fnac": "sslsan.methods.fnac",
     "lvs": "sslsan.methods.lvs",
     "rcgrad": "sslsan.methods.rcgrad",
+    "sslalign": "sslsan.methods.sslalign",
 }
 
 _REGISTERED: dict[str, Method] = {}

@@ -30,7 +30,7 @@ from torch import nn
 from sslsan.audio import AudioConfig
 from sslsan.config import ConfigError
 from sslsan.methods import register_method
-from sslsan.methods.base import AVModel, ImageSpec, MapSpec, Method, MethodObjective, OriginalCheckpoint
+from sslsan.methods.base import AVModel, ImageSpec, MapSpec, Method, MethodObjective, OriginalCheckpoint, VSSL_EVAL_THRESHOLD, policy
 from sslsan.models.checkpoint import strip_wrapper_prefixes
 from sslsan.models.resnet import ResNet18Tower
 
@@ -41,7 +41,12 @@ TORCHVISION_STRIDES = (1, 2, 2, 2)  # torchvision's ResNet-18: total stride 32, 
 # their load_spectrogram: 3 s around the clip's middle (tiled when shorter), scipy.signal.spectrogram(nperseg=512,
 # noverlap=274), log(S + 1e-7), Normalize(0, 12); no SpecAugment in their training
 AUDIO_3S = AudioConfig(kind="log_linear", n_fft=512, hop_length=238, clip_seconds=3.0, tile_seconds=3.0,
-                       spec_augment=False)
+                       window="centre", spec_augment=False)
+# vssl_eval's load_spectrogram for EZ-VSL and SLAVC (datasets/datasets.py, audio_length 10): the first 10 s, tiled,
+# rolled so the clip's middle is at 5 s, then CenterCrop((257, 200)) of the spectrogram (about 3.51-6.50 s);
+# silence and noise fed as Normalize(0, 12) of their linear PSD, not its log
+AUDIO_VSSL_EVAL = AudioConfig(kind="log_linear", n_fft=512, hop_length=238, clip_seconds=10.0, tile_seconds=10.0,
+                              window="roll_centre", crop_frames=200, negatives_in_db=False, spec_augment=False)
 # their test transform: Resize((224, 224)) bicubic, no crop, ImageNet mean/std (datasets.py get_test_dataset)
 SQUASH_224 = ImageSpec(crop=False)
 
@@ -284,11 +289,14 @@ def build_model(cfg: EZVSLModelConfig, generator: torch.Generator | None) -> EZV
     return EZVSLModel(cfg, generator)
 
 
+MAP = MapSpec("cosine01", (0.0, 1.0), "bilinear_align_corners")
+
 register_method(Method(
     name="ezvsl", label="EZ-VSL", model_config=EZVSLModelConfig, build_model=build_model,
     objective_config=MILObjectiveConfig, build_objective=EZVSLObjective,
-    map=MapSpec("cosine01", (0.0, 1.0), "bilinear_align_corners"), image=SQUASH_224, audio=AUDIO_3S,
-    resolve=resolve, original=ORIGINAL,
+    map=MAP, image=SQUASH_224, audio=AUDIO_3S, resolve=resolve, original=ORIGINAL,
+    policies={"original": policy(AUDIO_3S, SQUASH_224, MAP),
+              "vssl_eval": policy(AUDIO_VSSL_EVAL, SQUASH_224, MAP, VSSL_EVAL_THRESHOLD["ezvsl"])},
     description="multiple-instance contrastive (max over positions, both directions, τ=0.03), torchvision "
                 "ResNet-18 towers with projections, 7x7 map, (cos+1)/2",
     reference="Mo & Morgado, Localizing Visual Sounds the Easy Way, ECCV 2022; github.com/stoneMo/EZ-VSL"))

@@ -17,13 +17,14 @@ weighted 100 each after `warmup_epochs` epochs of the contrastive loss alone (5 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from sslsan.methods import register_method
-from sslsan.methods.base import AVModel, MapSpec, Method
+from sslsan.methods.base import VSSL_EVAL_THRESHOLD, AVModel, MapSpec, Method, policy
 from sslsan.methods.ezvsl import (
     AUDIO_3S,
     EZVSL_KEYS,
@@ -116,6 +117,11 @@ register_method(Method(
     objective_config=FNACObjectiveConfig, build_objective=FNACObjective,
     map=MapSpec("cosine01", (0.0, 1.0), "bilinear_align_corners"), image=SQUASH_224, audio=AUDIO_3S,
     resolve=resolve_ezvsl, original=ORIGINAL,
+    # its test.py reports validate (bilinear, align_corners=True) and validate2 (bicubic, align_corners=False): the
+    # first here; vssl_eval keeps its 3 s centred clip (load_spectrogram_fnac) and feeds silence and noise linear
+    policies={"original": policy(AUDIO_3S, SQUASH_224, MapSpec("cosine01", (0.0, 1.0), "bilinear_align_corners")),
+              "vssl_eval": policy(dataclasses.replace(AUDIO_3S, negatives_in_db=False), SQUASH_224,
+                                  MapSpec("cosine01", (0.0, 1.0), "bilinear_align_corners"), VSSL_EVAL_THRESHOLD["fnac"])},
     description="EZ-VSL + false-negative-aware regularisers (FNS-1, TNS, FNS-2, weight 100 after 5 warm-up "
                 "epochs), dropout 0.9, 7x7 map, (cos+1)/2",
     reference="Sun et al., Learning Audio-Visual Source Localization via False Negative Aware Contrastive "

@@ -26,7 +26,7 @@ from sslsan.config import ConfigError
 from sslsan.losses.contrastive import ContrastiveLoss, cross_entropy_to_first, top1_accuracy
 from sslsan.losses.ssl_tie import SSLTIEObjective
 from sslsan.methods import register_method
-from sslsan.methods.base import AVModel, ImageSpec, MapSpec, Method, MethodObjective, OriginalCheckpoint
+from sslsan.methods.base import AVModel, ImageSpec, MapSpec, Method, MethodObjective, OriginalCheckpoint, VSSL_EVAL_THRESHOLD, policy
 from sslsan.methods.ssl_tie import convert_original as convert_ssl_tie
 from sslsan.methods.ssl_tie import recognise_original as recognise_ssl_tie
 from sslsan.models.backbones import get_backbone
@@ -36,6 +36,15 @@ if TYPE_CHECKING:
     from sslsan.engine.train_config import TrainConfig
 
 WEIGHTS_KEY = "model_state_dict"  # test.py: checkpoint['model_state_dict'], saved from nn.DataParallel
+# datasets/dataloader.py: soundfile at the file's rate, the first 10 s (tiled when shorter), 512/274 spectrogram
+AUDIO = AudioConfig(kind="log_linear", n_fft=512, hop_length=238, clip_seconds=10.0, tile_seconds=10.0, spec_augment=False)
+IMAGE = ImageSpec(crop=True)  # Resize(224) bicubic, CenterCrop(224)
+MAP = MapSpec("cosine", (0.0, 1.0), "bilinear")
+# SSLalignment's datasets_lvs.py, which vssl_eval uses for LVS and SSL-Align alike: the file tiled to 10 s, samples
+# [16000*3.5, 16000*6.5), 512/353 spectrogram (hop 159), log, Normalize(0, 12); silence and noise through the same
+AUDIO_ALIGN = AudioConfig(kind="log_linear", n_fft=512, hop_length=159, clip_seconds=10.0, tile_seconds=10.0,
+                          crop_start=3.5, crop_end=6.5, spec_augment=False)
+IMAGE_ALIGN = ImageSpec(crop=False)  # ToTensor, Resize((224, 224)) bicubic, CenterCrop(224) (a no-op)
 
 
 @dataclass
@@ -103,11 +112,9 @@ def build_model(cfg: ModelConfig, generator: torch.Generator | None) -> Localize
 register_method(Method(
     name="lvs", label="LVS", model_config=ModelConfig, build_model=build_model,
     objective_config=LVSObjectiveConfig, build_objective=LVSObjective,
-    map=MapSpec("cosine", (0.0, 1.0), "bilinear"), image=ImageSpec(crop=True),
-    # datasets/dataloader.py: soundfile at the file's rate, the first 10 s (tiled when shorter), 512/274 spectrogram
-    audio=AudioConfig(kind="log_linear", n_fft=512, hop_length=238, clip_seconds=10.0, tile_seconds=10.0,
-                      spec_augment=False),
-    resolve=resolve,
+    map=MAP, image=IMAGE, audio=AUDIO, resolve=resolve,
+    policies={"original": policy(AUDIO, IMAGE, MAP),
+              "vssl_eval": policy(AUDIO_ALIGN, IMAGE_ALIGN, MAP, VSSL_EVAL_THRESHOLD["lvs"])},
     original=OriginalCheckpoint(convert=convert_original, recognise=recognise_original,
                                 weights="the Google Drive links in the README of github.com/hche11/"
                                         "Localizing-Visual-Sounds-the-Hard-Way (Flickr and VGG-SS models)"),

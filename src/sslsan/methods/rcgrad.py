@@ -53,7 +53,7 @@ from torch import nn
 from sslsan.audio import AudioConfig
 from sslsan.config import ConfigError
 from sslsan.methods import register_method
-from sslsan.methods.base import AVModel, ImageSpec, InferenceSpec, MapSpec, Method, OriginalCheckpoint
+from sslsan.methods.base import AVModel, ImageSpec, MapSpec, Method, OriginalCheckpoint, policy
 from sslsan.metrics.localization import minmax_normalize
 from sslsan.metrics.resample import upsample
 from sslsan.models.checkpoint import strip_wrapper_prefixes
@@ -250,9 +250,9 @@ def build_model(cfg: RCGradModelConfig, generator: torch.Generator | None) -> RC
 register_method(Method(
     name="rcgrad", label="RCGrad", model_config=RCGradModelConfig, build_model=build_model,
     objective_config=NoObjectiveConfig, build_objective=not_trainable, map=MAP, image=CLIP_SQUASH_224, audio=AUDIO,
-    resolve=resolve, original=ORIGINAL,
+    resolve=resolve, trainable=False, original=ORIGINAL,
     # the SSL-SaN authors' evaluation code has no RCGrad branch (docs/methods.md): only the original policy
-    policies={"original": InferenceSpec(method="rcgrad", audio=AUDIO, image=CLIP_SQUASH_224, map=MAP)},
+    policies={"original": policy(AUDIO, CLIP_SQUASH_224, MAP)},
     description="GradCAM of the image-audio similarity on the image ResNet-18's last block (closed form), "
                 "CLIP-loss towers; evaluation only",
     reference="Wu et al., How to Listen? Rethinking Visual Sound Localization, INTERSPEECH 2022; "

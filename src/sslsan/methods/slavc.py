@@ -25,9 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from sslsan.methods import register_method
-from sslsan.methods.base import AVModel, MapSpec, Method, MethodObjective
+from sslsan.methods.base import AVModel, MapSpec, Method, MethodObjective, VSSL_EVAL_THRESHOLD, policy
 from sslsan.methods.ezvsl import (
     AUDIO_3S,
+    AUDIO_VSSL_EVAL,
     EZVSL_TOP_LEVEL,
     SLAVC_KEYS,
     SQUASH_224,
@@ -211,6 +212,10 @@ register_method(Method(
     objective_config=SLAVCObjectiveConfig, build_objective=SLAVCObjective,
     map=MapSpec("cosine01", (0.0, 1.0), "bicubic_align_corners"), image=SQUASH_224, audio=AUDIO_3S,
     resolve=resolve_ezvsl, original=ORIGINAL,
+    # its test.py upsamples bicubically (align_corners=True); vssl_eval's eval() bilinearly, at 10 s rolled
+    policies={"original": policy(AUDIO_3S, SQUASH_224, MapSpec("cosine01", (0.0, 1.0), "bicubic_align_corners")),
+              "vssl_eval": policy(AUDIO_VSSL_EVAL, SQUASH_224, MapSpec("cosine01", (0.0, 1.0), "bilinear_align_corners"),
+                                  VSSL_EVAL_THRESHOLD["slavc"])},
     description="two heads (softmax over clips x softmax over positions), momentum targets, dropout 0.9, "
                 "torchvision ResNet-18 towers, 7x7 map, mean of the heads' (cos+1)/2",
     reference="Mo & Morgado, A Closer Look at Weakly-Supervised Audio-Visual Source Localization, NeurIPS 2022; "
