@@ -155,8 +155,9 @@ def window_segment(wave: torch.Tensor, cfg: AudioConfig) -> torch.Tensor:
     n, length = cfg.tile_samples, wave.shape[-1]
     if cfg.window == "start":
         return wave[..., :n]
-    if cfg.window == "centre":  # their load_spectrogram: start at max(duration / 2 - window / 2, 0)
-        start = max((length - n) // 2, 0)
+    if cfg.window == "centre":  # their load_spectrogram: start at max(duration / 2 - window / 2, 0) seconds
+        sr = cfg.sample_rate
+        start = _sample(max(length / sr / 2 - cfg.tile_seconds / 2, 0.0), sr)
         return wave[..., start:start + n]
     # vssl_eval: np.roll(tiled first window, int(sr * window / 2) - int(duration / 2 * sr))
     return torch.roll(tile_to_length(wave, n), n // 2 - length // 2, dims=-1)

@@ -218,15 +218,14 @@ def make_sslalign(args) -> None:
     try:
         with torch.no_grad():
             heatmap, *_ = model(frames.float(), specs.float(), lvs_args)
-            img = torch.nn.functional.normalize(model.module.imgnet(frames.float()), dim=1)
     finally:
         torch.Tensor.cuda = real_cuda
     write("sslalign", {"specs": specs.numpy().astype(np.float32),
-                       "heatmap": t2n(heatmap), "image_features": t2n(img)},
+                       "heatmap": t2n(heatmap)},
           recipe_meta("sslalign", "kaistmm/SSLalignment test.py 'ours' path: model_lvs.AVENet in eval mode, checkpoint "
                       "{'model_state_dict'} without prefix loaded as test.py does; specs = datasets_lvs.py __getitem__'s "
                       "audio (10 s tiled, 3.5-6.5 s, scipy spectrogram noverlap 353, log, /12); heatmap = forward's A "
-                      "(cosine map, B x 1 x 14 x 14); image_features = normalize(imgnet(frames))", args.sslalign,
+                      "(cosine map, B x 1 x 14 x 14)", args.sslalign,
                       "kaistmm/SSLalignment", keys, weights_fp, images, waves))
 
 

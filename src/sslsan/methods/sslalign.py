@@ -35,7 +35,7 @@ from sslsan.methods.base import MapSpec, Method, OriginalCheckpoint, policy
 from sslsan.methods.lvs import AUDIO_ALIGN, IMAGE_ALIGN, WEIGHTS_KEY, LVSObjectiveConfig, build_model
 from sslsan.methods.lvs import convert_original as convert_lvs
 from sslsan.methods.lvs import recognise_original as recognise_lvs
-from sslsan.models.checkpoint import WRAPPER_PREFIXES
+from sslsan.models.checkpoint import WRAPPER_PREFIXES, strip_wrapper_prefixes
 from sslsan.models.localizer import ModelConfig
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 AUDIO, IMAGE = AUDIO_ALIGN, IMAGE_ALIGN  # datasets_lvs.py (sslsan.methods.lvs)
 MAP = MapSpec("cosine", (0.0, 1.0), "bilinear")  # test.py on VGG-SS: cv2.resize INTER_LINEAR
+TOWERS = ("imgnet.", "audnet.")
 VARIANTS = {
     "ours_sup.pth.tar": "VGGSound-144K, NN w/ Sup. Pre. Enc. (weakly supervised)",
     "ours_selfsup.pth.tar": "VGGSound-144K, NN w/ Self-Sup. Pre. Enc. (self-supervised)",
@@ -51,8 +52,12 @@ VARIANTS = {
 
 
 def convert_original(ckpt: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], ModelConfig, list[str]]:
-    """{'model_state_dict'} (no prefix) -> LVS's model, strictly (the reader of LVS's files)."""
-    return convert_lvs(ckpt)
+    """{'model_state_dict'} (no prefix) -> LVS's model (LVS's reader), strictly: AVENet has no parameters outside
+    its towers, so an entry outside `imgnet.*` / `audnet.*` stays in for `load_strict` to report as unexpected
+    (test.py's strict=False would drop it silently)."""
+    out, cfg, unused = convert_lvs(ckpt)
+    foreign = {k: v for k, v in strip_wrapper_prefixes(ckpt[WEIGHTS_KEY]).items() if not k.startswith(TOWERS)}
+    return {**out, **foreign}, cfg, [k for k in unused if k not in foreign]
 
 
 def recognise_original(ckpt: Mapping[str, Any]) -> bool:
