@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sslsan.commands import DEVICE_HELP, CommandParser, method_help, unit_float
+from sslsan.commands import DEVICE_HELP, CommandParser, add_policy_argument, method_help, unit_float
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--checkpoint", required=True, help="model checkpoint (.pt): ours, or a method's original file")
     p.add_argument("--method", metavar="NAME", help=method_help("the method of an original checkpoint file"))
+    add_policy_argument(p)
     p.add_argument("--image", help="image file")
     p.add_argument("--audio", help="audio file (or a video file: its audio track is used)")
     p.add_argument("--video", help="a video file instead: its frame at --time and its sound around that frame")
@@ -53,5 +54,5 @@ def main(argv: list[str] | None = None) -> int:
     else:
         parser.error("give --image and --audio, --video, or --pairs FOLDER")
     localize_to_folder(args.checkpoint, pairs, args.out, threshold=args.threshold, device=args.device, at=args.time,
-                       skip_bad=bool(args.pairs), method=args.method)
+                       skip_bad=bool(args.pairs), method=args.method, policy=args.policy)
     return 0
