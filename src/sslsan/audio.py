@@ -311,7 +311,21 @@ def tukey_window(n: int, alpha: float) -> torch.Tensor:
     return w[:n]
 
 
-class LogLinearSpectrogram(nn.Module):
+class LinearFrequencyFrontEnd(nn.Module):
+    """A front-end whose bins are the STFT's own (n_fft / 2 + 1 linear frequencies), `cfg.n_frames` frames."""
+
+    cfg: AudioConfig
+
+    @property
+    def n_frames(self) -> int:
+        return self.cfg.n_frames
+
+    @property
+    def n_bins(self) -> int:
+        return self.cfg.n_fft // 2 + 1
+
+
+class LogLinearSpectrogram(LinearFrequencyFrontEnd):
     """Waveform (B, N) or (N,) → tiled → linear-frequency PSD or its normalised log, (B, 1, n_fft/2 + 1, T).
 
     The PSD is scipy.signal.spectrogram(x, fs, nperseg=n_fft, noverlap=n_fft - hop_length) with its
@@ -336,14 +350,6 @@ class LogLinearSpectrogram(nn.Module):
         # density scaling and the one-sided doubling, one factor per bin (float64, then rounded once)
         self.register_buffer("scale", (sides / (cfg.sample_rate * window.pow(2).sum())).float()[:, None],
                              persistent=False)
-
-    @property
-    def n_frames(self) -> int:
-        return self.cfg.n_frames
-
-    @property
-    def n_bins(self) -> int:
-        return self.cfg.n_fft // 2 + 1
 
     def power(self, wave: torch.Tensor) -> torch.Tensor:
         """PSD (B, 1, n_bins, T) of the tiled waveform, float32."""
@@ -371,7 +377,7 @@ class LogLinearSpectrogram(nn.Module):
         return self.to_log(p) if log else self.to_linear(p)
 
 
-class StandardisedLogSTFT(nn.Module):
+class StandardisedLogSTFT(LinearFrequencyFrontEnd):
     """RCGrad's audio input (its ResNetSpec computes it inside the model; here a front-end, pure torch):
     waveform (B, N) or (N,) → tiled → |STFT|² as torchaudio's Spectrogram(n_fft, hop_length) computes it
     (periodic Hann window, centred frames with reflect padding, no normalisation) → log(power + log_offset)
@@ -389,14 +395,6 @@ class StandardisedLogSTFT(nn.Module):
         self.cfg = cfg
         self.register_buffer("window", torch.hann_window(cfg.n_fft, periodic=True, dtype=torch.float32),
                              persistent=False)
-
-    @property
-    def n_frames(self) -> int:
-        return self.cfg.n_frames
-
-    @property
-    def n_bins(self) -> int:
-        return self.cfg.n_fft // 2 + 1
 
     def power(self, wave: torch.Tensor) -> torch.Tensor:
         """|STFT|² (B, 1, n_bins, T) of the tiled waveform, float32."""

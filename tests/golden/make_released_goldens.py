@@ -51,7 +51,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import sys
 import types
 from pathlib import Path
@@ -63,6 +62,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # tests/zoo_recipe.py
 sys.path.insert(0, str(HERE))  # make_zoo_goldens.py: its helpers
 from make_zoo_goldens import load_module, seeded_model, source, t2n  # noqa: E402
+from make_zoo_goldens import write as zoo_write  # noqa: E402
 from released_golden import IMAGE_SIZE, SR, draw_media  # noqa: E402
 from zoo_recipe import fingerprint  # noqa: E402
 
@@ -85,11 +85,7 @@ def versions() -> dict:
 
 
 def write(name: str, arrays: dict[str, np.ndarray], meta: dict) -> None:
-    npz, js = HERE / f"golden_released_{name}.npz", HERE / f"golden_released_{name}.json"
-    np.savez_compressed(npz, **{k: np.asarray(v) for k, v in arrays.items()})
-    meta = {**meta, "arrays": {k: list(np.shape(v)) for k, v in arrays.items()}, "versions": versions()}
-    js.write_text(json.dumps(meta, indent=1) + "\n")
-    print(f"wrote {npz.name} ({npz.stat().st_size / 1024:.0f} KiB) and {js.name}")
+    zoo_write(name, arrays, meta, prefix="golden_released", versions=versions)
 
 
 def recipe_meta(name: str, what: str, checkout: Path, repo: str, keys: list, weights_fp: dict, images, waves,

@@ -90,10 +90,11 @@ def seeded_model(model: torch.nn.Module, seed: int) -> tuple[dict, np.random.Gen
     return keys, rng, fingerprint(weights)
 
 
-def write(name: str, arrays: dict[str, np.ndarray], meta: dict) -> None:
-    npz, js = HERE / f"golden_zoo_{name}.npz", HERE / f"golden_zoo_{name}.json"
+def write(name: str, arrays: dict[str, np.ndarray], meta: dict, prefix: str = "golden_zoo", versions=None) -> None:
+    """tests/golden/<prefix>_<name>.npz / .json; `versions`: the function recording the packages used."""
+    npz, js = HERE / f"{prefix}_{name}.npz", HERE / f"{prefix}_{name}.json"
     np.savez_compressed(npz, **{k: np.asarray(v) for k, v in arrays.items()})
-    meta = {**meta, "arrays": {k: list(np.shape(v)) for k, v in arrays.items()}, "versions": versions()}
+    meta = {**meta, "arrays": {k: list(np.shape(v)) for k, v in arrays.items()}, "versions": (versions or globals()["versions"])()}
     js.write_text(json.dumps(meta, indent=1) + "\n")
     print(f"wrote {npz.name} ({npz.stat().st_size / 1024:.0f} KiB) and {js.name}")
 
