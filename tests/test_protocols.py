@@ -164,3 +164,105 @@ def test_bad_inputs_are_clear_errors():
         M.slavc_sample_scores(np.zeros((1, 4, 4), np.float32), np.zeros((1, 4, 4)), ExtendedProtocol(pred_size=1.0))
     with pytest.raises(M.MetricsError, match="groups"):
         M.instance_metrics([0.5, 0.6], [0.5, 0.6], ["a"])
+
+
+# ------------------------------------------------------------------------------ evaluate / score / compare
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The tiny data with its extended split (synth-vggss-ext) and an IS3-like grouping (synth-is3), an untrained
+    checkpoint, and its evaluations on synth-vggss, synth-vggss-ext and synth-is3."""
+    import torch
+
+    from conftest import TINY_AUDIO, write_tiny_data
+    from sslsan.audio import AudioConfig
+    from sslsan.data.manifest import Sample, read_manifest, write_manifest
+    from sslsan.data.synthetic.writer import extended_rows
+    from sslsan.evaluation import evaluate_checkpoint
+    from sslsan.models import Localizer, ModelConfig, save_checkpoint
+
+    root = tmp_path_factory.mktemp("protocols")
+    data = write_tiny_data(root / "data")
+    rows = [vars(s) for s in read_manifest(data / "test_vggss.jsonl")]
+    write_manifest(data / "test_vggss_ext.jsonl", [Sample(**r) for r in extended_rows(rows, 0)])
+    write_manifest(data / "test_is3.jsonl", [Sample(**{**r, "group": f"img{i // 2}"}) for i, r in enumerate(rows)])
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(root / "run" / "checkpoints" / "best.pt", Localizer(ModelConfig(width=0.125)),
+                           audio_config=AudioConfig(**TINY_AUDIO), image_size=64)
+    out = {}
+    for ds in ("synth-vggss", "synth-vggss-ext", "synth-is3"):
+        out[ds] = evaluate_checkpoint(ckpt, ds, data, root / ds, repetitions=1, batch_size=4, figure_examples=0,
+                                      progress=False)
+    return {"root": root, "data": data, "ckpt": ckpt, "metrics": out}
+
+
+def test_extended_split_adds_the_protocol_and_keeps_every_other_metric(runs):
+    plain, ext = runs["metrics"]["synth-vggss"], runs["metrics"]["synth-vggss-ext"]
+    # the sounding pairs are the plain test set: same offscreen draws, same numbers
+    for key in ("localization", "separability", "retrieval", "alignment", "n_samples"):
+        assert ext[key] == plain[key], key
+    e = ext["extended"]
+    assert e["n_visible"] == 7 and e["n_nonvisible"] == 7 and e["settings"]["relative_prediction"] is True
+    assert {"ap", "max_f1", "locacc", "f1_all"} <= set(e) and "extended" not in plain and "instance" not in plain
+    with np.load(runs["root"] / "synth-vggss-ext" / "maps.npz") as z:
+        assert z["nonsounding_maps"].shape == (7, 4, 4) and bool(z["relative_prediction"]) is True
+        assert list(z["nonsounding_ids"]) == [f"{a}+{b}" for a, b in (i.split("+") for i in z["nonsounding_ids"])]
+        # the maps of the non-sounding pairs are the model's maps of those (image, audio) pairs
+        s = runs["metrics"]["synth-vggss"]
+        assert z["pos_maps"].shape == (s["n_samples"], 4, 4)
+        per = M.extended_scores(z["pos_maps"], z["gt_maps"], z["nonsounding_maps"])
+        assert M.slavc_ap(per["visible"], per["ciou"], per["confidence"]) * 100 == e["ap"]
+
+
+def test_score_reproduces_the_protocols_and_compare_shows_them(runs, capsys):
+    from conftest import command
+
+    root = runs["root"]
+    for ds, section in (("synth-vggss-ext", "extended"), ("synth-is3", "instance")):
+        assert command("score")([str(root / ds / "maps.npz"), "--out", str(root / f"{ds}.json")]) == 0
+        scored = json.loads((root / f"{ds}.json").read_text())
+        assert scored[section] == json.loads((root / ds / "metrics.json").read_text())[section]
+    inst = runs["metrics"]["synth-is3"]["instance"]
+    assert inst["n_images"] == 4 and inst["n_samples"] == 7 and "iiou" in inst and "iauc_adap" in inst
+    report = (root / "synth-vggss-ext" / "report.md").read_text()
+    assert "## SLAVC extended protocol" in report and "relative_prediction on" in report and "IoU threshold 0.5" in report
+    assert "## SSL-Align instance protocol" in (root / "synth-is3" / "report.md").read_text()
+    capsys.readouterr()
+    assert command("compare")([str(root / "synth-vggss-ext"), str(root / "synth-is3"), str(root / "synth-vggss")]) == 0
+    text = capsys.readouterr().out
+    assert "| AP ↑ | max-F1 ↑ | LocAcc ↑ |" in text and "iIoU ↑" in text and "Settings: IoU threshold 0.5" in text
+
+
+def test_evaluate_prints_the_extended_protocol(runs, tmp_path, capsys):
+    from conftest import command
+
+    args = ["--checkpoint", str(runs["ckpt"]), "--dataset", "synth-vggss-ext", "--data-root", str(runs["data"]),
+            "--repetitions", "1", "--figure-examples", "0", "--no-progress", "--absolute-prediction",
+            "--out", str(tmp_path / "abs")]
+    assert command("evaluate")(args) == 0
+    out = capsys.readouterr().out
+    assert "AP ↑ | max-F1 ↑ | LocAcc ↑" in out and "relative_prediction off (scores ≥ 0.5)" in out
+    m = json.loads((tmp_path / "abs" / "metrics.json").read_text())
+    assert m["extended"]["settings"]["relative_prediction"] is False
+    with np.load(tmp_path / "abs" / "maps.npz") as z:
+        assert bool(z["relative_prediction"]) is False
+
+
+def test_maps_npz_optional_arrays_are_checked(runs, tmp_path):
+    from sslsan.evaluation import MapsFileError
+    from sslsan.evaluation.scoring import load_maps, save_maps
+
+    a = load_maps(runs["root"] / "synth-vggss-ext" / "maps.npz")
+    with pytest.raises(MapsFileError, match="nonsounding_maps and nonsounding_ids must be given together"):
+        save_maps(tmp_path / "x.npz", {k: v for k, v in a.items() if k != "nonsounding_ids"})
+    with pytest.raises(MapsFileError, match=r"nonsounding_maps \(7, 3, 3\)"):
+        save_maps(tmp_path / "x.npz", {**a, "nonsounding_maps": np.zeros((7, 3, 3), np.float32)})
+    with pytest.raises(MapsFileError, match="nonsounding_maps holds 1 NaN"):
+        bad = a["nonsounding_maps"].copy()
+        bad[0, 0, 0] = np.nan
+        save_maps(tmp_path / "x.npz", {**a, "nonsounding_maps": bad})
+    with pytest.raises(MapsFileError, match="groups has shape"):
+        save_maps(tmp_path / "x.npz", {**a, "groups": np.array(["a"])})
+    with pytest.raises(MapsFileError, match="relative_prediction must be a boolean"):
+        save_maps(tmp_path / "x.npz", {**a, "relative_prediction": np.float64(1)})

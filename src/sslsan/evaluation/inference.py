@@ -91,19 +91,21 @@ def load_mask(path: str | Path, size: int = GT_SIZE) -> np.ndarray:
 
 
 def gt_maps(manifest: Manifest, gt: str = "boxes") -> np.ndarray:
-    """(N, 224, 224) uint8 ground truth: union of the boxes (reference protocol) or the mask."""
-    out = np.zeros((len(manifest), GT_SIZE, GT_SIZE), dtype=np.uint8)
+    """(N, 224, 224) ground truth: uint8 union of the boxes (reference protocol) or the mask; float32
+    {0, 0.5, 1} for "consensus" (Flickr: each annotator's box adds 1/2, capped at 1)."""
+    out = np.zeros((len(manifest), GT_SIZE, GT_SIZE), dtype=np.float32 if gt == "consensus" else np.uint8)
     for i, s in enumerate(manifest):
         if gt == "mask":
             if not s.mask:
                 raise EvaluationError(f"{manifest.path}: sample {s.id!r} has no mask but the dataset is scored on masks")
             out[i] = load_mask(manifest.resolve(s.mask))
-        elif gt == "boxes":
+        elif gt in ("boxes", "consensus"):
             if s.boxes:
                 pix = boxes_to_pixels(np.asarray(s.boxes, dtype=np.float64))
-                out[i] = np.asarray(gt_map_from_boxes(pix, mode="union")) > 0
+                g = gt_map_from_boxes(pix, mode="union" if gt == "boxes" else "consensus")
+                out[i] = g > 0 if gt == "boxes" else g
         else:
-            raise ValueError(f"unknown ground-truth kind {gt!r}; expected 'boxes' or 'mask'")
+            raise ValueError(f"unknown ground-truth kind {gt!r}; expected 'boxes', 'consensus' or 'mask'")
     return out
 
 
@@ -291,6 +293,24 @@ def media_inputs(localizer: LoadedModel, frame: torch.Tensor, wave: torch.Tensor
     """
     transform, frontend = frontends or media_frontends(localizer, device)
     return transform(frame).unsqueeze(0).to(device), frontend(wave.unsqueeze(0).to(device))
+
+
+@torch.inference_mode()
+def pair_maps(localizer: LoadedModel, manifest: Manifest, *, device: str | torch.device = "cpu",
+              batch_size: int = EvaluationConfig.batch_size, workers: int = EvaluationConfig.workers,
+              progress: bool = True, desc: str = "pairs") -> np.ndarray:
+    """Native maps (N, h, w) float32 of each sample's image with its own audio and nothing else (the
+    non-sounding pairs of an extended test set), from the model's `pair_map` like `run_inference`'s positives."""
+    model = localizer.model.to(device).eval()
+    frontend = localizer.frontend(device)
+    where = str(manifest.path)
+    maps = []
+    ds = AVDataset(manifest, image_transform=localizer.image_transform(), audio=localizer.spec.audio)
+    for batch in tqdm(_loader(ds, batch_size, workers), desc=desc, unit="batch", disable=not progress):
+        emb = _run(lambda: model.audio_embedding(frontend(batch["wave"].to(device))), where).float()
+        feat = _run(lambda: model.image_features(batch["image"].to(device)), where).float()
+        maps.append(_run(lambda: model.pair_map(feat, emb)[:, 0], where).cpu())
+    return torch.cat(maps).numpy()
 
 
 @torch.inference_mode()

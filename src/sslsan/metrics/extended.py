@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from sslsan.metrics.common import MetricsError, as_maps
+from sslsan.metrics.common import MetricsError, as_maps, map_chunks
 from sslsan.metrics.localization import auc, ciou_parts, minmax_normalize
 from sslsan.metrics.resample import upsample
 
@@ -204,23 +204,27 @@ def slavc_metrics(visible, ciou, confidence, iou_thr: float = 0.5) -> dict:
 
 
 def extended_scores(pos_maps, gt_maps, nonvisible_maps, protocol: ExtendedProtocol = ExtendedProtocol(), *,
-                    chunk_size: int = 128) -> dict[str, np.ndarray]:
+                    chunk_size: int = 64, workers: int | None = None) -> dict[str, np.ndarray]:
     """Per-sample SLAVC quantities of native maps: the positives (with their GT) then the non-visible pairs
-    (empty GT). Maps are upsampled to the GT size (cv2 bilinear, as every sslsan metric) chunk by chunk.
+    (empty GT). Maps are upsampled to the GT size (cv2 bilinear, as every sslsan metric) `chunk_size` at a
+    time, the chunks shared by `workers` threads (default: the usable CPUs, at most 8; no effect on the result).
     Returns {"visible": (N + M,) bool, "confidence": (N + M,), "ciou": (N + M,)}."""
     pos = as_maps(pos_maps, "pos_maps", min_ndim=3)
     neg = as_maps(nonvisible_maps, "nonvisible_maps", min_ndim=3)
     size = tuple(np.shape(gt_maps)[1:])
-    conf, ciou = [], []
-    for maps, gts in ((pos, gt_maps), (neg, None)):
-        for k in range(0, maps.shape[0], chunk_size):
-            up = upsample(maps[k:k + chunk_size], size)
-            g = np.zeros(up.shape, dtype=np.uint8) if gts is None else np.asarray(gts[k:k + chunk_size])
-            s = slavc_sample_scores(up, g, protocol)
-            conf.append(s["confidence"])
-            ciou.append(s["ciou"])
+    tasks = [(pos, gt_maps, k) for k in range(0, pos.shape[0], chunk_size)]
+    tasks += [(neg, None, k) for k in range(0, neg.shape[0], chunk_size)]
+
+    def score(task):
+        maps, gts, k = task
+        up = upsample(maps[k:k + chunk_size], size, workers=1)
+        g = np.zeros(up.shape, dtype=np.uint8) if gts is None else np.asarray(gts[k:k + chunk_size])
+        return slavc_sample_scores(up, g, protocol)
+
+    parts = map_chunks(score, tasks, workers)
     visible = np.concatenate([np.ones(pos.shape[0], bool), np.zeros(neg.shape[0], bool)])
-    return {"visible": visible, "confidence": np.concatenate(conf), "ciou": np.concatenate(ciou)}
+    return {"visible": visible, "confidence": np.concatenate([p["confidence"] for p in parts]),
+            "ciou": np.concatenate([p["ciou"] for p in parts])}
 
 
 def extended_metrics(pos_maps, gt_maps, nonvisible_maps, protocol: ExtendedProtocol = ExtendedProtocol()) -> dict:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sslsan.metrics.common import AUC_GRID, MetricsError, as_maps, as_values
+from sslsan.metrics.common import AUC_GRID, MetricsError, as_maps, as_values, map_chunks
 from sslsan.metrics.localization import grid_trapezoid, auc, ciou, minmax_normalize
 from sslsan.metrics.resample import upsample
 from sslsan.metrics.thresholds import adaptive_threshold, median_threshold
@@ -74,13 +74,16 @@ def instance_metrics(ciou_values, ciou_adap_values, groups) -> dict:
     return out
 
 
-def instance_protocol_metrics(pos_maps, gt_maps, groups, *, chunk_size: int = 128) -> dict:
+def instance_protocol_metrics(pos_maps, gt_maps, groups, *, chunk_size: int = 64, workers: int | None = None) -> dict:
     """SSL-Align's protocol on native maps (N, h, w): upsampled to the GT size (cv2 bilinear, as every
-    sslsan metric), then `instance_sample_scores` and `instance_metrics`."""
+    sslsan metric), then `instance_sample_scores` (chunks shared by `workers` threads) and `instance_metrics`."""
     pos = as_maps(pos_maps, "pos_maps", min_ndim=3)
     size = tuple(np.shape(gt_maps)[1:])
-    parts = [instance_sample_scores(upsample(pos[k:k + chunk_size], size), np.asarray(gt_maps[k:k + chunk_size]))
-             for k in range(0, pos.shape[0], chunk_size)]
+
+    def score(k: int) -> dict[str, np.ndarray]:
+        return instance_sample_scores(upsample(pos[k:k + chunk_size], size, workers=1), np.asarray(gt_maps[k:k + chunk_size]))
+
+    parts = map_chunks(score, range(0, pos.shape[0], chunk_size), workers)
     c = np.concatenate([p["ciou"] for p in parts])
     ca = np.concatenate([p["ciou_adap"] for p in parts])
     return {**instance_metrics(c, ca, groups),
