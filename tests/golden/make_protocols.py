@@ -302,21 +302,14 @@ def run_sslalign(checkout: Path, cases: list[dict]) -> dict[str, np.ndarray]:
                 self.results = {}
                 made.append(self)
 
-            def finalize_cIoU(self):
-                self.results["cIoU"] = r = super().finalize_cIoU()
+        def recorded(name):
+            def method(self):
+                self.results[name] = r = getattr(align_utils.Evaluator_iiou, name)(self)
                 return r
+            return method
 
-            def finalize_AUC(self):
-                self.results["AUC"] = r = super().finalize_AUC()
-                return r
-
-            def finalize_IAUC(self):
-                self.results["IAUC"] = r = super().finalize_IAUC()
-                return r
-
-            def finalize_IAUC_adap(self):
-                self.results["IAUC_adap"] = r = super().finalize_IAUC_adap()
-                return r
+        for name in ("finalize_cIoU", "finalize_AUC", "finalize_IAUC", "finalize_IAUC_adap"):
+            setattr(Recording, name, recorded(name))
 
         tree = ast.parse((checkout / "test.py").read_text())
         fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "validate")
@@ -331,15 +324,15 @@ def run_sslalign(checkout: Path, cases: list[dict]) -> dict[str, np.ndarray]:
             with contextlib.redirect_stdout(io.StringIO()), np.errstate(all="ignore"):
                 ns["validate"](list(_batches(maps, gt, c["boxes"], c["names"])), _Maps(maps), _zero_saliency(), None, args)
             ev = made[0]  # evaluator_av
-            ciou, ciou_adap, iiou, iiou_adap = ev.results["cIoU"]
-            auc, auc_adap = ev.results["AUC"]
+            ciou, ciou_adap, iiou, iiou_adap = ev.results["finalize_cIoU"]
+            auc, auc_adap = ev.results["finalize_AUC"]
             p = f"instance/{c['name']}/"
             out.update({
                 p + "levels": c["levels"], p + "boxes": c["boxes"], p + "ramp": c["ramp"], p + "names": c["names"],
                 p + "params": np.array([c["lo"], c["hi"]]),
                 p + "sample_ciou": np.asarray(ev.ciou, np.float64), p + "sample_ciou_adap": np.asarray(ev.ciou_adap, np.float64),
-                p + "final": np.array([ciou, ciou_adap, iiou, iiou_adap, auc, auc_adap, ev.results["IAUC"],
-                                       ev.results["IAUC_adap"]], np.float64),
+                p + "final": np.array([ciou, ciou_adap, iiou, iiou_adap, auc, auc_adap, ev.results["finalize_IAUC"],
+                                       ev.results["finalize_IAUC_adap"]], np.float64),
             })
         return out
     finally:

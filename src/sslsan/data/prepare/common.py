@@ -16,9 +16,10 @@ import wave
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import av
+from tqdm import tqdm
 
 from sslsan.data.manifest import Sample, write_manifest
 from sslsan.data.registry import DATASETS
@@ -380,13 +381,31 @@ def strip_media_ext(name: str) -> str:
     return name.rsplit(".", 1)[0] if name.lower().endswith((".mp4", ".jpg", ".jpeg", ".png", ".wav")) else name
 
 
-def nonsounding_sample(image_id: str, audio_id: str, image: Path, audio: Path, out: Path, report: SkipReport,
-                       category: str | None = None) -> Sample:
-    """The manifest sample of one non-sounding pair (checked media; `visible: false`, no boxes); the id is
-    `<image id>+<audio id>`. MediaError if the image or the audio is unusable."""
+MediaFinder = Callable[[str, str], Path]  # (clip id, "image" | "audio") -> path; MediaError if it has none
+
+
+def pair_media(media: MediaFinder, image_id: str, audio_id: str, report: SkipReport) -> tuple[Path, Path, float]:
+    """(image, audio, audio seconds) of the frame of `image_id` and the sound of `audio_id` (the same clip for a
+    test sample), both checked; MediaError if one is missing or unusable."""
+    image, audio = media(image_id, "image"), media(audio_id, "audio")
     check_image(image)
-    seconds = note_audio(audio, report)
-    if image_id == audio_id:
-        report.note("nonsounding_own_clip")
-    return Sample(id=f"{image_id}+{audio_id}", image=rel(image, out), audio=rel(audio, out), category=category,
-                  extra={"image_of": image_id, "audio_of": audio_id, "audio_seconds": round(seconds, 4)}, visible=False)
+    return image, audio, note_audio(audio, report)
+
+
+def nonsounding_samples(pairs: list[tuple[str, str]], media: MediaFinder, samples: list[Sample], out: Path,
+                        report: SkipReport, progress: bool = False) -> list[Sample]:
+    """The manifest samples of the listed non-sounding pairs (`visible: false`, no boxes, id `<image>+<audio>`,
+    the category of the sound when it is a test sample's); a pair with a missing or unusable file is a skip."""
+    categories = {s.id: s.category for s in samples}
+    found = []
+    for a, b in tqdm(pairs, desc="non-sounding pairs", unit="pair", disable=not progress):
+        try:
+            image, audio, seconds = pair_media(media, a, b, report)
+        except MediaError as err:
+            report.add_error(f"{a}+{b}", err)
+            continue
+        if a == b:
+            report.note("nonsounding_own_clip")
+        found.append(Sample(id=f"{a}+{b}", image=rel(image, out), audio=rel(audio, out), category=categories.get(b),
+                            extra={"image_of": a, "audio_of": b, "audio_seconds": round(seconds, 4)}, visible=False))
+    return found

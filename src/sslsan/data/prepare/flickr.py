@@ -32,8 +32,8 @@ from pathlib import Path
 
 from sslsan.data.manifest import Sample
 from sslsan.data.prepare.common import (
-    MediaError, PrepareError, SkipReport, check_file, check_image, finish_testset, first_existing,
-    index_folder, nonsounding_sample, note_audio, read_nonsounding_list, rel, strip_media_ext, timer,
+    MediaError, PrepareError, SkipReport, check_file, finish_testset, first_existing, index_folder,
+    nonsounding_samples, pair_media, read_nonsounding_list, rel, strip_media_ext, timer,
 )
 from sslsan.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
 from sslsan.utils.io import make_folder
@@ -124,9 +124,7 @@ def prepare_flickr(root: str | Path, out: str | Path, *, test_list: str | Path |
             if clip_id not in xmls:
                 raise MediaError(ann_dir / f"{clip_id}.xml", "missing")
             boxes = read_annotation(xmls[clip_id], report)
-            image, audio = media(clip_id, "image"), media(clip_id, "audio")
-            check_image(image)
-            seconds = note_audio(audio, report)
+            image, audio, seconds = pair_media(media, clip_id, clip_id, report)
         except MediaError as err:
             report.add_error(clip_id, err)
             continue
@@ -136,16 +134,7 @@ def prepare_flickr(root: str | Path, out: str | Path, *, test_list: str | Path |
             extra["list_label"] = label
         samples.append(Sample(id=clip_id, image=rel(image, out), audio=rel(audio, out), boxes=boxes,
                               category=label if named else None, scene_categories=[label] if named else [], extra=extra))
-    nonsounding = None
-    if pairs is not None:
-        categories = {s.id: s.category for s in samples}
-        nonsounding = []
-        for a, b in pairs:
-            try:
-                nonsounding.append(nonsounding_sample(a, b, media(a, "image"), media(b, "audio"), out, report,
-                                                      categories.get(b)))
-            except MediaError as err:
-                report.add_error(f"{a}+{b}", err)
+    nonsounding = nonsounding_samples(pairs, media, samples, out, report) if pairs is not None else None
     return finish_testset("flickr", out, samples, report, t0, nonsounding=nonsounding,
                           test_list=str(list_path) if list_path else None, annotations=str(ann_dir),
                           **({"extended_list": str(extended)} if extended is not None else {}))

@@ -33,9 +33,9 @@ from tqdm import tqdm
 from sslsan.data.manifest import Sample
 from sslsan.data.prepare.clips import decode_frame_and_track
 from sslsan.data.prepare.common import (
-    MediaError, PrepareError, SkipReport, check_image, complete_jpeg, complete_wav,
-    find_videos, finish_testset, first_existing, gt_map_empty, index_folder, load_json,
-    nonsounding_sample, note_audio, read_nonsounding_list, rel, strip_media_ext, timer, youtube_id,
+    MediaError, PrepareError, SkipReport, complete_jpeg, complete_wav, find_videos, finish_testset,
+    first_existing, gt_map_empty, index_folder, load_json, nonsounding_samples, pair_media,
+    read_nonsounding_list, rel, strip_media_ext, timer, youtube_id,
 )
 from sslsan.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, jpeg_bytes, wav_bytes
 from sslsan.utils.io import atomic_write_bytes, make_folder
@@ -148,9 +148,7 @@ def prepare_vggss(root: str | Path | None, out: str | Path, annotations: str | P
         seen.add(clip_id)
         boxes = clean_boxes(e["bbox"], f"{where} ({clip_id})", report)
         try:
-            image, audio = media(clip_id, "image"), media(clip_id, "audio")
-            check_image(image)
-            seconds = note_audio(audio, report)
+            image, audio, seconds = pair_media(media, clip_id, clip_id, report)
         except MediaError as err:
             report.add_error(clip_id, err)
             continue
@@ -168,15 +166,7 @@ def prepare_vggss(root: str | Path | None, out: str | Path, annotations: str | P
         category = e.get("class")
         samples.append(Sample(id=clip_id, image=rel(image, out), audio=rel(audio, out), boxes=boxes,
                               category=category, scene_categories=[category] if category else [], extra=extra))
-    nonsounding = None
-    if pairs is not None:
-        categories = {s.id: s.category for s in samples}
-        nonsounding = []
-        for a, b in tqdm(pairs, desc="non-sounding pairs", unit="pair", disable=not (progress and video_files)):
-            try:
-                nonsounding.append(nonsounding_sample(a, b, media(a, "image"), media(b, "audio"), out, report,
-                                                      categories.get(b)))
-            except MediaError as err:
-                report.add_error(f"{a}+{b}", err)
+    nonsounding = (nonsounding_samples(pairs, media, samples, out, report, progress and bool(video_files))
+                   if pairs is not None else None)
     return finish_testset("vggss", out, samples, report, t0, nonsounding=nonsounding, annotations=str(ann_path),
                           **({"extended_list": str(extended)} if extended is not None else {}))
