@@ -100,6 +100,8 @@ def prepare_vggss(root: str | Path | None, out: str | Path, annotations: str | P
     root = Path(root) if root is not None else None
     if root is not None and not root.is_dir():
         raise PrepareError(f"{root}: VGG-SS root folder not found")
+    report = SkipReport()
+    pairs = read_nonsounding_list(extended, report) if extended is not None else None
     ann_path = Path(annotations) if annotations else first_existing(*(root / n for n in ANNOTATION_NAMES))
     if ann_path is None:
         raise PrepareError(f"{root}: no VGG-SS annotation file ({', '.join(ANNOTATION_NAMES)}); pass --annotations")
@@ -115,9 +117,6 @@ def prepare_vggss(root: str | Path | None, out: str | Path, annotations: str | P
     media_dir = out / "vggss_media"
     keep = read_ids(Path(ids_file)) if ids_file else None
     make_folder(out)
-
-    report = SkipReport()
-    pairs = read_nonsounding_list(extended, report) if extended is not None else None
 
     def media(clip_id: str, kind: str) -> Path:
         """The frame ("image") or audio of a clip: under the root, else extracted (with the other) from its
