@@ -173,23 +173,19 @@ def test_bad_inputs_are_clear_errors():
 def runs(tmp_path_factory):
     """The tiny data with its extended split (synth-vggss-ext) and an IS3-like grouping (synth-is3), an untrained
     checkpoint, and its evaluations on synth-vggss, synth-vggss-ext and synth-is3."""
-    import torch
-
-    from conftest import TINY_AUDIO, write_tiny_data
-    from sslsan.audio import AudioConfig
+    from conftest import tiny_localizer, write_tiny_data
     from sslsan.data.manifest import Sample, read_manifest, write_manifest
     from sslsan.data.synthetic.writer import extended_rows
     from sslsan.evaluation import evaluate_checkpoint
-    from sslsan.models import Localizer, ModelConfig, save_checkpoint
+    from sslsan.methods.checkpoint import save_checkpoint
 
     root = tmp_path_factory.mktemp("protocols")
     data = write_tiny_data(root / "data")
     rows = [vars(s) for s in read_manifest(data / "test_vggss.jsonl")]
     write_manifest(data / "test_vggss_ext.jsonl", [Sample(**r) for r in extended_rows(rows, 0)])
     write_manifest(data / "test_is3.jsonl", [Sample(**{**r, "group": f"img{i // 2}"}) for i, r in enumerate(rows)])
-    torch.manual_seed(0)
-    ckpt = save_checkpoint(root / "run" / "checkpoints" / "best.pt", Localizer(ModelConfig(width=0.125)),
-                           audio_config=AudioConfig(**TINY_AUDIO), image_size=64)
+    tiny = tiny_localizer()
+    ckpt = save_checkpoint(root / "run" / "checkpoints" / "best.pt", tiny.model, tiny.spec)
     out = {}
     for ds in ("synth-vggss", "synth-vggss-ext", "synth-is3"):
         out[ds] = evaluate_checkpoint(ckpt, ds, data, root / ds, repetitions=1, batch_size=4, figure_examples=0,
@@ -204,6 +200,7 @@ def test_extended_split_adds_the_protocol_and_keeps_every_other_metric(runs):
         assert ext[key] == plain[key], key
     e = ext["extended"]
     assert e["n_visible"] == 7 and e["n_nonvisible"] == 7 and e["settings"]["relative_prediction"] is True
+    assert e["settings"]["bounds"] == [0.0, 1.0] and e["settings"]["upsample"] == "bilinear"  # the model's map spec
     assert {"ap", "max_f1", "locacc", "f1_all"} <= set(e) and "extended" not in plain and "instance" not in plain
     with np.load(runs["root"] / "synth-vggss-ext" / "maps.npz") as z:
         assert z["nonsounding_maps"].shape == (7, 4, 4) and bool(z["relative_prediction"]) is True
@@ -266,3 +263,5 @@ def test_maps_npz_optional_arrays_are_checked(runs, tmp_path):
         save_maps(tmp_path / "x.npz", {**a, "groups": np.array(["a"])})
     with pytest.raises(MapsFileError, match="relative_prediction must be a boolean"):
         save_maps(tmp_path / "x.npz", {**a, "relative_prediction": np.float64(1)})
+    with pytest.raises(MapsFileError, match="map_range must be two finite floats"):
+        save_maps(tmp_path / "x.npz", {**a, "map_range": np.array([1.0, 0.0])})

@@ -189,7 +189,8 @@ def _evaluate_into(out: Path, localizer: LoadedModel, checkpoint: Path, dataset:
         groups = [s.group or s.id for s in manifest] if DATASETS[dataset].groups else None
         ns_maps = pair_maps(localizer, nonsounding, device=device, batch_size=cfg.batch_size, workers=cfg.workers,
                             progress=progress, desc="non-sounding pairs") if len(nonsounding) else None
-        arrays.update(protocol_arrays(groups, [s.id for s in nonsounding], ns_maps, cfg.relative_prediction))
+        arrays.update(protocol_arrays(groups, [s.id for s in nonsounding], ns_maps, cfg.relative_prediction,
+                                      spec.map.range))
         save_maps(out / "maps.npz", arrays)
         metrics = score_arrays(arrays)
         audio = spec.audio

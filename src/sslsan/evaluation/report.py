@@ -104,10 +104,10 @@ def extended_settings(m: dict) -> str:
     pred = (f"relative_prediction on (each map min-max normalised, pixels ≥ the value at {st.get('pred_size')} of its sort)"
             if st.get("relative_prediction") else f"relative_prediction off (scores ≥ {st.get('pred_thr')})")
     lo, hi = st.get("bounds", [0.0, 1.0])
-    scores = ("the 224 × 224 upsampled map itself (bounds 0, 1)" if (lo, hi) == (0.0, 1.0) else
-              f"(map − {lo:g}) / ({hi:g} − {lo:g}) of the 224 × 224 upsampled map")
+    scores = ("the 224 × 224 map itself (its range is 0..1)" if (lo, hi) == (0.0, 1.0) else
+              f"(map − {lo:g}) / ({hi:g} − {lo:g}) of the 224 × 224 map (its range)")
     return (f"IoU threshold {st.get('iou_thr')}; {pred}; confidence = mean of the top quarter of the scores; "
-            f"scores = {scores}")
+            f"scores = {scores}, upsampled {st.get('upsample', 'bilinear')}")
 
 
 def protocol_sections(named: dict[str, dict], level: str = "##") -> list[str]:

@@ -26,6 +26,8 @@ nonsounding_ids      (M,)           str       ids of the non-sounding pairs of a
 nonsounding_maps     (M, h, w)      float32   map of each non-sounding pair (image, its listed sound):
                                               SLAVC's AP / max-F1 / LocAcc with the N positives
 relative_prediction  ()             bool      SLAVC's --relative_prediction (default true)
+map_range            (2,)           float64   the values the map can take (MapSpec.range): SLAVC's score
+                                              bounds (default (0, 1))
 ==================== ============== ========= ========================================================
 
 Maps are the model's output at its own resolution (any h x w, e.g. 14 x 14 or 7 x 7); they are
@@ -53,7 +55,7 @@ from sslsan.utils.io import atomic_savez
 
 REQUIRED = ("ids", "pos_maps", "neg_maps_silence", "neg_maps_noise", "neg_maps_offscreen", "gt_maps")
 OPTIONAL = ("threshold", "labels", "image_emb", "audio_emb", "similarity", "offscreen_index", "repetition_seeds",
-            "upsample", "groups", "nonsounding_ids", "nonsounding_maps", "relative_prediction")
+            "upsample", "groups", "nonsounding_ids", "nonsounding_maps", "relative_prediction", "map_range")
 GT_SIZE = 224
 
 
@@ -78,9 +80,10 @@ def result_arrays(res, gt: np.ndarray, threshold: float, upsample: str = "biline
 
 
 def protocol_arrays(groups: list[str] | None, nonsounding_ids: list[str] | None = None,
-                    nonsounding_maps: np.ndarray | None = None, relative_prediction: bool = True) -> dict[str, np.ndarray]:
+                    nonsounding_maps: np.ndarray | None = None, relative_prediction: bool = True,
+                    map_range: tuple[float, float] = (0.0, 1.0)) -> dict[str, np.ndarray]:
     """The optional maps.npz arrays of the other protocols: `groups` (SSL-Align's iIoU), the non-sounding
-    pairs and the prediction setting (SLAVC's extended protocol); None leaves a protocol out."""
+    pairs, the prediction setting and the map's range (SLAVC's extended protocol); None leaves a protocol out."""
     arrays: dict[str, np.ndarray] = {}
     if groups is not None:
         arrays["groups"] = np.asarray(groups, dtype=str)
@@ -88,6 +91,7 @@ def protocol_arrays(groups: list[str] | None, nonsounding_ids: list[str] | None 
         arrays["nonsounding_ids"] = np.asarray(nonsounding_ids, dtype=str)
         arrays["nonsounding_maps"] = nonsounding_maps.astype(np.float32, copy=False)
         arrays["relative_prediction"] = np.bool_(relative_prediction)
+        arrays["map_range"] = np.asarray(map_range, dtype=np.float64)
     return arrays
 
 
@@ -149,6 +153,9 @@ def validate_arrays(a: dict[str, np.ndarray], where: str) -> None:
         if ns.ndim != 3 or ns.shape[1:] != pos.shape[1:] or ns.shape[0] == 0 or ids.shape != ns.shape[:1]:
             bad.append(f"nonsounding_maps {ns.shape} / nonsounding_ids {ids.shape} must be (M, {', '.join(map(str, pos.shape[1:]))}) "
                        "and (M,), M >= 1")
+    if "map_range" in a and not (a["map_range"].shape == (2,) and np.issubdtype(a["map_range"].dtype, np.floating)
+                                 and np.all(np.isfinite(a["map_range"])) and a["map_range"][0] < a["map_range"][1]):
+        bad.append(f"map_range must be two finite floats lo < hi, got {a['map_range'].tolist()}")
     if "relative_prediction" in a and (a["relative_prediction"].size != 1 or a["relative_prediction"].dtype != bool):
         bad.append(f"relative_prediction must be a boolean scalar, has dtype {a['relative_prediction'].dtype} "
                    f"and shape {a['relative_prediction'].shape}")
@@ -306,11 +313,14 @@ def protocol_metrics(a: dict[str, np.ndarray]) -> dict[str, Any]:
     """The other protocols' metrics where maps.npz has what they need (docs/metrics.md §7-8):
     "extended" (SLAVC: positives + non-sounding pairs) and "instance" (SSL-Align: samples grouped by image)."""
     out: dict[str, Any] = {}
+    mode = str(a["upsample"]) if "upsample" in a else "bilinear"
     if "nonsounding_maps" in a:
-        protocol = M.ExtendedProtocol(relative_prediction=bool(a.get("relative_prediction", True)))
-        out["extended"] = M.extended_metrics(a["pos_maps"], a["gt_maps"], a["nonsounding_maps"], protocol)
+        lo, hi = (float(v) for v in a["map_range"]) if "map_range" in a else (0.0, 1.0)
+        protocol = M.ExtendedProtocol(relative_prediction=bool(a.get("relative_prediction", True)), bounds=(lo, hi))
+        out["extended"] = M.extended_metrics(a["pos_maps"], a["gt_maps"], a["nonsounding_maps"], protocol,
+                                             upsample_mode=mode)
     if "groups" in a:
-        out["instance"] = M.instance_protocol_metrics(a["pos_maps"], a["gt_maps"], a["groups"])
+        out["instance"] = M.instance_protocol_metrics(a["pos_maps"], a["gt_maps"], a["groups"], upsample_mode=mode)
     return out
 
 

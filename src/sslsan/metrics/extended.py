@@ -6,8 +6,8 @@ Bit for bit as stoneMo/SLAVC@05b429c computes them (docs/metrics.md §7): the pe
 and `tests/test_protocols.py` checks these functions against it.
 
 Per sample, from its 224 x 224 map:
-* scores = (map - lo) / (hi - lo) with fixed `bounds` (SLAVC: +-1/tau for its cos/tau map; ours (0, 1),
-  the identity: our maps are cosine maps already in [0, 1]);
+* scores = (map - lo) / (hi - lo) with fixed `bounds` (SLAVC: +-1/tau for its cos/tau map; in sslsan the
+  map's declared range, `MapSpec.range`: (0, 1), the identity, for the post-ReLU cosine maps of SSL-TIE/SSL-SaN);
 * confidence = mean of the top quarter of the scores (`np.sort(s)[-n//4:]`: ceil(n/4) values);
 * prediction: with `relative_prediction` (the setting SLAVC's published numbers need, stoneMo/SLAVC#2)
   the min-max normalised scores, threshold = the value at index int(n * pred_size) of their ascending
@@ -37,7 +37,7 @@ class ExtendedProtocol:
     pred_size: float = 0.5  # --pred_size: share of pixels below the relative threshold
     pred_thr: float = 0.5  # --pred_thr: the absolute threshold on the scores without relative_prediction
     iou_thr: float = 0.5  # cIoU of a true positive (the reported "@50" rows)
-    bounds: tuple[float, float] = (0.0, 1.0)  # scores = (map - lo) / (hi - lo); identity for our [0, 1] maps
+    bounds: tuple[float, float] = (0.0, 1.0)  # scores = (map - lo) / (hi - lo): the map's range (identity for [0, 1])
 
     def check(self) -> ExtendedProtocol:
         if not 0.0 <= self.pred_size < 1.0:
@@ -204,10 +204,11 @@ def slavc_metrics(visible, ciou, confidence, iou_thr: float = 0.5) -> dict:
 
 
 def extended_scores(pos_maps, gt_maps, nonvisible_maps, protocol: ExtendedProtocol = ExtendedProtocol(), *,
-                    chunk_size: int = 64, workers: int | None = None) -> dict[str, np.ndarray]:
+                    upsample_mode: str = "bilinear", chunk_size: int = 64, workers: int | None = None) -> dict[str, np.ndarray]:
     """Per-sample SLAVC quantities of native maps: the positives (with their GT) then the non-visible pairs
-    (empty GT). Maps are upsampled to the GT size (cv2 bilinear, as every sslsan metric) `chunk_size` at a
-    time, the chunks shared by `workers` threads (default: the usable CPUs, at most 8; no effect on the result).
+    (empty GT). Maps are upsampled to the GT size (`upsample_mode`, the model's own, as every sslsan metric)
+    `chunk_size` at a time, the chunks shared by `workers` threads (default: the usable CPUs, at most 8; no
+    effect on the result).
     Returns {"visible": (N + M,) bool, "confidence": (N + M,), "ciou": (N + M,)}."""
     pos = as_maps(pos_maps, "pos_maps", min_ndim=3)
     neg = as_maps(nonvisible_maps, "nonvisible_maps", min_ndim=3)
@@ -217,7 +218,7 @@ def extended_scores(pos_maps, gt_maps, nonvisible_maps, protocol: ExtendedProtoc
 
     def score(task):
         maps, gts, k = task
-        up = upsample(maps[k:k + chunk_size], size, workers=1)
+        up = upsample(maps[k:k + chunk_size], size, mode=upsample_mode, workers=1)
         g = np.zeros(up.shape, dtype=np.uint8) if gts is None else np.asarray(gts[k:k + chunk_size])
         return slavc_sample_scores(up, g, protocol)
 
@@ -227,10 +228,12 @@ def extended_scores(pos_maps, gt_maps, nonvisible_maps, protocol: ExtendedProtoc
             "ciou": np.concatenate([p["ciou"] for p in parts])}
 
 
-def extended_metrics(pos_maps, gt_maps, nonvisible_maps, protocol: ExtendedProtocol = ExtendedProtocol()) -> dict:
+def extended_metrics(pos_maps, gt_maps, nonvisible_maps, protocol: ExtendedProtocol = ExtendedProtocol(), *,
+                     upsample_mode: str = "bilinear") -> dict:
     """SLAVC's extended protocol on native maps (see `extended_scores`, `slavc_metrics`), with its settings."""
-    s = extended_scores(pos_maps, gt_maps, nonvisible_maps, protocol)
-    return {**slavc_metrics(s["visible"], s["ciou"], s["confidence"], protocol.iou_thr), "settings": protocol.describe()}
+    s = extended_scores(pos_maps, gt_maps, nonvisible_maps, protocol, upsample_mode=upsample_mode)
+    return {**slavc_metrics(s["visible"], s["ciou"], s["confidence"], protocol.iou_thr),
+            "settings": {**protocol.describe(), "upsample": upsample_mode}}
 
 
 __all__ = [

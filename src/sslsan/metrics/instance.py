@@ -74,18 +74,22 @@ def instance_metrics(ciou_values, ciou_adap_values, groups) -> dict:
     return out
 
 
-def instance_protocol_metrics(pos_maps, gt_maps, groups, *, chunk_size: int = 64, workers: int | None = None) -> dict:
-    """SSL-Align's protocol on native maps (N, h, w): upsampled to the GT size (cv2 bilinear, as every
-    sslsan metric), then `instance_sample_scores` (chunks shared by `workers` threads) and `instance_metrics`."""
+def instance_protocol_metrics(pos_maps, gt_maps, groups, *, upsample_mode: str = "bilinear", chunk_size: int = 64,
+                              workers: int | None = None) -> dict:
+    """SSL-Align's protocol on native maps (N, h, w): upsampled to the GT size (`upsample_mode`, the model's
+    own, as every sslsan metric), then `instance_sample_scores` (chunks shared by `workers` threads) and
+    `instance_metrics`."""
     pos = as_maps(pos_maps, "pos_maps", min_ndim=3)
     size = tuple(np.shape(gt_maps)[1:])
 
     def score(k: int) -> dict[str, np.ndarray]:
-        return instance_sample_scores(upsample(pos[k:k + chunk_size], size, workers=1), np.asarray(gt_maps[k:k + chunk_size]))
+        up = upsample(pos[k:k + chunk_size], size, mode=upsample_mode, workers=1)
+        return instance_sample_scores(up, np.asarray(gt_maps[k:k + chunk_size]))
 
     parts = map_chunks(score, range(0, pos.shape[0], chunk_size), workers)
     c = np.concatenate([p["ciou"] for p in parts])
     ca = np.concatenate([p["ciou_adap"] for p in parts])
     return {**instance_metrics(c, ca, groups),
             "settings": {"normalisation": "min-max per map", "threshold": "median (int(n/2)), strict >",
-                         "adaptive": "n - #GT pixels, strict >", "iou_thr": 0.5, "group": "manifest `group`"}}
+                         "adaptive": "n - #GT pixels, strict >", "iou_thr": 0.5, "group": "manifest `group`",
+                         "upsample": upsample_mode}}
