@@ -142,7 +142,9 @@ def run_report(m: dict, title: str, figures: list[str] | None = None) -> str:
     parts = [
         f"# {title}",
         "",
-        f"{m.get('n_samples')} samples, {m.get('repetitions')} repetitions of the negatives, native map "
+        f"{m.get('n_samples')} samples"
+        + (f" (and {m['extended']['n_nonvisible']} non-sounding pairs for SLAVC's protocol)" if m.get("extended") else "")
+        + f", {m.get('repetitions')} repetitions of the negatives, native map "
         f"{'x'.join(map(str, m.get('map_size', [])))}. {_threshold_line(m)}",
         *_box_fix_lines(m),
         "",
