@@ -116,12 +116,14 @@ def protocol_sections(named: dict[str, dict], level: str = "##") -> list[str]:
     parts: list[str] = []
     have = {n: m for n, m in named.items() if m.get("extended")}
     if have:
-        settings = {extended_settings(m) for m in have.values()}
+        runs_of: dict[str, list[str]] = {}
+        for n, m in have.items():
+            runs_of.setdefault(extended_settings(m), []).append(n)
         parts += [f"{level} SLAVC extended protocol: sounding and non-sounding pairs (percent)", "",
                   table(have, EXTENDED, "model" if len(named) == 1 else "run"), ""]
-        parts += [f"Settings: {next(iter(settings))}." if len(settings) == 1 else
-                  "Settings differ between runs: " + "; ".join(f"{n}: {extended_settings(m)}" for n, m in have.items()) + ".",
-                  ""]
+        parts += ([f"Settings: {next(iter(runs_of))}."] if len(runs_of) == 1 else
+                  ["Settings differ between runs:", ""] + [f"- {', '.join(runs)}: {st}." for st, runs in runs_of.items()])
+        parts += [""]
         parts += ["AP over all pairs (a non-sounding pair above the confidence threshold is a false positive); max-F1 = "
                   "the largest F1 at SLAVC's ten thresholds; LocAcc = share of sounding pairs with cIoU > 0.5 (strict, "
                   "as SLAVC's `precision_at_50`); Prec@50 (≥) is the same with ≥ (SLAVC's Precision-visible@50).", ""]
