@@ -266,7 +266,8 @@ class MethodObjective(nn.Module):
 
     def negative_logits(self, neg_maps: torch.Tensor) -> torch.Tensor:
         """(B, k, h, w) maps of each image with k negative clips -> (B, k) similarities as this method's
-        logits see a pair (before their temperature)."""
+        logits see a pair (before their temperature), or (B, k, h, w) for an objective whose logits are
+        per position (SLAVC); the columns of several negatives are concatenated along dim 1."""
         raise NotImplementedError(f"{type(self).__name__} is not contrastive: it takes no negative logits")
 
 
