@@ -449,18 +449,18 @@ def _negative_embeddings(mode: str):
     before = _bn_buffers(model.audnet)
     obj = objective(scales=(1.0,), negatives_bn=mode)
     captured = {}
-    cross_map, pair_map = model.cross_map, model.pair_map
+    cross_cosine, pair_cosine = model.cross_cosine, model.pair_cosine
 
-    def spy(v, a):  # the silence embedding meets the image features through cross_map
+    def spy(v, a):  # the silence embedding meets the image features through cross_cosine
         if a.shape[0] == 1:
             captured.setdefault("silence", a.detach().clone())
-        return cross_map(v, a)
+        return cross_cosine(v, a)
 
     def spy_pair(v, a):
         captured.setdefault("pair", []).append(a.detach().clone())
-        return pair_map(v, a)
+        return pair_cosine(v, a)
 
-    model.cross_map, model.pair_map = spy, spy_pair  # instance attributes: the objective calls the model's
+    model.cross_cosine, model.pair_cosine = spy, spy_pair  # instance attributes: the objective calls the model's
     obj(model, images, specs, silence, noise, generator=torch.Generator().manual_seed(3))
     # pair maps: positive (view 1), positive (TE view), noise (view 1), noise (TE view)
     return torch.cat([captured["silence"], captured["pair"][2]]), model, before, (specs, silence, noise)

@@ -71,10 +71,9 @@ def test_loss_matches_restatement_with_and_without_negatives():
     parts, terms = obj.loss(None, [img], aud, None, lambda view: None)
     torch.testing.assert_close(parts["contrastive"].double(), restated_mil_loss(img, aud, TAU), atol=1e-5, rtol=1e-6)
     assert set(terms) >= {"loss_i2a", "loss_a2i", "acc_top1"}
-    # D14: a negative clip's map enters as one more image->audio column, reduced as a pair (spatial max of cos)
+    # D14: a negative clip's cosine map enters as one more image->audio column, reduced as a pair (spatial max)
     neg = torch.nn.functional.normalize(torch.randn(1, 16, generator=g), dim=1)
-    neg_maps = (torch.einsum("nchw,kc->nkhw", img, neg) + 1) / 2
-    extra = obj.negative_logits(neg_maps)
+    extra = obj.negative_logits(torch.einsum("nchw,kc->nkhw", img, neg))
     assert extra.shape == (4, 1)
     parts, _ = obj.loss(None, [img], aud, None, lambda view: extra)
     expected = restated_mil_loss(img, aud, TAU, torch.einsum("nchw,kc->nkhw", img, neg).flatten(2).amax(2))

@@ -116,11 +116,11 @@ def test_loss_matches_restatement_with_and_without_negatives():
     v, a = torch.cat(online[:2], dim=1), torch.cat(online[2:], dim=1)
     parts, _ = obj.loss(model, [v], a, views, lambda view: None)
     torch.testing.assert_close(parts["contrastive"].double(), restated_loss(*online, *target, 0.1), atol=1e-5, rtol=1e-6)
-    neg_maps = torch.rand(b, 2, hw, hw, generator=g)  # evaluation maps (cos + 1) / 2 of two negative clips
-    extra = obj.negative_logits(neg_maps)
+    neg_cos = torch.rand(b, 2, hw, hw, generator=g) * 2 - 1  # cosine maps of two negative clips
+    extra = obj.negative_logits(neg_cos)
     assert extra.shape == (b, 2, hw, hw)
     parts, _ = obj.loss(model, [v], a, views, lambda view: extra)
-    torch.testing.assert_close(parts["contrastive"].double(), restated_loss(*online, *target, 0.1, 2 * neg_maps - 1),
+    torch.testing.assert_close(parts["contrastive"].double(), restated_loss(*online, *target, 0.1, neg_cos),
                                atol=1e-5, rtol=1e-6)
 
 

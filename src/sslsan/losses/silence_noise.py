@@ -8,10 +8,11 @@ when `use_silence` / `use_noise` are on (D14), and adds λ_SN·(L_S + L_N) when 
 `loss_noise` are on (D2), λ_SN warming up over `lambda_sn_warmup_steps` (D16). With every switch
 off it is the base objective alone.
 
-L_S = ‖S(a_S, v_j)‖², L_N = ‖S(a_N_j, v_j)‖²: the method's evaluation map of image j (its
-untransformed view) with the silence clip / its noise clip, squared and summed over pixels ("sum",
-D2) or averaged ("mean"), mean over j. For SSL-TIE the map is the cosine map; for a method whose
-map is, e.g., (cos + 1) / 2, it is that map (the quantity the universal threshold is applied to).
+L_S = ‖S(a_S, v_j)‖², L_N = ‖S(a_N_j, v_j)‖²: the cosine similarity map of image j (its untransformed
+view) with the silence clip / its noise clip, squared and summed over pixels ("sum", D2) or averaged
+("mean"), mean over j (DECISIONS D17). For SSL-TIE and LVS the cosine is also the evaluation map;
+for a method whose evaluation map is, e.g., (cos + 1) / 2, `loss_map="evaluation"` squares that map
+instead (measured: it drives every feature to anti-align with every clip, D17).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sslsan.models.checkpoint import unwrap_model
 
 REDUCTIONS = ("sum", "mean")
 NEGATIVES_BN = ("running_stats", "own_batch", "with_positives")
+LOSS_MAPS = ("cosine", "evaluation")
 SWITCHES = ("use_silence", "use_noise", "loss_silence", "loss_noise")
 
 
@@ -55,6 +57,9 @@ class SilenceNoiseConfig:
     #   with_positives - one train-mode batch with the positives (B + 1 + B clips).
     negatives_bn: Literal["running_stats", "own_batch", "with_positives"] = "running_stats"
     negatives_in_te_view: bool = True  # D14 logits also in the loss of every other view (SSL-TIE's L_cl_T)
+    # D17: the map L_S / L_N square: the method's cosine similarity ("cosine"), or its evaluation map
+    # ("evaluation"; the same for SSL-TIE and LVS, (cos + 1) / 2 for EZ-VSL, SLAVC, FNAC)
+    loss_map: Literal["cosine", "evaluation"] = "cosine"
 
     @property
     def needs_silence(self) -> bool:
@@ -88,12 +93,13 @@ class SilenceNoiseLoss(nn.Module):
 
 @dataclass
 class Negative:
-    """One kind of negative clip in a step: its embeddings, their norms and its map with every view."""
+    """One kind of negative clip in a step: its embeddings, their norms and its maps with every view."""
 
     name: str  # "silence" | "noise"
     embedding: torch.Tensor  # (1, E) silence (shared by every image) or (B, E) noise (clip j with image j)
     norm: torch.Tensor  # norms before L2 normalisation
-    maps: list[torch.Tensor]  # per view: (B, 1, h, w)
+    cosines: list[torch.Tensor]  # per view: (B, 1, h, w) cosine maps (the D14 logits are made of these)
+    maps: list[torch.Tensor]  # per view: the maps L_S / L_N square (`loss_map`)
     as_logit: bool  # D14
     as_loss: bool  # D2
 
@@ -153,6 +159,8 @@ class SilenceNoiseObjective(nn.Module):
         unset = [k for k in SWITCHES if getattr(cfg, k) is None]
         if unset:
             raise ValueError(f"silence/noise switches {unset} are unset (SilenceNoiseConfig.resolved gives them a default)")
+        if cfg.loss_map not in LOSS_MAPS:
+            raise ValueError(f"loss_map must be one of {LOSS_MAPS}, got {cfg.loss_map!r}")
         if cfg.negatives_bn not in NEGATIVES_BN:
             raise ValueError(f"negatives_bn must be one of {NEGATIVES_BN}, got {cfg.negatives_bn!r}")
         if (cfg.use_silence or cfg.use_noise) and not base.contrastive:
@@ -208,7 +216,7 @@ class SilenceNoiseObjective(nn.Module):
                     negatives.extend(self._negatives(net, feats, enc, [k for k, _ in kinds], b))
                 if view > 0 and not cfg.negatives_in_te_view:
                     return None
-                cols = [self.base.negative_logits(n.maps[view]) for n in negatives if n.as_logit]
+                cols = [self.base.negative_logits(n.cosines[view]) for n in negatives if n.as_logit]
                 return torch.cat(cols, dim=1) if cols else None
 
             parts, terms = self.base.loss(net, feats, aud, views, extra_logits)
@@ -232,11 +240,14 @@ class SilenceNoiseObjective(nn.Module):
         if not names:
             return out
         neg, norm = enc.negatives.float(), enc.negatives_norm
+        as_map = net.to_map if cfg.loss_map == "evaluation" else (lambda cos: cos)
         if "silence" in names:  # one shared silence embedding against every image
-            out.append(Negative("silence", neg[:1], norm[:1], [net.cross_map(v, neg[:1]) for v in feats],
+            cos = [net.cross_cosine(v, neg[:1]) for v in feats]
+            out.append(Negative("silence", neg[:1], norm[:1], cos, [as_map(c) for c in cos],
                                 bool(cfg.use_silence), bool(cfg.loss_silence)))
         if "noise" in names:  # noise clip j against image j
-            out.append(Negative("noise", neg[-b:], norm[-b:], [net.pair_map(v, neg[-b:]) for v in feats],
+            cos = [net.pair_cosine(v, neg[-b:]) for v in feats]
+            out.append(Negative("noise", neg[-b:], norm[-b:], cos, [as_map(c) for c in cos],
                                 bool(cfg.use_noise), bool(cfg.loss_noise)))
         return out
 
@@ -265,7 +276,7 @@ def diagnostics(net: AVModel, v: torch.Tensor, aud: torch.Tensor, aud_norm: torc
     else:
         out["diag_cross_max"] = sim.new_zeros(())
     for n in negatives:
-        out[f"diag_{n.name}_max"] = n.maps[0].amax(dim=(1, 2, 3)).mean()
+        out[f"diag_{n.name}_max"] = net.to_map(n.cosines[0]).amax(dim=(1, 2, 3)).mean()  # as diag_pos_max: the evaluation map
         out[f"diag_{n.name}_cos"] = (n.embedding @ aud.T).mean()
         out[f"diag_{n.name}_zero"] = (n.norm == 0).float().mean()
         out[f"diag_norm_{n.name}"] = n.norm.mean()

@@ -61,9 +61,9 @@ class SSLTIEObjective(MethodObjective):
             images_t = images_t.contiguous(memory_format=torch.channels_last)
         return Views([images, images_t], context=(params, grid), batch_together=cfg.batch_views)
 
-    def negative_logits(self, neg_maps: torch.Tensor) -> torch.Tensor:
-        """D14: the spatial mean of the map, as the easy negatives' soft-masked averages see a pair."""
-        return neg_maps.mean(dim=(2, 3))
+    def negative_logits(self, neg_cosines: torch.Tensor) -> torch.Tensor:
+        """D14: the spatial mean of the (cosine) map, as the easy negatives' soft-masked averages see a pair."""
+        return neg_cosines.mean(dim=(2, 3))
 
     def loss(self, model: AVModel, features, audio, views: Views, extra_logits):
         (v, v_t), (params, grid) = features, views.context

@@ -156,21 +156,27 @@ class AVModel(nn.Module):
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.unflatten(1, (self.heads, -1))
 
-    def cross_map(self, features: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
-        """Every image against every clip: (N, D, h, w), (K, E) -> (N, K, h, w)."""
+    def cross_cosine(self, features: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        """The cosine of every position of every image with every clip: (N, D, h, w), (K, E) -> (N, K, h, w)."""
         if self.heads == 1:
-            cos = torch.einsum("nchw,kc->nkhw", features, embeddings)
-        else:
-            cos = torch.einsum("nschw,ksc->nkhw", self._heads(features), self._heads(embeddings)) / self.heads
-        return self.to_map(cos)
+            return torch.einsum("nchw,kc->nkhw", features, embeddings)
+        return torch.einsum("nschw,ksc->nkhw", self._heads(features), self._heads(embeddings)) / self.heads
 
-    def pair_map(self, features: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
-        """Image b with clip b: (B, D, h, w), (B, E) -> (B, 1, h, w)."""
+    def pair_cosine(self, features: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        """The cosine map of image b with clip b: (B, D, h, w), (B, E) -> (B, 1, h, w)."""
         if self.heads == 1:
             cos = torch.einsum("bchw,bc->bhw", features, embeddings)
         else:
             cos = torch.einsum("bschw,bsc->bhw", self._heads(features), self._heads(embeddings)) / self.heads
-        return self.to_map(cos.unsqueeze(1))
+        return cos.unsqueeze(1)
+
+    def cross_map(self, features: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        """The evaluation map of every image with every clip: (N, D, h, w), (K, E) -> (N, K, h, w)."""
+        return self.to_map(self.cross_cosine(features, embeddings))
+
+    def pair_map(self, features: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        """The evaluation map of image b with clip b: (B, D, h, w), (B, E) -> (B, 1, h, w)."""
+        return self.to_map(self.pair_cosine(features, embeddings))
 
     def similarity_map(self, images: torch.Tensor, specs: torch.Tensor) -> torch.Tensor:
         """The map of image b with spectrogram b: (B, 1, h, w)."""
@@ -264,10 +270,10 @@ class MethodObjective(nn.Module):
         """Called by the training loop before each epoch (0-based): for schedules counted in epochs (FNAC's
         warm-up). Nothing by default."""
 
-    def negative_logits(self, neg_maps: torch.Tensor) -> torch.Tensor:
-        """(B, k, h, w) maps of each image with k negative clips -> (B, k) similarities as this method's
-        logits see a pair (before their temperature), or (B, k, h, w) for an objective whose logits are
-        per position (SLAVC); the columns of several negatives are concatenated along dim 1."""
+    def negative_logits(self, neg_cosines: torch.Tensor) -> torch.Tensor:
+        """(B, k, h, w) cosine maps of each image with k negative clips -> (B, k) similarities as this
+        method's logits see a pair (before their temperature), or (B, k, h, w) for an objective whose logits
+        are per position (SLAVC); the columns of several negatives are concatenated along dim 1."""
         raise NotImplementedError(f"{type(self).__name__} is not contrastive: it takes no negative logits")
 
 

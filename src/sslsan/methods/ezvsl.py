@@ -179,11 +179,6 @@ class EZVSLModel(AVModel):
         return (cosine + 1.0) / 2.0
 
 
-def map_to_cosine(maps: torch.Tensor) -> torch.Tensor:
-    """The inverse of `EZVSLModel.to_map`."""
-    return 2.0 * maps - 1.0
-
-
 def pair_logits(cos: torch.Tensor) -> torch.Tensor:
     """(N, K, h, w) cosines -> (N, K): the multiple-instance reduction, the spatial max."""
     return cos.flatten(2).amax(dim=2)
@@ -208,8 +203,8 @@ class EZVSLObjective(MethodObjective):
         super().__init__()
         self.cfg = cfg
 
-    def negative_logits(self, neg_maps: torch.Tensor) -> torch.Tensor:
-        return pair_logits(map_to_cosine(neg_maps))
+    def negative_logits(self, neg_cosines: torch.Tensor) -> torch.Tensor:
+        return pair_logits(neg_cosines)
 
     def contrastive_loss(self, v: torch.Tensor, audio: torch.Tensor, extra_logits):
         """-> (parts, terms, cross): the MIL loss of image features v (B, C, h, w) and clips (B, C) with the D14

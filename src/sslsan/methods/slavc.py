@@ -35,7 +35,6 @@ from sslsan.methods.ezvsl import (
     init_like_ezvsl,
     init_like_torchvision,
     load_imagenet_weights,
-    map_to_cosine,
     original_reader,
     torchvision_resnet18,
 )
@@ -169,8 +168,8 @@ class SLAVCObjective(MethodObjective):
         super().__init__()
         self.cfg = cfg
 
-    def negative_logits(self, neg_maps: torch.Tensor) -> torch.Tensor:
-        return map_to_cosine(neg_maps)
+    def negative_logits(self, neg_cosines: torch.Tensor) -> torch.Tensor:
+        return neg_cosines
 
     def loss(self, model: SLAVCModel, features, audio, views, extra_logits):
         cfg = self.cfg
