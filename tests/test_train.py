@@ -384,7 +384,9 @@ def test_resume_check_treats_keys_a_run_predates_as_defaults(tmp_path):
     # a run saved before the method registry: no method, the silence/noise settings under objective
     legacy = to_dict(cfg)
     del legacy["method"]
-    legacy["objective"].update(legacy.pop("san"))
+    from sslsan.engine.train_config import LEGACY_SAN_KEYS
+
+    legacy["objective"].update({k: v for k, v in legacy.pop("san").items() if k in LEGACY_SAN_KEYS})
     check_resume_config(legacy, cfg, tmp_path / "latest.pt")
     saved["optim"]["lr"] = 0.5
     with pytest.raises(ConfigError, match=r"optim.lr: 0.5 -> 0.0001\); use a new --run-dir"):
