@@ -297,18 +297,28 @@ def media_inputs(model, frame: torch.Tensor, wave: torch.Tensor, *, device: str 
 
 
 @torch.inference_mode()
+def batch_maps(model, images: torch.Tensor, specs: torch.Tensor, *, negatives: dict[str, torch.Tensor] | None = None,
+               where: str = "input") -> dict[str, torch.Tensor]:
+    """Native similarity maps of B images at once, float32 on their device: each image with its own
+    spectrogram ("positive", (B, h, w)) and every image with each negative embedding in `negatives`
+    ((B, h, w) each). One image-tower and one audio-tower call; the model must already be in eval mode
+    on the inputs' device."""
+    feat = _run(lambda: model.image_features(images), where).float()
+    emb = _run(lambda: model.audio_embedding(specs), where).float()
+    _check_embeddings(model, feat, emb, where)
+    out = {"positive": model.pair_map(feat, emb)[:, 0]}
+    if negatives:
+        neg = model.cross_map(feat, torch.stack([e.to(feat.device) for e in negatives.values()]))  # (B, K, h, w)
+        out.update({name: neg[:, k] for k, name in enumerate(negatives)})
+    return out
+
+
+@torch.inference_mode()
 def model_maps(model, img: torch.Tensor, spec: torch.Tensor, *, negatives: dict[str, torch.Tensor] | None = None,
                where: str = "input") -> dict[str, np.ndarray]:
     """Native similarity maps (h, w) float32 of `media_inputs`' image with its spectrogram ("positive") and
-    with each negative embedding in `negatives` (see `negative_embeddings`). Only this half runs the
-    model, which must already be in eval mode on the inputs' device."""
-    feat = _run(lambda: model.image_features(img), where).float()
-    emb = _run(lambda: model.audio_embedding(spec), where).float()
-    _check_embeddings(model, feat, emb, where)
-    negatives = negatives or {}
-    emb = torch.cat([emb, *(e.to(emb.device)[None] for e in negatives.values())])
-    maps = model.cross_map(feat, emb)[0].cpu().numpy()
-    return dict(zip(("positive", *negatives), maps))
+    with each negative embedding in `negatives` (see `negative_embeddings`): `batch_maps` of one input."""
+    return {name: m[0].cpu().numpy() for name, m in batch_maps(model, img, spec, negatives=negatives, where=where).items()}
 
 
 @torch.inference_mode()

@@ -18,13 +18,12 @@ import torch
 from PIL import Image
 
 from sslsan.data.manifest import read_manifest
-from sslsan.evaluation.figures import display_image, render_overlays
+from sslsan.evaluation.figures import AUDIO_LABELS, display_image, render_overlays
 from sslsan.evaluation.inference import load_media, media_frontends, media_inputs, model_maps, negative_embeddings
 from sslsan.metrics import upsample
 from sslsan.models import load_model
 
 NEGATIVES = ("silence", "noise")
-LABELS = {"positive": "your audio", "silence": "silence", "noise": "noise"}
 MAX_EXAMPLES = 6
 
 
@@ -51,7 +50,7 @@ class Localization:
             "image": "data:image/png;base64," + base64.b64encode(_png(self.frame)).decode(),
             "boxes": self.boxes,
             "maps": [{
-                "name": n, "label": LABELS.get(n, n),
+                "name": n, "label": AUDIO_LABELS.get(n, n),
                 "min": float(self.maps[n].min()), "max": float(self.maps[n].max()),
                 "shape": list(self.maps[n].shape),
                 "above_threshold": None if thr is None else bool(self.maps[n].max() > np.float32(thr)),
@@ -63,7 +62,7 @@ class Localization:
         """The paper's Fig. 2 for this input (`sslsan localize`'s rendering), at `threshold`
         (default: the universal threshold)."""
         thr = self.threshold if threshold is None else threshold
-        return render_overlays(self.frame, {LABELS.get(n, n): m for n, m in self.maps.items()}, thr, title=self.name)
+        return render_overlays(self.frame, {AUDIO_LABELS.get(n, n): m for n, m in self.maps.items()}, thr, title=self.name)
 
 
 def _png(arr: np.ndarray) -> bytes:
