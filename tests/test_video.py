@@ -10,6 +10,7 @@ fault suite (tests/test_faults.py). With a trained SSL-SaN model: test_video_hea
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from fractions import Fraction
@@ -103,7 +104,8 @@ def test_frames_at_rate(times, fps):
 
 
 def test_output_size_rate_and_size_option():
-    from sslsan.evaluation.video import output_rate, output_size, parse_size
+    from sslsan.commands.localize import frame_size
+    from sslsan.evaluation.video import output_rate, output_size
 
     assert output_size(640, 360) == (640, 360)
     assert output_size(127, 95) == (126, 94)  # yuv420p: even sizes
@@ -115,19 +117,20 @@ def test_output_size_rate_and_size_option():
     assert output_rate(None) == 25 and output_rate(Fraction(25), 12.5) == Fraction(25, 2)
     with pytest.raises(ValueError, match="at most 120"):
         output_rate(Fraction(25), 500)
-    assert parse_size("640x360") == (640, 360) and parse_size("480") == 480
+    assert frame_size("640x360") == (640, 360) and frame_size("480") == 480
     for bad in ("640x", "wide", "1x1", "9000"):
-        with pytest.raises(ValueError, match="size"):
-            parse_size(bad)
+        with pytest.raises(argparse.ArgumentTypeError, match="WIDTHxHEIGHT"):
+            frame_size(bad)
 
 
 def test_command_constants_match_the_library():
     """The command names the containers and panels without importing the library (its --help stays fast)."""
     from sslsan.commands import localize as cmd
     from sslsan.evaluation.video import PANELS
-    from sslsan.media import VideoWriter
+    from sslsan.media import VIDEO_EXTENSIONS, VideoWriter
 
     assert cmd.VIDEO_SUFFIXES == tuple(VideoWriter.CONTAINERS) and cmd.PANELS == PANELS
+    assert cmd.VIDEO_EXTENSIONS == VIDEO_EXTENSIONS
 
 
 def test_audio_reader_streams_what_load_audio_reads(tmp_path):

@@ -8,8 +8,12 @@ from pathlib import Path
 
 from sslsan.commands import DEVICE_HELP, CommandParser, positive_int, unit_float
 
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")  # sslsan.media.VideoWriter.CONTAINERS, without importing PyAV
-PANELS = ("silence", "noise")  # sslsan.evaluation.video.PANELS
+# The library's names, spelled here so that --help and a bad argument never wait for PyAV and torch
+# (tests/test_video.py checks they agree): sslsan.media.VIDEO_EXTENSIONS, VideoWriter.CONTAINERS,
+# sslsan.evaluation.video.PANELS.
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".flv")
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
+PANELS = ("silence", "noise")
 
 
 def panel_list(text: str) -> tuple[str, ...]:
@@ -19,6 +23,26 @@ def panel_list(text: str) -> tuple[str, ...]:
         if p not in PANELS:
             raise argparse.ArgumentTypeError(f"{p!r} is not a panel; choose from {', '.join(PANELS)}")
     return panels
+
+
+def frame_size(text: str) -> tuple[int, int] | int:
+    """argparse type: ``WIDTHxHEIGHT`` or one number (the longer side), each 2 to 4096 pixels."""
+    try:
+        values = [int(p) for p in text.lower().split("x")]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or min(values) < 2 or max(values) > 4096:
+        raise argparse.ArgumentTypeError(f"{text}: give WIDTHxHEIGHT (e.g. 640x360) or the longer side (e.g. 640), "
+                                         "2 to 4096 pixels")
+    return values[0] if len(values) == 1 else (values[0], values[1])
+
+
+def frame_rate(text: str) -> float:
+    """argparse type: frames per second, above 0 and at most 120."""
+    value = float(text)
+    if not 0 < value <= 120:
+        raise argparse.ArgumentTypeError(f"{text}: must be above 0 and at most 120")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,9 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=unit_float, default=None,
                    help="threshold in [0, 1] for the overlay (default: the checkpoint's universal threshold)")
     video = p.add_argument_group("overlay video (--video IN --out OUT.mp4)")
-    video.add_argument("--fps", type=float, default=None,
+    video.add_argument("--fps", type=frame_rate, default=None,
                        help="output frames per second (default: the input's, at most 30; up to 120)")
-    video.add_argument("--size", default=None,
+    video.add_argument("--size", type=frame_size, default=None,
                        help="output frame size WIDTHxHEIGHT or the longer side in pixels (default: the input's, "
                        "the longer side at most 1280; rounded down to even numbers)")
     video.add_argument("--panels", type=panel_list, default=(),
@@ -66,16 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    to_video = Path(args.out).suffix.lower() in VIDEO_SUFFIXES
+    to_video = Path(args.out).suffix.lower() in VIDEO_EXTENSIONS
     if to_video and not args.video:
         parser.error(f"--out {args.out} is a video file: give --video IN (or an --out folder for images)")
     if to_video and args.time is not None:
         parser.error("--time picks one frame into an --out folder; the overlay video (--out OUT.mp4) has every frame")
     if to_video:
-        from sslsan.evaluation.video import VideoOptions, localize_video_file, parse_size
+        from sslsan.evaluation.video import VideoOptions, localize_video_file
 
-        options = VideoOptions(threshold=args.threshold, fps=args.fps, panels=args.panels,
-                               size=parse_size(args.size) if args.size else None, batch_size=args.batch_size)
+        options = VideoOptions(threshold=args.threshold, fps=args.fps, panels=args.panels, size=args.size,
+                               batch_size=args.batch_size)
         localize_video_file(args.checkpoint, args.video, args.out, options, device=args.device,
                             progress=not args.no_progress)
         return 0

@@ -87,18 +87,6 @@ def frames_file(out: str | Path) -> Path:
     return out.with_name(out.stem + ".frames.jsonl")
 
 
-def parse_size(text: str) -> tuple[int, int] | int:
-    """``WIDTHxHEIGHT`` or one number (the longer side), as `--size` takes it."""
-    parts = text.lower().split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise ValueError(f"size {text!r}: give WIDTHxHEIGHT (e.g. 640x360) or the longer side (e.g. 640)") from None
-    if len(values) not in (1, 2) or min(values) < 2 or max(values) > 4096:
-        raise ValueError(f"size {text!r}: give WIDTHxHEIGHT or one side, each from 2 to 4096 pixels")
-    return values[0] if len(values) == 1 else (values[0], values[1])
-
-
 def output_size(width: int, height: int, size: tuple[int, int] | int | None = None) -> tuple[int, int]:
     """(width, height) of the output frames for an upright input of width x height (module doc)."""
     if isinstance(size, tuple):

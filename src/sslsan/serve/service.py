@@ -8,10 +8,12 @@ share tensors or interleave on the device.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -20,6 +22,7 @@ from PIL import Image
 from sslsan.data.manifest import read_manifest
 from sslsan.evaluation.figures import AUDIO_LABELS, display_image, render_overlays
 from sslsan.evaluation.inference import load_media, media_frontends, media_inputs, model_maps, negative_embeddings
+from sslsan.evaluation.video import VideoOptions, localize_video
 from sslsan.metrics import upsample
 from sslsan.models import load_model
 
@@ -131,6 +134,17 @@ class LocalizationService:
             maps = model_maps(self.model, img, spec, negatives=self._negatives, where=name or str(image))
         return Localization(name=name or Path(image).name, frame=display_image(frame), maps=maps,
                             threshold=self.threshold, boxes=list(boxes or []))
+
+    def localize_video(self, video: str | Path, out: str | Path, options: VideoOptions | None = None, *,
+                       on_progress: Callable[[int, int], None] | None = None) -> dict:
+        """The overlay video of `video` into `out` (`sslsan.evaluation.video.localize_video`) at this service's
+        threshold; the lock is held for each batch's model call only, so other requests go on meanwhile."""
+        options = options or VideoOptions()
+        if options.threshold is None:
+            options = dataclasses.replace(options, threshold=self.threshold)
+        return localize_video(self.model, video, out, options, device=self.device, progress=False,
+                              on_progress=on_progress, lock=self._lock, frontends=self._frontends,
+                              negatives=self._negatives)
 
     def localize_example(self, example: Example) -> Localization:
         return self.localize(example.image, example.audio, name=example.id, boxes=example.boxes)
