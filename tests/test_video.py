@@ -277,3 +277,69 @@ def test_rotated_phone_video_comes_out_upright(ckpt, tmp_path, rotation):
         assert next(iter(c.decode(video=0))).rotation == 0
     head = _rows(tmp_path / "o.frames.jsonl")[0]
     assert head["source"]["rotation"] == rotation % 360 and (head["width"], head["height"]) == upright.shape[1::-1]
+
+
+# ------------------------------------------------------------------------- with the demo's model
+
+
+SOUNDING = (5.0, 10.0)  # seconds of the test video in which the object sounds; silence elsewhere
+VIDEO_SECONDS = 14.0
+
+
+@pytest.mark.slow
+def test_video_hears_when_the_object_sounds(tmp_path_factory):
+    """The demo's SSL-SaN model (trained here as `sslsan demo` trains it, ~5 min on 2 cores; or taken from
+    SSLSAN_DEMO_OUT, a finished demo folder) on a video of a scene of the embedded benchmark whose object
+    sounds only from 5 to 10 s: each frame whose 3 s window lies inside those seconds is above U_th with
+    its peak on the object; each frame whose window is silent is below U_th; silence and noise panels stay
+    below everywhere. The first test scene the model hears and localizes from its own clip is used (the
+    test is about the video carrying the sound's timing, not about the model's accuracy)."""
+    import os
+
+    from sslsan.data.manifest import read_manifest
+    from sslsan.demo import DemoOptions, prepare_data, train_variant
+    from sslsan.engine.run import checkpoint_paths
+    from sslsan.evaluation.inference import localize_files
+    from sslsan.media import load_audio, load_image
+    from sslsan.models import load_model
+
+    opts = DemoOptions(out=Path(os.environ.get("SSLSAN_DEMO_OUT") or tmp_path_factory.mktemp("demo")), progress=False)
+    data = prepare_data(opts)
+    ckpt = checkpoint_paths(train_variant("ssl_san", 0, data, opts, "cpu"))[1]
+    model = load_model(ckpt)
+    thr, sr = model.universal_threshold, model.audio_config.sample_rate
+    assert thr is not None and model.audio_config.clip_seconds == 3.0
+    manifest = read_manifest(data / "test_vggss.jsonl")
+
+    def heard_on_object(sample) -> bool:
+        m = localize_files(model, manifest.resolve(sample.image), manifest.resolve(sample.audio))
+        y, x = np.unravel_index(int(np.argmax(m)), m.shape)
+        x0, y0, x1, y1 = sample.boxes[0]
+        return m.max() > np.float32(thr) and x0 <= (x + 0.5) / m.shape[1] <= x1 and y0 <= (y + 0.5) / m.shape[0] <= y1
+
+    scene = next(s for s in list(manifest)[:30] if s.boxes and heard_on_object(s))
+    image = load_image(manifest.resolve(scene.image)).permute(1, 2, 0).numpy()
+    clip = load_audio(manifest.resolve(scene.audio), sr).numpy()
+    track = np.zeros(int(VIDEO_SECONDS * sr), np.float32)
+    a, b = (int(s * sr) for s in SOUNDING)
+    track[a:b] = np.tile(clip, 2)[: b - a]  # the scene's own sound, then silence
+    root = tmp_path_factory.mktemp("video")
+    video = write_video(root / f"{scene.id}.mp4", seconds=VIDEO_SECONDS, width=image.shape[1], height=image.shape[0],
+                        frames=lambda k: image, sound=lambda t: track[: len(t)], sample_rate=sr, channels=1)
+    out = root / "overlay.mp4"
+    assert localize(["--checkpoint", str(ckpt), "--video", str(video), "--out", str(out), "--panels", "silence,noise",
+                     "--no-progress", "--device", "cpu"]) == 0
+    rows = _rows(root / "overlay.frames.jsonl")[1:-1]
+    half = 1.5  # half the model's clip
+    inside = [r for r in rows if SOUNDING[0] + half <= r["time"] <= SOUNDING[1] - half]
+    silent = [r for r in rows if r["time"] <= SOUNDING[0] - half or r["time"] >= SOUNDING[1] + half]
+    assert len(inside) == 50 and len(silent) == 88 + 62  # frames 163-212; 0-87 and 288-349
+    x0, y0, x1, y1 = scene.boxes[0]
+    timeline = "".join("#" if r["above_threshold"] else "." for r in rows[::5])
+    print(f"{scene.id} ({scene.category}), U_th {thr:.4f}; above U_th every 0.2 s: {timeline}")
+    assert all(r["above_threshold"] for r in inside), timeline
+    assert all(x0 <= r["peak"][0] <= x1 and y0 <= r["peak"][1] <= y1 for r in inside)
+    assert not any(r["above_threshold"] for r in silent), timeline
+    assert max(max(r["silence_max"], r["noise_max"]) for r in rows) < thr
+    with av.open(str(out)) as c, av.open(str(video)) as src:
+        assert c.streams.audio and abs(c.duration - src.duration) / 1e6 <= 1 / 25

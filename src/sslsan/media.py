@@ -18,7 +18,15 @@
 * **Boxes from masks** (`box_from_mask`): normalised half-open xyxy of the foreground pixels
   (``[x_min / w, y_min / h, (x_max + 1) / w, (y_max + 1) / h]``); ``inclusive=True`` gives the
   s4_box.json convention ``x_max / w``. An empty mask has no box: None.
-* **Encoding**: `wav_bytes` (PCM16 WAV), `jpeg_bytes`, `mask_png_bytes` (0/255 PNG).
+* **Video streams** (`probe_video`, `read_frames`, `AudioReader`), for whole videos in bounded memory:
+  frames come in presentation order, upright (a display matrix, a phone's rotation metadata, is
+  applied to the pixels in quarter turns) and scaled by libswscale; decoding that fails part-way, and
+  frames ending more than 1 s before the track declares, are errors (a cut file), never a silently
+  shorter video. The sound is decoded a piece at a time, resampled and averaged as `load_audio` does,
+  and ends where the track declares (decoders also return the encoder's padding after it).
+  `cut_box` tells a cut MP4 (a top-level box running past the end of the file) from a corrupt one.
+* **Encoding**: `wav_bytes` (PCM16 WAV), `jpeg_bytes`, `mask_png_bytes` (0/255 PNG); `VideoWriter`
+  (H.264 + AAC in MP4/MOV/MKV, what browsers play).
 """
 
 from __future__ import annotations
@@ -666,7 +674,9 @@ class VideoWriter:
             self._audio = None
             if audio_rate:
                 layout = "mono" if audio_channels == 1 else "stereo"
-                self._audio = self._out.add_stream("aac", rate=audio_rate, layout=layout)
+                rates = av.codec.Codec("aac", "w").audio_rates or [audio_rate]
+                rate = audio_rate if audio_rate in rates else 48000  # AAC has a fixed set of rates
+                self._audio = self._out.add_stream("aac", rate=rate, layout=layout)
                 self._audio.bit_rate = 96_000 * min(2, audio_channels)
         except BaseException:
             self._out.close()

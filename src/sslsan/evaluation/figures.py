@@ -137,8 +137,7 @@ def display_image(image, size: int = 224) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------ video frames
 
-JET = (matplotlib.colormaps["jet"](np.arange(256))[:, :3] * 255).astype(np.float32)  # the overlays' colour map
-OVERLAY_ALPHA = 0.5
+JET = np.round(matplotlib.colormaps["jet"](np.arange(256))[:, :3] * 255).astype(np.uint16)  # the overlays' colours
 
 
 def overlay_frames(frames: np.ndarray, maps: np.ndarray, threshold: float | None) -> np.ndarray:
@@ -146,16 +145,14 @@ def overlay_frames(frames: np.ndarray, maps: np.ndarray, threshold: float | None
     (B, h, w) -> uint8 (B, H, W, 3).
 
     Each map is upsampled to the frame (bilinear, as scoring upsamples to 224), `thresholded`, coloured
-    with jet (matplotlib's 256-entry table, index floor(256 x value)) and blended at alpha 0.5 where it
-    is above the threshold, as `plot_overlays` draws it.
+    with jet (matplotlib's 256-entry table, index floor(256 x value)) and blended half and half with the
+    frame where it is above the threshold, as `plot_overlays` draws it (alpha 0.5).
     """
     frames = np.asarray(frames)
     heat = thresholded(upsample(maps, frames.shape[1:3]), threshold, dtype=np.float32)
-    on = heat > 0
-    out = frames.copy()
-    colour = JET[np.minimum((heat[on] * 256).astype(np.intp), 255)]
-    out[on] = (OVERLAY_ALPHA * colour + (1 - OVERLAY_ALPHA) * frames[on] + 0.5).astype(np.uint8)
-    return out
+    colour = np.take(JET, np.minimum(heat * 256, 255).astype(np.uint8), axis=0)  # (B, H, W, 3)
+    blend = ((colour + frames + 1) >> 1).astype(np.uint8)  # integer alpha 0.5, rounded
+    return np.where((heat > 0)[..., None], blend, frames)
 
 
 @functools.lru_cache(maxsize=8)

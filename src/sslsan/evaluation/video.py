@@ -198,10 +198,11 @@ class _SoundCopy:
 def _record(k: int, t: float, frame: DecodedFrame, maps: dict[str, np.ndarray], b: int, held: float,
             pia_b: float | None, threshold: float | None) -> dict:
     pos = maps["positive"][b]
+    y, x = np.unravel_index(int(np.argmax(pos)), pos.shape)
     row = {"kind": "frame", "frame": k, "time": round(t, 4), "source_time": round(frame.time, 4),
            "audio_seconds": round(held, 4), "map_max": float(pos.max()), "map_min": float(pos.min()),
            "above_threshold": None if threshold is None else bool(pos.max() > np.float32(threshold)),
-           "pia": pia_b}
+           "pia": pia_b, "peak": [round((x + 0.5) / pos.shape[1], 4), round((y + 0.5) / pos.shape[0], 4)]}
     row.update({f"{name}_max": float(m[b].max()) for name, m in maps.items() if name != "positive"})
     return row
 
