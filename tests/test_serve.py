@@ -526,6 +526,8 @@ def test_page_in_a_real_browser(chromium, live_server, media, tmp_path, client):
             page.click("#video-overlay")
             page.wait_for_selector("#video-result:not([hidden])")
             page.wait_for_selector("#overlay-video:not([hidden])", timeout=120_000)
+            assert page.inner_text("#video-title") == "clip.mp4: every frame"
+            assert page.inner_text("#video-name").startswith("clip.mp4 (")  # the drop zone keeps the file's name
             assert page.get_attribute("#video-progress", "value") == page.get_attribute("#video-progress", "max") == "50"
             assert page.inner_text("#video-status").startswith("done: 50 frames, 2.00 s")
             page.wait_for_function("document.getElementById('overlay-video').readyState >= 2")

@@ -148,12 +148,12 @@ def test_audio_reader_streams_what_load_audio_reads(tmp_path):
     try:
         times = [k / 10 for k in range(120)]
         for b in range(0, 120, 8):
-            waves, lengths = audio_windows(reader, times[b:b + 8], cfg)
+            waves, lengths, counts = audio_windows(reader, times[b:b + 8], cfg)
             held.append(reader.held)
             for row, t in enumerate(times[b:b + 8]):
                 i0 = round((t - cfg.clip_seconds / 2 - reader.first) * cfg.sample_rate)
                 want = whole[max(0, i0):min(12 * cfg.sample_rate, max(0, i0 + cfg.clip_samples))]
-                assert int(lengths[row]) == len(want)
+                assert int(lengths[row]) == int(counts[row]) == len(want)
                 far = len(want) - max(0, i0 + len(want) - (12 * cfg.sample_rate - 32))  # the resampler's tail
                 np.testing.assert_allclose(waves[row, :far].numpy(), want[:far], atol=1e-6)
         assert reader.end == 12 * cfg.sample_rate < len(whole)

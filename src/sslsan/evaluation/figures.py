@@ -160,17 +160,21 @@ def _font(size: int):
     return ImageFont.load_default(size=size)
 
 
-def label_frame(image: np.ndarray, text: str, highlight: bool = False) -> None:
-    """Write `text` in the bottom left corner of uint8 (H, W, 3) `image` (in place): light letters on a darkened
-    band, orange when `highlight` (the map is above the threshold); the letters shrink to fit narrow frames."""
+def label_frame(image: np.ndarray, texts: str | tuple[str, ...], highlight: bool = False) -> None:
+    """Write a label in the bottom left corner of uint8 (H, W, 3) `image` (in place): light letters on a
+    darkened band, orange when `highlight` (the map is above the threshold). `texts`: the label, or
+    versions of it from longest to shortest; the first that fits the width at 8 px or more is written."""
     h, w = image.shape[:2]
+    texts = (texts,) if isinstance(texts, str) else texts
     size = max(9, min(h, w) // 22)
-    width = _font(size).getlength(text)
-    if width > 0.95 * w:
-        size = max(6, int(size * 0.95 * w / width))
-    font = _font(size)
+    for text in texts:
+        width = _font(size).getlength(text)
+        fit = size if width <= 0.95 * w else int(size * 0.95 * w / width)
+        if fit >= 8:
+            break
+    font = _font(max(6, fit))
     left, top, right, bottom = font.getbbox(text)
-    pad = max(2, size // 4)
+    pad = max(2, font.size // 4)
     bw, bh = min(w, right - left + 2 * pad), min(h, bottom - top + 2 * pad)
     mask = Image.new("L", (bw, bh), 0)
     ImageDraw.Draw(mask).text((pad - left, pad - top), text, fill=255, font=font)

@@ -128,43 +128,72 @@ def frames_at_rate(frames: Iterable[DecodedFrame], fps: Fraction) -> Iterator[tu
         k += 1
 
 
-def audio_windows(reader: AudioReader, times: list[float], cfg: AudioConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """The sound of each output time as a zero-padded batch (B, clip samples) and each row's length
-    (module doc: a window cut at the track's ends holds fewer samples; none at all is silence)."""
+def audio_windows(reader: AudioReader, times: list[float], cfg: AudioConfig) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """The sound of each output time as a zero-padded batch (B, clip samples), each row's length for
+    `tile_rows`, and how many samples of the track each window holds (module doc: a window cut at the
+    track's ends holds fewer; one with none at all is a whole window of silence)."""
     n, sr = cfg.clip_samples, cfg.sample_rate
     reader.read_until(1)  # the time of the track's first sample
     first = reader.first or 0.0
     starts = [int(round((t - cfg.clip_seconds / 2 - first) * sr)) for t in times]
     reader.read_until(starts[-1] + n)
     waves = np.zeros((len(times), n), np.float32)
-    lengths = np.full(len(times), n, np.int64)
+    held = np.zeros(len(times), np.int64)
     for b, i0 in enumerate(starts):
-        held = reader.samples(i0, i0 + n)
-        if len(held):
-            waves[b, : len(held)] = held
-            lengths[b] = len(held)
+        part = reader.samples(i0, i0 + n)
+        waves[b, : len(part)] = part
+        held[b] = len(part)
     reader.drop_before(starts[0])
-    return torch.from_numpy(waves), torch.from_numpy(lengths)
+    return torch.from_numpy(waves), torch.from_numpy(np.where(held > 0, held, n)), held
 
 
-class _Renderer:
-    """One batch of output frames: their maps in one model call, then drawn, written and recorded."""
+class _Run:
+    """One overlay video being made: frames gathered into batches; per batch the sound windows, the maps
+    in one model call, then every frame drawn, encoded and recorded."""
 
-    def __init__(self, model, settings: ModelSettings, threshold, negatives, frontends, device, lock):
+    def __init__(self, model, settings: ModelSettings, threshold, negatives, frontends, device, lock,
+                 batch_size: int, fps: Fraction, where: str):
         self.model, self.cfg, self.threshold = model, settings.audio, threshold
         self.negatives, self.device = negatives, torch.device(device)
         self.transform, self.frontend = frontends
         self.lock = lock or contextlib.nullcontext()
+        self.batch_size, self.fps, self.where = batch_size, fps, where
+        self.batch: list[tuple[int, DecodedFrame]] = []
+        self.done = self.above = 0
+
+    def add(self, k: int, frame: DecodedFrame, reader: AudioReader, writer: VideoWriter, log) -> bool:
+        """Queue output frame k; True when that completed a batch (then made and written)."""
+        self.batch.append((k, frame))
+        if len(self.batch) < self.batch_size:
+            return False
+        self.flush(reader, writer, log)
+        return True
+
+    def flush(self, reader: AudioReader, writer: VideoWriter, log) -> None:
+        if not self.batch:
+            return
+        times = [float(k / self.fps) for k, _ in self.batch]
+        waves, lengths, held = audio_windows(reader, times, self.cfg)
+        maps = self.maps(np.stack([f.image for _, f in self.batch]), waves, lengths)
+        thr = self.threshold
+        pias = np.atleast_1d(pia(upsample(maps["positive"]), thr)).tolist() if thr is not None else [None] * len(times)
+        for b, (k, frame) in enumerate(self.batch):
+            writer.write(self.draw(frame.image, maps, b))
+            row = _record(k, times[b], frame, maps, b, int(held[b]) / self.cfg.sample_rate, pias[b], thr)
+            self.above += bool(row["above_threshold"])
+            log.write(json.dumps(row) + "\n")
+        self.done += len(self.batch)
+        self.batch.clear()
 
     @torch.inference_mode()
-    def maps(self, images: np.ndarray, waves: torch.Tensor, lengths: torch.Tensor, where: str) -> dict[str, np.ndarray]:
+    def maps(self, images: np.ndarray, waves: torch.Tensor, lengths: torch.Tensor) -> dict[str, np.ndarray]:
         """Native maps (B, h, w) of uint8 frames (B, H, W, 3) with their windows, and with each negative."""
         chunk = max(1, IMAGE_PIXELS_PER_CALL // (images.shape[1] * images.shape[2]))
         pixels = torch.cat([self.transform(to_device(torch.from_numpy(images[i:i + chunk]), self.device).permute(0, 3, 1, 2))
                             for i in range(0, len(images), chunk)])
         specs = self.frontend(tile_rows(to_device(waves, self.device), lengths, self.cfg.tile_samples))
         with self.lock:
-            maps = batch_maps(self.model, pixels, specs, negatives=self.negatives, where=where)
+            maps = batch_maps(self.model, pixels, specs, negatives=self.negatives, where=self.where)
         return {name: m.cpu().numpy() for name, m in maps.items()}
 
     def draw(self, image: np.ndarray, maps: dict[str, np.ndarray], b: int) -> np.ndarray:
@@ -176,7 +205,9 @@ class _Renderer:
             peak = float(m[b].max())
             above = thr is not None and peak > np.float32(thr)
             verdict = "" if thr is None else f", {'above' if above else 'below'} U_th"
-            label_frame(panel, f"{AUDIO_LABELS.get(name, name)}: max {peak:.3f}{verdict}", highlight=above)
+            label = AUDIO_LABELS.get(name, name)
+            label_frame(panel, (f"{label}: max {peak:.3f}{verdict}", f"{label}: {peak:.3f}", f"{peak:.3f}"),
+                        highlight=above)
             panels.append(panel)
         return np.concatenate(panels, axis=1) if len(panels) > 1 else panels[0]
 
@@ -246,7 +277,8 @@ def localize_video(model, video: str | Path, out: str | Path, options: VideoOpti
     if negatives is None:
         negatives = negative_embeddings(model, tuple(options.panels), device=device) if options.panels else {}
     negatives = {p: negatives[p] for p in options.panels}
-    renderer = _Renderer(model, settings, threshold, negatives, frontends or media_frontends(model, device), device, lock)
+    run = _Run(model, settings, threshold, negatives, frontends or media_frontends(model, device), device, lock,
+               options.batch_size, fps, where=str(video))
     cfg = settings.audio
     header = {"kind": "video", "input": str(video), "output": str(out), "fps": float(fps), "width": width,
               "height": height, "threshold": threshold, "clip_seconds": cfg.clip_seconds,
@@ -255,49 +287,28 @@ def localize_video(model, video: str | Path, out: str | Path, options: VideoOpti
                          "fps": float(info.fps) if info.fps else None, "duration": info.duration}}
     reader = AudioReader(video, cfg.sample_rate)
     bar = tqdm(total=expected or None, desc=Path(video).name, unit="frame", disable=not progress)
-    done = above = 0
     try:
         with atomic_path(frames_file(out), ".jsonl") as rec_tmp, atomic_path(out, out.suffix) as vid_tmp, \
                 open(rec_tmp, "w") as log, \
                 VideoWriter(vid_tmp, width * len(names), height, fps, audio_rate=reader.rate,
                             audio_channels=min(2, reader.channels), container=container) as writer:
-
-            sound = _SoundCopy(reader, writer)
-            reader.on_frame = sound
+            sound = reader.on_frame = _SoundCopy(reader, writer)
             log.write(json.dumps(header) + "\n")
-            batch: list[tuple[int, DecodedFrame]] = []
-
-            def flush() -> None:
-                nonlocal done, above
-                times = [k / fps for k, _ in batch]
-                waves, lengths = audio_windows(reader, [float(t) for t in times], cfg)
-                images = np.stack([f.image for _, f in batch])
-                maps = renderer.maps(images, waves, lengths, where=str(video))
-                pias = (np.atleast_1d(pia(upsample(maps["positive"]), threshold)).tolist() if threshold is not None
-                        else [None] * len(batch))
-                for b, (k, frame) in enumerate(batch):
-                    writer.write(renderer.draw(frame.image, maps, b))
-                    row = _record(k, float(times[b]), frame, maps, b, int(lengths[b]) / cfg.sample_rate,
-                                  pias[b], threshold)
-                    above += bool(row["above_threshold"])
-                    log.write(json.dumps(row) + "\n")
-                done += len(batch)
-                bar.update(len(batch))
-                if on_progress is not None:
-                    on_progress(done, max(done, expected))
-                batch.clear()
-
             for k, frame in frames_at_rate(read_frames(info, width, height), fps):
-                batch.append((k, frame))
-                if len(batch) == options.batch_size:
-                    flush()
-            if batch:
-                flush()
+                if run.add(k, frame, reader, writer, log):
+                    bar.update(options.batch_size)
+                    if on_progress is not None:
+                        on_progress(run.done, max(run.done, expected))
+            left = len(run.batch)
+            run.flush(reader, writer, log)
+            bar.update(left)
+            if on_progress is not None:
+                on_progress(run.done, run.done)
             reader.finish()
             if not sound.started:
                 raise AudioError(f"{video}: audio track holds no samples")
-            summary = {"kind": "summary", "frames": done, "seconds": round(done / float(fps), 4),
-                       "above_threshold_frames": above if threshold is not None else None,
+            summary = {"kind": "summary", "frames": run.done, "seconds": round(run.done / float(fps), 4),
+                       "above_threshold_frames": run.above if threshold is not None else None,
                        "output": str(out), "frames_file": str(frames_file(out))}
             log.write(json.dumps(summary) + "\n")
             writer.close()
