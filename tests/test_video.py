@@ -230,6 +230,23 @@ def test_video_keeps_each_frame_and_the_sound_in_time(ckpt, tmp_path):
         assert np.sqrt(2 * np.mean(part ** 2)) == pytest.approx(audio_amplitude(t), rel=0.05), t
 
 
+def test_sound_starts_when_it_starts(ckpt, tmp_path):
+    """A sound starting at 1 s starts at 1 s in the output too (the AAC encoder's priming is skipped)."""
+    sr = 48000
+
+    def onset(path: Path) -> float:
+        with av.open(str(path)) as c:
+            frames = list(c.decode(c.streams.audio[0]))
+        sound = np.concatenate([f.to_ndarray()[0] for f in frames])
+        return float(frames[0].time) + int(np.argmax(np.abs(sound) > 0.05)) / sr
+
+    video = write_video(tmp_path / "in.mp4", seconds=2.0, width=64, height=64, sample_rate=sr,
+                        sound=lambda t: np.where(t >= 1.0, 0.5 * np.sin(2 * np.pi * 440 * t), 0.0))
+    assert localize(["--checkpoint", str(ckpt), "--video", str(video), "--out", str(tmp_path / "o.mp4"),
+                     "--no-progress", "--device", "cpu"]) == 0
+    assert onset(video) == pytest.approx(1.0, abs=2e-4) and onset(tmp_path / "o.mp4") == pytest.approx(onset(video), abs=1e-3)
+
+
 def test_variable_frame_rate_becomes_constant(ckpt, tmp_path):
     times = [0.0, 0.1, 0.15, 0.4, 0.42, 0.9, 1.3]
     video = write_video(tmp_path / "vfr.mp4", seconds=1.4, frame_times=times)

@@ -665,6 +665,7 @@ class VideoWriter:
             raise ValueError(f"{path}: video size must be even for yuv420p, got {width} x {height}")
         self.fps = Fraction(fps)
         self._frames = 0
+        self._sound = Fraction(0)  # seconds of sound written
         options = {"movflags": "+faststart"} if container in ("mp4", "mov") else {}  # playable while it downloads
         self._out = av.open(str(path), "w", format=container, options=options)
         try:
@@ -690,7 +691,11 @@ class VideoWriter:
         self._mux(self._video.encode(frame))
 
     def write_audio(self, frame) -> None:
-        """Append a decoded audio frame (any rate, layout and sample format; its timestamp is ignored)."""
+        """Append a decoded audio frame (any rate, layout and sample format), right after the sound so far."""
+        # Timestamps from 0 let the encoder date its priming samples before 0, so the muxer writes the edit
+        # list that skips them; without them the sound would start 1024 samples (about 21 ms) late.
+        frame.pts, frame.time_base = round(self._sound * frame.sample_rate), Fraction(1, frame.sample_rate)
+        self._sound += Fraction(frame.samples, frame.sample_rate)
         self._mux(self._audio.encode(frame))
 
     def write_silence(self, seconds: float) -> None:
@@ -699,7 +704,7 @@ class VideoWriter:
             frame = av.AudioFrame.from_ndarray(np.zeros((len(self._audio.layout.channels), n), np.float32),
                                                format="fltp", layout=self._audio.layout.name)
             frame.sample_rate = self._audio.rate
-            self._mux(self._audio.encode(frame))
+            self.write_audio(frame)
 
     def _mux(self, packets) -> None:
         for packet in packets:
