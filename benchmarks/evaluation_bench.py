@@ -60,7 +60,9 @@ def main() -> int:
 
     from sslsan.audio import AudioConfig
     from sslsan.evaluation import evaluate_checkpoint
-    from sslsan.models import Localizer, ModelConfig, save_checkpoint
+    from sslsan.methods import get_method
+    from sslsan.methods.checkpoint import save_checkpoint
+    from sslsan.models import Localizer, ModelConfig
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     audio = AudioConfig(clip_seconds=3.0, tile_seconds=3.0, n_fft=512, hop_length=376, n_mels=64)  # 64 x 128
@@ -70,7 +72,8 @@ def main() -> int:
         write_split(root, "test_vggss", args.samples, 0)
         write_split(root, "val", max(8, args.samples // 4), 1)
         torch.manual_seed(0)
-        ckpt = save_checkpoint(root / "best.pt", Localizer(ModelConfig(width=args.width)), audio_config=audio, image_size=args.image_size)
+        ckpt = save_checkpoint(root / "best.pt", Localizer(ModelConfig(width=args.width)),
+                               get_method("ssl_san").inference_spec(audio, args.image_size))
         print(f"data: {args.samples} + {max(8, args.samples // 4)} samples written in {time.time() - t0:.1f} s")
         t0 = time.time()
         m = evaluate_checkpoint(ckpt, "synth-vggss", root, root / "eval", repetitions=args.repetitions,

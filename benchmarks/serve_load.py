@@ -49,12 +49,14 @@ def random_checkpoint(d: Path, setting: str) -> Path:
 
     from sslsan.config import load_config
     from sslsan.engine import TrainConfig
-    from sslsan.models import Localizer, save_checkpoint
+    from sslsan.engine.run import inference_spec
+    from sslsan.methods.checkpoint import save_checkpoint
+    from sslsan.models import Localizer
 
     cfg = load_config(TrainConfig, {"demo": "synth_cpu", "paper": "vggsound144k"}[setting], [])
     torch.manual_seed(0)
-    return save_checkpoint(d / f"{setting}_setting.pt", Localizer(cfg.model), audio_config=cfg.audio,
-                           image_size=cfg.data.image_size, universal_threshold=0.5)
+    return save_checkpoint(d / f"{setting}_setting.pt", Localizer(cfg.model),
+                           inference_spec(cfg).replace(universal_threshold=0.5))
 
 
 def start_server(checkpoint: Path) -> tuple[subprocess.Popen, str]:

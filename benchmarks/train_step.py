@@ -3,7 +3,7 @@
 (a) original: fp32; the model called as the original AVENet is (image + audio tower per call):
     once on (image, spec), once on (T(image), spec) — the audio tower twice on the same input — and
     once per negative type on (image, B silence copies) and (image, noise), recomputing the image tower.
-(b) ours: `SSLSaNObjective`: audio tower once, both views in one image batch when s = 1, 1 silence +
+(b) ours: `SilenceNoiseObjective` around `SSLTIEObjective`: audio tower once, both views in one image batch when s = 1, 1 silence +
     B noise in one audio batch; on CUDA also bf16 autocast, channels_last and fused Adam.
 (c) ours_compiled (optional): (b) with `torch.compile` on the model, as `train.compile=true` does.
 All optimise the same SSL-SaN loss (all four switches on) with Adam(lr 1e-4, wd 1e-4), on the same
@@ -28,7 +28,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from sslsan.losses import ContrastiveLoss, ObjectiveConfig, SilenceNoiseLoss, SSLSaNObjective
+from sslsan.losses import (
+    ContrastiveLoss,
+    SilenceNoiseConfig,
+    SilenceNoiseLoss,
+    SilenceNoiseObjective,
+    SSLTIEObjective,
+    TIEObjectiveConfig,
+)
 from sslsan.models import Localizer, ModelConfig
 
 # ours_fp32: our step structure without the CUDA extras; ours_compiled: ours with torch.compile(model)
@@ -39,19 +46,19 @@ def original_step(model, objective, images, specs, silence_b, noise, generator):
     """The original call pattern, written out (negatives as extra logits on the original view)."""
     def avenet(img, spec):
         v, a = model.image_features(img), model.audio_embedding(spec)
-        return Localizer.pair_map(v, a), Localizer.cross_map(v, a)
+        return model.pair_map(v, a), model.cross_map(v, a)
 
-    cfg = objective.cfg
+    cfg, transform = objective.base.cfg, objective.base.transform
     contrastive, san = ContrastiveLoss(cfg.epsilon, cfg.epsilon2, cfg.tau, cfg.temperature), SilenceNoiseLoss()
-    params = objective.transform.draw(images.shape[0], generator, device=images.device)
+    params = transform.draw(images.shape[0], generator, device=images.device)
     sim, cross = avenet(images, specs)
     s_sil, _ = avenet(images, silence_b)
     s_noise, _ = avenet(images, noise)
     extra = torch.cat([s_sil.mean(dim=(2, 3)), s_noise.mean(dim=(2, 3))], dim=1)
     loss_cl, _ = contrastive(sim, cross, extra)
-    sim_t, cross_t = avenet(objective.transform(images, params), specs)
+    sim_t, cross_t = avenet(transform(images, params), specs)
     loss_cl_t, _ = contrastive(sim_t, cross_t)
-    loss_te = F.mse_loss(sim_t, objective.transform(sim, params))
+    loss_te = F.mse_loss(sim_t, transform(sim, params))
     return 0.5 * (loss_cl + loss_cl_t) + loss_te + san(s_sil) + san(s_noise)
 
 
@@ -82,7 +89,8 @@ def measure(variant: str, batch: int, args: argparse.Namespace, device_name: str
     opt = torch.optim.Adam(model.parameters(), **adam)
     step_model = torch.compile(model) if variant == "ours_compiled" else model
     # D14 logits on the original view only, as `original_step` writes it: both compute one loss
-    objective = SSLSaNObjective(ObjectiveConfig(image_size=args.image_size, negatives_in_te_view=False)).to(device)
+    objective = SilenceNoiseObjective(SSLTIEObjective(TIEObjectiveConfig(image_size=args.image_size)),
+                                      SilenceNoiseConfig(negatives_in_te_view=False).resolved(True)).to(device)
     g = torch.Generator().manual_seed(1)
     images = torch.randn(batch, 3, args.image_size, args.image_size, generator=g).to(device, memory_format=fmt)
     spec_shape = (1, args.spec_bins, args.spec_frames)

@@ -163,3 +163,20 @@ def tiny_config(root: Path, *more: str) -> TrainConfig:
 
 # evaluation: the audio front-end of the tiny checkpoints evaluation tests build (same code as the paper's setting)
 TINY_AUDIO = dict(sample_rate=16000, clip_seconds=1.0, tile_seconds=1.0, n_fft=256, hop_length=128, n_mels=32)
+
+
+def tiny_spec(image_size: int = 64, threshold: float | None = None, audio: dict | None = None, method: str = "ssl_san"):
+    """The inference spec of the tiny checkpoints evaluation tests build (TINY_AUDIO front-end)."""
+    from sslsan.audio import AudioConfig
+    from sslsan.methods import get_method
+
+    return get_method(method).inference_spec(AudioConfig(**(audio or TINY_AUDIO)), image_size, threshold)
+
+
+def tiny_localizer(width: float = 0.125, seed: int = 0, **spec_settings):
+    """An untrained SSL-TIE-architecture model (seeded) with `tiny_spec(**spec_settings)`, in eval mode."""
+    from sslsan.methods.checkpoint import LoadedModel
+    from sslsan.models import Localizer, ModelConfig
+
+    torch.manual_seed(seed)
+    return LoadedModel.of(Localizer(ModelConfig(width=width)).eval(), tiny_spec(**spec_settings))

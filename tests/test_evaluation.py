@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TINY_AUDIO, command, write_audio, write_split
+from conftest import TINY_AUDIO, command, tiny_localizer, write_audio, write_split
 
 from sslsan.audio import AudioConfig, LogMelSpectrogram
 from sslsan.data.manifest import Sample, read_manifest, write_manifest
@@ -22,13 +22,12 @@ REPS = 2
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, tiny_data):
     """The tiny data set (test_vggss: 7 samples, val: 4) and an untrained width-0.125 checkpoint."""
-    from sslsan.models import Localizer, ModelConfig, save_checkpoint
+    from sslsan.methods.checkpoint import save_checkpoint
 
     root = tmp_path_factory.mktemp("tiny")
     data = tiny_data
-    torch.manual_seed(0)
-    model = Localizer(ModelConfig(width=0.125))
-    ckpt = save_checkpoint(root / "run" / "checkpoints" / "best.pt", model, audio_config=AudioConfig(**TINY_AUDIO), image_size=64)
+    tiny = tiny_localizer()
+    ckpt = save_checkpoint(root / "run" / "checkpoints" / "best.pt", tiny.model, tiny.spec)
     return {"root": root, "data": data, "ckpt": ckpt}
 
 
@@ -86,12 +85,13 @@ def test_maps_match_a_direct_model_call(evaluated):
     from sslsan.data.datasets import AVDataset
     from sslsan.data.transforms import ImageEvalTransform
     from sslsan.evaluation.negatives import negative_spectrograms
-    from sslsan.models import load_model
+    from sslsan.methods.checkpoint import load_model
 
-    model = load_model(evaluated["ckpt"])
+    loaded = load_model(evaluated["ckpt"])
+    model = loaded.model
     man = read_manifest(evaluated["data"] / "test_vggss.jsonl")
-    ds = AVDataset(man, ImageEvalTransform(64), audio=model.audio_config)
-    fe = LogMelSpectrogram(model.audio_config)
+    ds = AVDataset(man, ImageEvalTransform(64), audio=loaded.spec.audio)
+    fe = LogMelSpectrogram(loaded.spec.audio)
     z = np.load(evaluated["out"] / "maps.npz")
     off = json.loads((evaluated["out"] / "offscreen.json").read_text())
     ids = [s.id for s in man]
@@ -111,12 +111,13 @@ def test_maps_match_a_direct_model_call(evaluated):
 def test_noise_pool_shares_clips(evaluated):
     """noise_pool=K: sample i hears noise clip i mod K (the same clip keyed (seed, rep, i mod K))."""
     from sslsan.evaluation.inference import run_inference
-    from sslsan.models import load_model
+    from sslsan.methods.checkpoint import load_model
 
-    model = load_model(evaluated["ckpt"])
+    loaded = load_model(evaluated["ckpt"])
+    model = loaded.model
     man = read_manifest(evaluated["data"] / "test_vggss.jsonl")
     full = np.load(evaluated["out"] / "maps.npz")
-    res = run_inference(model, man, repetitions=REPS, batch_size=3, noise_pool=2, retrieval=False, progress=False)
+    res = run_inference(loaded, man, repetitions=REPS, batch_size=3, noise_pool=2, retrieval=False, progress=False)
     np.testing.assert_allclose(res.neg_maps["noise"][:, :2], full["neg_maps_noise"][:, :2], atol=1e-6)  # keys 0, 1
     assert not np.allclose(res.neg_maps["noise"][:, 2:], full["neg_maps_noise"][:, 2:], atol=1e-6)
     np.testing.assert_allclose(res.neg_maps["offscreen"], full["neg_maps_offscreen"], atol=1e-6)
@@ -125,7 +126,7 @@ def test_noise_pool_shares_clips(evaluated):
     from sslsan.evaluation.negatives import negative_spectrograms
 
     img = ImageEvalTransform(64)(load_image(man.resolve(man[2].image)))[None]
-    spec = negative_spectrograms("noise", [0], LogMelSpectrogram(model.audio_config), seed=0, rep_seed=1234)
+    spec = negative_spectrograms("noise", [0], LogMelSpectrogram(loaded.spec.audio), seed=0, rep_seed=1234)
     with torch.no_grad():
         np.testing.assert_allclose(res.neg_maps["noise"][0, 2], model.similarity_map(img, spec)[0, 0].numpy(), atol=1e-5)
     assert res.extra["noise_pool"] == 2
@@ -314,7 +315,7 @@ def test_threshold_sources(tiny, tmp_path):
     from sslsan.evaluation import EvaluationConfig
     from sslsan.evaluation.calibrate import resolve_threshold
     from sslsan.evaluation.evaluate import read_test_manifest
-    from sslsan.models import load_model, save_checkpoint
+    from sslsan.methods.checkpoint import load_model, save_checkpoint
 
     model = load_model(tiny["ckpt"])
     test = read_test_manifest(tiny["data"] / "test_vggss.jsonl")
@@ -330,7 +331,7 @@ def test_threshold_sources(tiny, tmp_path):
     v, info = resolve_threshold(model, "synth-vggss", lone, rm(lone / "test_vggss.jsonl"), cfg, **kw)
     assert "test set itself" in info["source"] and info["n_samples"] == 7 and info["value"] == v
     assert max(info["q3_by_type"].values()) == v  # D6 per-type: max over types of the per-type Q3
-    stored = save_checkpoint(tmp_path / "thr.pt", model, image_size=64, universal_threshold=0.4242)
+    stored = save_checkpoint(tmp_path / "thr.pt", model.model, model.spec.replace(universal_threshold=0.4242))
     v, info = resolve_threshold(load_model(stored), "synth-vggss", lone, test, cfg, **kw)
     assert (v, info["source"]) == (0.4242, "checkpoint")
     with pytest.raises(ValueError, match="'auto' or a number"):
@@ -414,13 +415,16 @@ def test_score_maps_of_another_model(tmp_path, capsys):
 def test_paper_setting_end_to_end(tmp_path):
     """The paper's setting (ResNet-18 width 1, 224 px, 257 x 670 spectrograms of 10 s) gives 14 x 14 maps."""
     from sslsan.evaluation import evaluate_checkpoint
-    from sslsan.models import Localizer, save_checkpoint
+    from sslsan.methods import get_method
+    from sslsan.methods.checkpoint import save_checkpoint
+    from sslsan.models import Localizer
 
     data = tmp_path / "data"
     data.mkdir()
     write_split(data, "test_vggss", 3)
     torch.manual_seed(0)
-    ckpt = save_checkpoint(tmp_path / "paper.pt", Localizer(), universal_threshold=0.3338)  # SSL-TIE's published U_th
+    paper = get_method("ssl_tie").inference_spec(AudioConfig(), 224, 0.3338)  # SSL-TIE's published U_th
+    ckpt = save_checkpoint(tmp_path / "paper.pt", Localizer(), paper)
     m = evaluate_checkpoint(ckpt, "synth-vggss", data, tmp_path / "eval", repetitions=1, batch_size=3,
                             figure_examples=1, progress=False)
     assert m["map_size"] == [14, 14] and m["threshold_info"]["source"] == "checkpoint" and m["threshold"] == 0.3338

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY, TINY_AUDIO, write_audio, write_split, write_tiny_data
+from conftest import TINY, tiny_localizer, write_audio, write_split, write_tiny_data
 from synthetic_media import write_video
 from test_media import png_bytes
 from sslsan.cli import main as sslsan
@@ -54,9 +54,8 @@ def _point_to(rows: list[dict], key: str, path: Path) -> None:
 @pytest.fixture(scope="module")
 def w(tmp_path_factory):
     """Good inputs, bad inputs, and outputs of earlier runs that a failed command must leave alone."""
-    from sslsan.audio import AudioConfig
     from sslsan.media import jpeg_bytes
-    from sslsan.models import Localizer, ModelConfig, save_checkpoint
+    from sslsan.methods.checkpoint import save_checkpoint
     from sslsan.utils.io import atomic_savez
 
     r = tmp_path_factory.mktemp("faults")
@@ -66,8 +65,8 @@ def w(tmp_path_factory):
     x.data.mkdir()
     write_split(x.data, "test_vggss", 4)
     torch.manual_seed(0)
-    x.ckpt = save_checkpoint(r / "run" / "checkpoints" / "best.pt", Localizer(ModelConfig(width=0.125)),
-                             audio_config=AudioConfig(**TINY_AUDIO), image_size=64, universal_threshold=0.5)
+    tiny = tiny_localizer(threshold=0.5)
+    x.ckpt = save_checkpoint(r / "run" / "checkpoints" / "best.pt", tiny.model, tiny.spec)
     x.train_data = write_tiny_data(r / "train_data", n_test=0)
     # bad files of every kind
     bad = r / "bad"

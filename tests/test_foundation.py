@@ -38,6 +38,18 @@ def test_python_dash_m_entry_point():
     assert res.returncode == 0 and res.stdout.startswith("sslsan ")
 
 
+def test_help_never_loads_torch():
+    """The command layer's promise: `--help` (of every command and subcommand) answers without torch."""
+    probe = ("import sys\nfrom sslsan.cli import COMMANDS, main\n"
+             "for words in COMMANDS:\n"
+             "    try:\n        main([*words, '--help'])\n    except SystemExit:\n        pass\n"
+             "for sub in ('vggss', 'is3', 's4'):\n"
+             "    try:\n        main(['prepare', sub, '--help'])\n    except SystemExit:\n        pass\n"
+             "print('TORCH' if 'torch' in sys.modules else 'NO TORCH', file=sys.stderr)\n")
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert res.stderr.strip().splitlines()[-1] == "NO TORCH", res.stderr[-2000:]
+
+
 def test_every_registered_command_has_a_module():
     import importlib
 

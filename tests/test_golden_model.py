@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from sslsan.losses import ContrastiveLoss
-from sslsan.models import Localizer, load_model
+from sslsan.methods.checkpoint import load_model
 
 from conftest import REFERENCE, reference_file
 
@@ -76,13 +76,13 @@ def golden(tmp_path_factory):
     return meta, ref, plain, prefixed
 
 
-def _outputs(model: Localizer, ref: dict) -> dict[str, torch.Tensor]:
+def _outputs(model, ref: dict) -> dict[str, torch.Tensor]:
     images, specs = torch.from_numpy(ref["images"]), torch.from_numpy(ref["specs"])
     with torch.no_grad():
         v, a = model.image_features(images), model.audio_embedding(specs)
-        cross = Localizer.cross_map(v, a)
+        cross = model.cross_map(v, a)
         sim = model.similarity_map(images, specs)
-        logits, pos, neg = ContrastiveLoss().logits(Localizer.pair_map(v, a), cross)
+        logits, pos, neg = ContrastiveLoss().logits(model.pair_map(v, a), cross)
     return {"sim_map": sim, "image_features": v, "audio_embedding": a, "cross_map": cross,
             "cross_max": cross.amax(dim=(2, 3)), "logits": logits, "pos_mask": pos, "neg_mask": neg}
 
@@ -90,15 +90,16 @@ def _outputs(model: Localizer, ref: dict) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("which", ["plain", "module_prefix"])
 def test_original_checkpoint_reproduces_reference(golden, which, caplog):
     meta, ref, plain, prefixed = golden
-    with caplog.at_level("WARNING", logger="sslsan.models"):
-        model = load_model(plain if which == "plain" else prefixed)
-    assert not model.training
-    unused = set(model.unused_checkpoint_keys)
+    with caplog.at_level("WARNING", logger="sslsan.methods"):
+        loaded = load_model(plain if which == "plain" else prefixed)
+    model = loaded.model
+    assert not model.training and loaded.method.family == "ssl_tie" and loaded.source == "original"
+    unused = set(loaded.ignored_keys)
     for name in ("imgnet.conv1_a.weight", "audnet.conv1.weight", "audnet.conv1_flow.weight",
                  "imgnet.fc.weight", "vision_fc1.weight", "conv3.weight", "norm3.running_var"):
         assert name in unused
     assert "ignored" in caplog.text
-    assert model.audio_config.n_fft == 512 and model.image_size == 224 and model.universal_threshold is None
+    assert loaded.spec.audio.n_fft == 512 and loaded.spec.image_size == 224 and loaded.spec.universal_threshold is None
     out = _outputs(model, ref)
     tol = meta["tolerance_abs"]
     for name, value in out.items():

@@ -32,9 +32,8 @@ from sslsan.engine.data import TrainItems, collate_items
 from sslsan.engine.distributed import DistInfo
 from sslsan.engine.step import InputBuilder, StepModule, forward_loss
 from sslsan.engine.streams import step_generator
-from sslsan.engine.train import Averager, build_model, build_optimizer, scalar_terms
-from sslsan.losses import SSLSaNObjective
-from sslsan.models import load_model
+from sslsan.engine.loop import Averager, build_model, build_objective, build_optimizer, scalar_terms
+from sslsan.methods.checkpoint import load_model
 from sslsan.utils.logging import read_jsonl
 from conftest import tiny_config, write_tiny_data
 
@@ -69,7 +68,7 @@ def _val_loss(run) -> float:
 
 
 def _maps(run, device: str, data_root) -> torch.Tensor:
-    model = load_model(run / "checkpoints" / "latest.pt", map_location=device)
+    model = load_model(run / "checkpoints" / "latest.pt", map_location=device).model
     cfg = tiny_config(data_root)
     items = TrainItems(read_manifest(data_root / "val.jsonl"), cfg, train=False)
     batch = collate_items([items[i] for i in range(len(items))])
@@ -130,7 +129,7 @@ def test_cuda_training_step_never_waits_for_the_device(data_root):
     cfg = tiny_config(data_root, *PAPER_AUG, "train.batch_size=4")  # defaults: bf16 autocast, channels_last, fused Adam
     dev = torch.device("cuda")
     model = build_model(cfg, dev)
-    step_module = StepModule(model, SSLSaNObjective(cfg.objective).to(dev))
+    step_module = StepModule(model, build_objective(cfg).to(dev))
     optimizer = build_optimizer(model, cfg, dev)
     builder = InputBuilder(cfg, dev)
     items = TrainItems(read_manifest(data_root / "train.jsonl"), cfg, train=True)
@@ -170,22 +169,17 @@ def test_cuda_default_run_trains_and_resumes(data_root, tmp_path):
 
 def test_cuda_overlay_video_matches_cpu(tmp_path):
     """`localize --video` on CUDA gives the CPU's per-frame maps (fp32 on both: 1e-4 absolute) and frames."""
-    from conftest import TINY_AUDIO
+    from conftest import tiny_localizer
     from synthetic_media import write_video
 
-    from sslsan.audio import AudioConfig
     from sslsan.evaluation.video import VideoOptions, frames_file, localize_video
-    from sslsan.models import Localizer, ModelConfig
 
     video = write_video(tmp_path / "in.mp4", seconds=2.0, width=128, height=96)
     rows = {}
     for device in ("cpu", "cuda"):
-        torch.manual_seed(0)
-        model = Localizer(ModelConfig(width=0.125))
-        model.audio_config, model.image_size, model.universal_threshold = AudioConfig(**TINY_AUDIO), 64, 0.45
         with exact_fp32():
-            localize_video(model.to(device).eval(), video, tmp_path / f"{device}.mp4", VideoOptions(panels=("silence",)),
-                           device=device, progress=False)
+            localize_video(tiny_localizer(threshold=0.45).to(device), video, tmp_path / f"{device}.mp4",
+                           VideoOptions(panels=("silence",)), device=device, progress=False)
         rows[device] = [json.loads(line) for line in frames_file(tmp_path / f"{device}.mp4").read_text().splitlines()][1:-1]
     assert len(rows["cpu"]) == len(rows["cuda"]) == 50
     for a, b in zip(rows["cpu"], rows["cuda"]):

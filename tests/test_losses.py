@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -12,12 +13,16 @@ from sslsan.losses import (
     ContrastiveLoss,
     EquivarianceLoss,
     EquivarianceTransform,
-    ObjectiveConfig,
+    SilenceNoiseConfig,
     SilenceNoiseLoss,
-    SSLSaNObjective,
+    SilenceNoiseObjective,
+    SSLTIEObjective,
+    TIEObjectiveConfig,
     TransformParams,
 )
 from sslsan.models import Localizer, ModelConfig
+
+SAN_FIELDS = {f.name for f in dataclasses.fields(SilenceNoiseConfig)}
 
 
 @pytest.fixture(autouse=True)
@@ -229,8 +234,12 @@ def small_model(seed=0) -> Localizer:
     return Localizer(ModelConfig(width=0.125))
 
 
-def objective(**switches) -> SSLSaNObjective:
-    return SSLSaNObjective(ObjectiveConfig(image_size=IMG, **switches))
+def objective(**settings) -> SilenceNoiseObjective:
+    """SSL-SaN's objective (switches on unless `settings` say otherwise): SSL-TIE's inside the wrapper."""
+    san = {k: v for k, v in settings.items() if k in SAN_FIELDS}
+    tie = {k: v for k, v in settings.items() if k not in SAN_FIELDS}
+    return SilenceNoiseObjective(SSLTIEObjective(TIEObjectiveConfig(image_size=IMG, **tie)),
+                                 SilenceNoiseConfig(**san).resolved(True))
 
 
 OFF = dict(use_silence=False, use_noise=False, loss_silence=False, loss_noise=False)
@@ -238,17 +247,17 @@ OFF = dict(use_silence=False, use_noise=False, loss_silence=False, loss_noise=Fa
 
 def literal_ssl_tie_loss(model, obj, images, specs, seed):
     """The SSL-TIE step as written: two full forwards (audio twice), separate views."""
-    params = obj.transform.draw(images.shape[0], torch.Generator().manual_seed(seed))
+    params = obj.base.transform.draw(images.shape[0], torch.Generator().manual_seed(seed))
 
     def avenet(img, spec):
         v, a = model.image_features(img), model.audio_embedding(spec)
-        return Localizer.pair_map(v, a), Localizer.cross_map(v, a)
+        return model.pair_map(v, a), model.cross_map(v, a)
 
     sim, cross = avenet(images, specs)
     loss_cl, _ = ContrastiveLoss()(sim, cross)
-    sim_t, cross_t = avenet(obj.transform(images, params), specs)
+    sim_t, cross_t = avenet(obj.base.transform(images, params), specs)
     loss_cl_t, _ = ContrastiveLoss()(sim_t, cross_t)
-    loss_te = F.mse_loss(sim_t, obj.transform(sim, params))
+    loss_te = F.mse_loss(sim_t, obj.base.transform(sim, params))
     return 0.5 * (loss_cl + loss_cl_t) + loss_te
 
 
@@ -284,14 +293,14 @@ def run(switches: dict, model=None, with_negatives=True, scales=(1.0,)):
     obj = objective(scales=scales, **switches)
     seen = {}
 
-    logits_fn = obj.contrastive.logits
+    logits_fn = obj.base.contrastive_loss.logits
 
     def keep_first_logits(*args, **kw):
         out = logits_fn(*args, **kw)
         seen.setdefault("logits", out[0])
         return out
 
-    obj.contrastive.logits = keep_first_logits
+    obj.base.contrastive_loss.logits = keep_first_logits
     neg = dict(silence_spec=silence, noise_specs=noise) if with_negatives else {}
     loss, terms = obj(model, images, specs, generator=torch.Generator().manual_seed(1), **neg)
     return loss, terms, seen["logits"], calls, model
@@ -333,14 +342,14 @@ def test_negative_logits_and_losses_match_independent_computation():
     model = small_model().eval()
     obj = objective(scales=(1.0,), lambda_sn=0.5)
     seen = []
-    logits_fn = obj.contrastive.logits
-    obj.contrastive.logits = lambda *a, **k: seen.append(logits_fn(*a, **k)[0]) or logits_fn(*a, **k)
+    logits_fn = obj.base.contrastive_loss.logits
+    obj.base.contrastive_loss.logits = lambda *a, **k: seen.append(logits_fn(*a, **k)[0]) or logits_fn(*a, **k)
     with torch.no_grad():
         loss, terms = obj(model, images, specs, silence, noise, generator=torch.Generator().manual_seed(2))
         v, a = model.image_features(images), model.audio_embedding(specs)
-        s_map = Localizer.cross_map(v, model.audio_embedding(silence))
-        n_map = Localizer.pair_map(v, model.audio_embedding(noise))
-        ref_logits, _, _ = ContrastiveLoss().logits(Localizer.pair_map(v, a), Localizer.cross_map(v, a))
+        s_map = model.cross_map(v, model.audio_embedding(silence))
+        n_map = model.pair_map(v, model.audio_embedding(noise))
+        ref_logits, _, _ = ContrastiveLoss().logits(model.pair_map(v, a), model.cross_map(v, a))
     torch.testing.assert_close(seen[0][:, :-2], ref_logits)
     torch.testing.assert_close(seen[0][:, -2], s_map.mean(dim=(1, 2, 3)) / TEMP)
     torch.testing.assert_close(seen[0][:, -1], n_map.mean(dim=(1, 2, 3)) / TEMP)
@@ -413,15 +422,20 @@ def test_benchmark_original_step_computes_our_loss():
         assert ours.item() == pytest.approx(ref.item(), rel=1e-5)
 
 
-def test_objective_config_round_trips_through_the_config_machinery(tmp_path):
+def test_objective_configs_round_trip_through_the_config_machinery(tmp_path):
     from sslsan.config import load_config, save_config
 
-    cfg = load_config(ObjectiveConfig, None, ["use_noise=false", "scales=[1.0]", "san_reduction=mean"])
-    assert cfg.use_noise is False and cfg.scales == (1.0,) and cfg.san_reduction == "mean"
-    save_config(cfg, tmp_path / "objective.yaml")
-    assert load_config(ObjectiveConfig, tmp_path / "objective.yaml") == cfg
+    cfg = load_config(SilenceNoiseConfig, None, ["use_noise=false", "san_reduction=mean"])
+    assert cfg.use_noise is False and cfg.use_silence is None and cfg.san_reduction == "mean"
+    assert cfg.resolved(True).use_silence is True and cfg.resolved(True).use_noise is False
+    save_config(cfg, tmp_path / "san.yaml")
+    assert load_config(SilenceNoiseConfig, tmp_path / "san.yaml") == cfg
     with pytest.raises(ValueError):
-        load_config(ObjectiveConfig, None, ["san_reduction=max"])
+        load_config(SilenceNoiseConfig, None, ["san_reduction=max"])
+    tie = load_config(TIEObjectiveConfig, None, ["scales=[1.0]"])
+    assert tie.scales == (1.0,)
+    with pytest.raises(ValueError, match="unset"):  # a wrapper never guesses its switches
+        SilenceNoiseObjective(SSLTIEObjective(), SilenceNoiseConfig())
 
 
 def _bn_buffers(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -435,24 +449,19 @@ def _negative_embeddings(mode: str):
     before = _bn_buffers(model.audnet)
     obj = objective(scales=(1.0,), negatives_bn=mode)
     captured = {}
-    cross_map = Localizer.cross_map
+    cross_map, pair_map = model.cross_map, model.pair_map
 
     def spy(v, a):  # the silence embedding meets the image features through cross_map
         if a.shape[0] == 1:
             captured.setdefault("silence", a.detach().clone())
         return cross_map(v, a)
 
-    pair_map = Localizer.pair_map
-
     def spy_pair(v, a):
         captured.setdefault("pair", []).append(a.detach().clone())
         return pair_map(v, a)
 
-    Localizer.cross_map, Localizer.pair_map = staticmethod(spy), staticmethod(spy_pair)
-    try:
-        obj(model, images, specs, silence, noise, generator=torch.Generator().manual_seed(3))
-    finally:
-        Localizer.cross_map, Localizer.pair_map = staticmethod(cross_map), staticmethod(pair_map)
+    model.cross_map, model.pair_map = spy, spy_pair  # instance attributes: the objective calls the model's
+    obj(model, images, specs, silence, noise, generator=torch.Generator().manual_seed(3))
     # pair maps: positive (view 1), positive (TE view), noise (view 1), noise (TE view)
     return torch.cat([captured["silence"], captured["pair"][2]]), model, before, (specs, silence, noise)
 

@@ -1,4 +1,4 @@
-"""Localizer shapes/invariants, initialisation, and checkpoints in both formats."""
+"""Localizer shapes/invariants, initialisation, and checkpoints in every format (ours v2 and v1, the original)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import torch
 from torch import nn
 
 from sslsan.audio import AudioConfig
-from sslsan.models import CheckpointError, Localizer, ModelConfig, load_model, read_checkpoint, save_checkpoint
+from sslsan.methods import get_method
+from sslsan.methods.checkpoint import load_model, save_checkpoint
+from sslsan.models import CheckpointError, Localizer, ModelConfig, read_checkpoint
 
 from test_golden_model import META as GOLDEN_KEYS
 from test_losses import one_thread  # noqa: F401  (autouse fixture)
@@ -21,6 +23,11 @@ from test_losses import one_thread  # noqa: F401  (autouse fixture)
 def small(seed=0, width=0.125) -> Localizer:
     torch.manual_seed(seed)
     return Localizer(ModelConfig(width=width))
+
+
+def spec(audio: AudioConfig | None = None, image_size: int = 224, threshold: float | None = None, method="ssl_san"):
+    """The inference spec a trained SSL-SaN model's checkpoint carries."""
+    return get_method(method).inference_spec(audio or AudioConfig(), image_size, threshold)
 
 
 def inputs(b=3, seed=0):
@@ -33,7 +40,7 @@ def test_shapes_and_invariants():
     images, specs = inputs()
     with torch.no_grad():
         v, a = model.image_features(images), model.audio_embedding(specs)
-        sim, cross = model.similarity_map(images, specs), Localizer.cross_map(v, a)
+        sim, cross = model.similarity_map(images, specs), model.cross_map(v, a)
     assert v.shape == (3, 64, 4, 4) and a.shape == (3, 64) and model.embed_dim == 64
     torch.testing.assert_close(v.norm(dim=1), torch.ones(3, 4, 4))
     torch.testing.assert_close(a.norm(dim=1), torch.ones(3))
@@ -82,20 +89,38 @@ def test_checkpoint_round_trip_keeps_weights_and_metadata(tmp_path):
     model.train()(*inputs())  # move BN running stats away from their defaults
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     audio = AudioConfig(n_mels=64, negatives_in_db=False)
-    path = save_checkpoint(tmp_path / "run" / "latest.pt", nn.DataParallel(model), audio_config=audio,
-                           image_size=112, universal_threshold=0.3338, epoch=3, optimizer=opt.state_dict())
+    path = save_checkpoint(tmp_path / "run" / "latest.pt", nn.DataParallel(model), spec(audio, 112, 0.3338),
+                           epoch=3, optimizer=opt.state_dict())
     assert sorted(p.name for p in path.parent.iterdir()) == ["latest.pt"]  # no temp file left
     raw = read_checkpoint(path)
     assert raw["epoch"] == 3 and "state" in raw["optimizer"] and raw["model_config"] == {"width": 0.125, "image_backbone": "resnet18", "audio_backbone": "resnet18"}
+    assert raw["version"] == 2 and raw["method"] == "ssl_san" and raw["inference"]["map"]["upsample"] == "bilinear"
     assert all(not k.startswith("module.") for k in raw["state_dict"])
     loaded = load_model(path)
-    assert not loaded.training and loaded.cfg.width == 0.125
-    assert loaded.audio_config == audio and loaded.image_size == 112 and loaded.universal_threshold == 0.3338
-    assert loaded.unused_checkpoint_keys == []
-    for (k, v), w in zip(model.state_dict().items(), loaded.state_dict().values()):
+    assert not loaded.model.training and loaded.model.cfg.width == 0.125 and loaded.method.name == "ssl_san"
+    assert loaded.spec.audio == audio and loaded.spec.image_size == 112 and loaded.spec.universal_threshold == 0.3338
+    assert loaded.ignored_keys == [] and loaded.source == "sslsan"
+    for (k, v), w in zip(model.state_dict().items(), loaded.model.state_dict().values()):
         assert torch.equal(v, w), k
     with pytest.raises(ValueError, match="reserved"):
-        save_checkpoint(tmp_path / "x.pt", model, state_dict={})
+        save_checkpoint(tmp_path / "x.pt", model, spec(), state_dict={})
+
+
+def test_version1_checkpoints_still_load(tmp_path):
+    """Checkpoints written before the method registry: SSL-TIE's towers, audio_config/image_size/threshold."""
+    model = small()
+    audio = AudioConfig(n_mels=64)
+    v1 = {"format": "sslsan-localizer", "version": 1, "model_config": {"width": 0.125}, "audio_config": vars(audio) | {},
+          "image_size": 96, "universal_threshold": 0.5, "state_dict": model.state_dict(), "epoch": 2}
+    v1["audio_config"].pop("kind")
+    torch.save(v1, tmp_path / "v1.pt")
+    loaded = load_model(tmp_path / "v1.pt")
+    assert loaded.method.family == "ssl_tie" and loaded.spec.image_size == 96 and loaded.spec.audio == audio
+    assert loaded.spec.universal_threshold == 0.5
+    from sslsan.methods.checkpoint import set_universal_threshold
+
+    set_universal_threshold(tmp_path / "v1.pt", 0.25)
+    assert load_model(tmp_path / "v1.pt").spec.universal_threshold == 0.25
 
 
 class TinyTower(nn.Module):
@@ -124,9 +149,9 @@ def test_backbone_registry_builds_saves_and_loads_a_new_tower(tmp_path):
         with torch.no_grad():
             sim = model.similarity_map(images, specs)
         assert sim.shape == (3, 1, 16, 16) and sim.min() >= 0  # stride 4 at 64 px
-        path = save_checkpoint(tmp_path / "tiny.pt", model, image_size=64)
+        path = save_checkpoint(tmp_path / "tiny.pt", model, spec(image_size=64))
         assert read_checkpoint(path)["model_config"]["image_backbone"] == "tiny_test"
-        loaded = load_model(path)
+        loaded = load_model(path).model
         assert isinstance(loaded.imgnet, TinyTower)
         with torch.no_grad():
             torch.testing.assert_close(loaded.similarity_map(images, specs), sim)
@@ -161,18 +186,25 @@ def test_original_format_loads_and_reports_extras(tmp_path, caplog):
     model = small().eval()
     path = tmp_path / "sslsan.pth.tar"
     torch.save(original_format(model), path)
-    with caplog.at_level(logging.WARNING, logger="sslsan.models"):
+    with caplog.at_level(logging.WARNING, logger="sslsan.methods"):
         loaded = load_model(path)
-    assert loaded.cfg.width == 0.125 and loaded.audio_config == AudioConfig() and loaded.image_size == 224
-    unused = loaded.unused_checkpoint_keys
+    assert loaded.model.cfg.width == 0.125 and loaded.spec.audio == AudioConfig() and loaded.spec.image_size == 224
+    assert loaded.source == "original" and loaded.method.family == "ssl_tie"
+    unused = loaded.ignored_keys
     assert "audnet.conv1.weight" in unused and "conv3.weight" in unused and "<top level> epsilon" in unused
     assert "imgnet.conv1.weight" not in unused and "learned epsilon = 0.6100" in caplog.text
     images, specs = inputs()
     with torch.no_grad():
-        torch.testing.assert_close(loaded.similarity_map(images, specs), model.similarity_map(images, specs))
+        torch.testing.assert_close(loaded.model.similarity_map(images, specs), model.similarity_map(images, specs))
     # a bare state dict (what `torch.save(model.state_dict())` gives) loads too
     torch.save(model.state_dict(), tmp_path / "bare.pt")
-    assert load_model(tmp_path / "bare.pt").unused_checkpoint_keys == []
+    assert load_model(tmp_path / "bare.pt").ignored_keys == []
+    # strict: an entry no reader declares is an error, not a silent extra
+    extra = original_format(model)
+    extra["state_dict"]["module.imgnet.layer9.weight"] = torch.zeros(1)
+    torch.save(extra, tmp_path / "extra.pt")
+    with pytest.raises(CheckpointError, match=r"extra.pt: does not fit .* 1 unexpected: imgnet.layer9.weight"):
+        load_model(tmp_path / "extra.pt")
 
 
 def test_bad_files_give_one_line_errors_naming_the_file(tmp_path):
@@ -184,10 +216,12 @@ def test_bad_files_give_one_line_errors_naming_the_file(tmp_path):
         load_model(tmp_path / "missing.pt")
     other = tmp_path / "resnet50.pt"
     torch.save({"state_dict": nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)).state_dict()}, other)
-    with pytest.raises(CheckpointError, match=r"resnet50.pt: not a localizer .* 240 of 240 entries missing: imgnet\.conv1\.weight"):
+    with pytest.raises(CheckpointError, match=r"resnet50.pt: not an sslsan checkpoint, and no method recognises it"):
         load_model(other)
+    with pytest.raises(CheckpointError, match=r"resnet50.pt: not a SSL-TIE checkpoint: no image tower"):
+        load_model(other, method="ssl_tie")
     wrong = tmp_path / "wrong_width.pt"
-    ckpt = read_checkpoint(save_checkpoint(tmp_path / "ok.pt", small()))
+    ckpt = read_checkpoint(save_checkpoint(tmp_path / "ok.pt", small(), spec()))
     ckpt["model_config"] = {"width": 0.25}
     torch.save(ckpt, wrong)
     with pytest.raises(CheckpointError, match=r"wrong_width.pt: shapes differ .*imgnet.bn1.bias \(8,\) vs \(16,\)"):

@@ -4,7 +4,7 @@ A tiny SSL-TIE and a tiny SSL-SaN (the shipped defaults) train on the same small
 with the same seed and budget; SSL-SaN's typical positive-map maximum on the validation split (eval
 mode, as every evaluation sees it) must stay close to SSL-TIE's. The same check catches the failure
 this project once shipped: with the negatives normalised by their own BatchNorm batch
-(`objective.negatives_bn=own_batch`), L_S + L_N shrink every similarity, the maps fall below the
+(`san.negatives_bn=own_batch`), L_S + L_N shrink every similarity, the maps fall below the
 tri-map thresholds and the maxima drop to about half of SSL-TIE's (measured: 0.46-0.74 of it over
 three seeds, against 0.88-0.95 with the default).
 """
@@ -48,7 +48,7 @@ def val_positive_max(root, run_dir, variant: str, *more: str) -> float:
 def test_silence_noise_terms_do_not_collapse_the_positive_maps(bench, tmp_path):
     tie = val_positive_max(bench, tmp_path / "tie", "ssl_tie")
     san = val_positive_max(bench, tmp_path / "san", "ssl_san")
-    own = val_positive_max(bench, tmp_path / "own", "ssl_san", "objective.negatives_bn=own_batch")
+    own = val_positive_max(bench, tmp_path / "own", "ssl_san", "san.negatives_bn=own_batch")
     assert tie > 0.5  # the baseline's maps reach the tri-map range at all
     assert san / tie >= RATIO_OK, (san, tie)
     assert own / tie < RATIO_COLLAPSED, (own, tie)  # the check can fail: the old reading does

@@ -27,9 +27,8 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TINY_AUDIO, sine, write_audio
+from conftest import sine, tiny_localizer, write_audio
 
-from sslsan.audio import AudioConfig
 from sslsan.data.manifest import Sample, write_manifest
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -74,15 +73,12 @@ def media(tmp_path_factory):
 def checkpoint(tmp_path_factory, media):
     """A tiny real model whose universal threshold is the midpoint of its map of cat.jpg + cat.wav."""
     from sslsan.evaluation.inference import localize_files
-    from sslsan.models import Localizer, ModelConfig, save_checkpoint
+    from sslsan.methods.checkpoint import save_checkpoint
 
-    torch.manual_seed(0)
-    model = Localizer(ModelConfig(width=0.125)).eval()
-    model.audio_config, model.image_size = AudioConfig(**TINY_AUDIO), 64
-    m = localize_files(model, media / "cat.jpg", media / "cat.wav")
+    tiny = tiny_localizer()
+    m = localize_files(tiny, media / "cat.jpg", media / "cat.wav")
     thr = float((m.min() + m.max()) / 2)
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt", model, audio_config=AudioConfig(**TINY_AUDIO),
-                           image_size=64, universal_threshold=thr)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt", tiny.model, tiny.spec.replace(universal_threshold=thr))
 
 
 @pytest.fixture(scope="module")
@@ -127,13 +123,13 @@ def _reference_maps(checkpoint, image, audio) -> dict[str, np.ndarray]:
     image with the spectrogram of the audio, of an all-zero waveform and of the seeded noise."""
     from sslsan.audio import LogMelSpectrogram, load_audio, noise
     from sslsan.data.transforms import ImageEvalTransform, load_image
-    from sslsan.models import load_model
+    from sslsan.methods.checkpoint import load_model
     from sslsan.utils.seed import make_generator
     from sslsan.evaluation.negatives import REPETITION_SEEDS
 
-    model = load_model(checkpoint)
-    cfg = model.audio_config
-    img = ImageEvalTransform(model.image_size)(load_image(image))[None]
+    loaded = load_model(checkpoint)
+    model, cfg = loaded.model, loaded.spec.audio
+    img = ImageEvalTransform(loaded.spec.image_size)(load_image(image))[None]
     front = LogMelSpectrogram(cfg)
     waves = {"positive": load_audio(audio, sample_rate=cfg.sample_rate),
              "silence": torch.zeros(cfg.tile_samples),
@@ -155,7 +151,7 @@ def test_localize_returns_the_maps_of_the_library(client, checkpoint, media, ser
     assert data["name"] == "cat.jpg + cat.wav" and data["size"] == 224 and data["threshold"] == service.threshold
     assert [m["name"] for m in data["maps"]] == ["positive", "silence", "noise"]
     ref = _reference_maps(checkpoint, media / "cat.jpg", media / "cat.wav")
-    same_as_cli = localize_files(service.model, media / "cat.jpg", media / "cat.wav")
+    same_as_cli = localize_files(service.localizer, media / "cat.jpg", media / "cat.wav")
     np.testing.assert_allclose(ref["positive"], same_as_cli, atol=1e-6)
     for m in data["maps"]:
         native = ref[m["name"]]
@@ -187,7 +183,7 @@ def test_video_alone_gives_frame_and_sound(client, media, service):
     assert r.status_code == 200, r.text
     data = r.json()
     assert data["name"] == "clip.mp4"
-    ref = localize_files(service.model, media / "clip.mp4", media / "clip.mp4")
+    ref = localize_files(service.localizer, media / "clip.mp4", media / "clip.mp4")
     assert data["maps"][0]["max"] == pytest.approx(float(ref.max()), abs=1e-6)
 
 

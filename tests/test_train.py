@@ -27,9 +27,9 @@ from sslsan.engine.data import KeyedSampler, TrainItems, collate_items, load_or_
 from sslsan.engine.distributed import DistInfo
 from sslsan.engine.step import InputBuilder, StepModule, forward_loss
 from sslsan.engine.streams import step_generator
-from sslsan.engine.train import build_model, build_optimizer
-from sslsan.losses import SSLSaNObjective
-from sslsan.models import load_model, read_checkpoint
+from sslsan.engine.loop import build_model, build_objective, build_optimizer
+from sslsan.methods.checkpoint import load_model
+from sslsan.models import read_checkpoint
 from sslsan.utils.logging import read_jsonl
 
 train_main = command("train")
@@ -65,7 +65,7 @@ def test_end_to_end_run_directory(tiny_data, tmp_path):
 
     for name in ("latest", "best"):
         path = run / "checkpoints" / f"{name}.pt"
-        model = load_model(path)
+        model = load_model(path).model
         assert not model.training
         raw = read_checkpoint(path)
         assert raw["epoch"] == (2 if name == "latest" else best_epoch) and raw["step"] == 2 * raw["epoch"]
@@ -82,7 +82,7 @@ def test_end_to_end_run_directory(tiny_data, tmp_path):
     thr = record["universal_threshold"]
     assert cal[0]["universal_threshold"] == thr
     assert record["details"]["repetitions"] == 2 and record["manifest"] == str(tiny_data / "val.jsonl")
-    assert load_model(run / "checkpoints" / "best.pt").universal_threshold == pytest.approx(thr)
+    assert load_model(run / "checkpoints" / "best.pt").spec.universal_threshold == pytest.approx(thr)
 
 
 def test_resume_gives_the_same_weights(tiny_data, tmp_path):
@@ -99,7 +99,7 @@ def test_resume_gives_the_same_weights(tiny_data, tmp_path):
 
     a = read_checkpoint(full / "checkpoints" / "latest.pt")
     b = read_checkpoint(part / "checkpoints" / "latest.pt")
-    wa, wb = load_model(full / "checkpoints" / "latest.pt").state_dict(), load_model(part / "checkpoints" / "latest.pt").state_dict()
+    wa, wb = load_model(full / "checkpoints" / "latest.pt").model.state_dict(), load_model(part / "checkpoints" / "latest.pt").model.state_dict()
     assert wa.keys() == wb.keys()
     for k in wa:
         torch.testing.assert_close(wb[k], wa[k], rtol=0, atol=0, msg=k)
@@ -110,7 +110,7 @@ def test_resume_gives_the_same_weights(tiny_data, tmp_path):
     assert lb == la
     # another seed gives other weights, so the comparison above can fail
     other = train(tiny_config(tiny_data, *paper_aug, "train.seed=8", "train.epochs=1"), tmp_path / "other", device="cpu")
-    wo = load_model(other / "checkpoints" / "latest.pt").state_dict()
+    wo = load_model(other / "checkpoints" / "latest.pt").model.state_dict()
     assert any(not torch.equal(wo[k], wb[k]) for k in _params(wo))
 
 
@@ -131,7 +131,7 @@ def test_ddp_gloo_two_processes_equals_single_process(tiny_data, tmp_path):
            "-m", "sslsan", "train", "--config", str(cfg_path), "--run-dir", str(tmp_path / "ddp"), "--device", "cpu"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ddp_weights = load_model(tmp_path / "ddp" / "checkpoints" / "latest.pt").state_dict()
+    ddp_weights = load_model(tmp_path / "ddp" / "checkpoints" / "latest.pt").model.state_dict()
     ddp_loss = [r for r in read_jsonl(tmp_path / "ddp" / "log.jsonl") if r.get("kind") == "train"][0]["loss"]
 
     threads = torch.get_num_threads()
@@ -156,7 +156,7 @@ def test_ddp_gloo_two_processes_equals_single_process(tiny_data, tmp_path):
 def _reference_ddp_step(cfg: TrainConfig, tiny_data: Path):
     """Single process: each rank's half-batch separately, gradients averaged, one Adam step."""
     model = build_model(cfg, torch.device("cpu"))
-    step_module = StepModule(model, SSLSaNObjective(cfg.objective))
+    step_module = StepModule(model, build_objective(cfg))
     optimizer = build_optimizer(model, cfg, torch.device("cpu"))
     builder = InputBuilder(cfg, torch.device("cpu"))
     items = TrainItems(read_manifest(tiny_data / "train.jsonl"), cfg, train=True, with_noise=builder.need_noise)
@@ -211,7 +211,7 @@ def test_input_builder_negatives_and_spectrogram_cache(tiny_data, tmp_path):
     lin = InputBuilder(tiny_config(tiny_data, "audio.negatives_in_db=false"), dev)
     y = lin(batch, augment=False, generator=step_generator(7, 0, 0, 0))
     assert torch.all(y["silence_spec"] == 0)
-    torch.testing.assert_close(builder.frontend.to_db(y["noise_specs"]), x["noise_specs"])
+    torch.testing.assert_close(builder.frontend.to_log(y["noise_specs"]), x["noise_specs"])
     # SpecAugment only when augmenting, on power before dB: masked cells are -100 dB
     specaug = InputBuilder(tiny_config(tiny_data, "audio.spec_augment=true", "audio.specaug_p=1.0"), dev)
     aug = specaug(batch, augment=True, generator=step_generator(7, 0, 0, 0))
@@ -282,10 +282,17 @@ def test_shipped_configs_and_table4_rows():
     }
     assert list(rows) == list(ABLATIONS)
     for name, want in rows.items():
-        o = load_config(TrainConfig, "vggsound144k", ablation_overrides(name)).objective
-        assert (o.use_silence, o.use_noise, o.loss_silence, o.loss_noise) == tuple(map(bool, want)), name
-        o2 = load_config(TrainConfig, "synth_cpu", ablation_overrides(name)).objective
-        assert (o2.use_silence, o2.use_noise, o2.loss_silence, o2.loss_noise) == tuple(map(bool, want)), name
+        for config in ("vggsound144k", "synth_cpu"):
+            for method in ("ssl_san", "ssl_tie"):  # a row's switches win over the method's default
+                cfg = load_config(TrainConfig, config, [f"method={method}", *ablation_overrides(name)])
+                o = cfg.san
+                assert (o.use_silence, o.use_noise, o.loss_silence, o.loss_noise) == tuple(map(bool, want)), name
+    # the SaN switches default to the method's: on for SSL-SaN only
+    assert load_config(TrainConfig, "synth_cpu").san.use_noise is True
+    assert load_config(TrainConfig, "synth_cpu", ["method=ssl_tie"]).san.loss_silence is False
+    # settings written before the method registry (objective.use_*) still load, as san.*
+    legacy = load_config(TrainConfig, "synth_cpu", ["objective.use_noise=false", "objective.lambda_sn_warmup_steps=5"])
+    assert legacy.san.use_noise is False and legacy.san.lambda_sn_warmup_steps == 5
     assert [r.label for r in ABLATIONS.values()] == ["SSL-TIE", "S", "S+LS", "N", "N+LN", "S+N", "SSL-SaN"]
     with pytest.raises(ConfigError, match="unknown ablation 'x'; Table 4 rows: ssl_tie, s, s_ls"):
         ablation_overrides("x")
@@ -361,7 +368,7 @@ def test_table4_switches_reach_the_objective(tiny_data, tmp_path):
     assert train_main(["--config", "synth_cpu", *TINY, "--ablation", "s_ls", *one_step, "--data-root", str(tiny_data),
                        "--run-dir", str(s_ls), "--device", "cpu", "--no-progress"]) == 0
     assert terms(s_ls) == {"loss_cl", "loss_cl_t", "loss_te", "loss_silence", "silence_map_mean"}
-    o = yaml.safe_load((s_ls / "config.yaml").read_text())["objective"]
+    o = yaml.safe_load((s_ls / "config.yaml").read_text())["san"]
     assert (o["use_silence"], o["use_noise"], o["loss_silence"], o["loss_noise"]) == (True, False, True, False)
 
 
@@ -372,8 +379,13 @@ def test_resume_check_treats_keys_a_run_predates_as_defaults(tmp_path):
 
     cfg = TrainConfig()
     saved = to_dict(cfg)
-    del saved["model"]["image_backbone"], saved["objective"]["negatives_bn"]
+    del saved["model"]["image_backbone"], saved["san"]["negatives_bn"]
     check_resume_config(saved, cfg, tmp_path / "latest.pt")
+    # a run saved before the method registry: no method, the silence/noise settings under objective
+    legacy = to_dict(cfg)
+    del legacy["method"]
+    legacy["objective"].update(legacy.pop("san"))
+    check_resume_config(legacy, cfg, tmp_path / "latest.pt")
     saved["optim"]["lr"] = 0.5
     with pytest.raises(ConfigError, match=r"optim.lr: 0.5 -> 0.0001\); use a new --run-dir"):
         check_resume_config(saved, cfg, tmp_path / "latest.pt")

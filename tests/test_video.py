@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY_AUDIO, command
+from conftest import TINY_AUDIO, command, tiny_localizer
 from synthetic_media import audio_amplitude, read_frame_index, write_video
 
 from sslsan.audio import AudioConfig
@@ -32,11 +32,10 @@ localize = command("localize")
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     """An untrained tiny model (1 s clips, 64 px) whose universal threshold lies inside its maps' range."""
-    from sslsan.models import Localizer, ModelConfig, save_checkpoint
+    from sslsan.methods.checkpoint import save_checkpoint
 
-    torch.manual_seed(0)
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt", Localizer(ModelConfig(width=0.125)),
-                           audio_config=AudioConfig(**TINY_AUDIO), image_size=64, universal_threshold=0.45)
+    tiny = tiny_localizer(threshold=0.45)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt", tiny.model, tiny.spec)
 
 
 def _frames(path: Path) -> list[np.ndarray]:
@@ -173,7 +172,7 @@ def test_video_command_end_to_end(ckpt, tmp_path, capsys):
     """Every frame, its time, its sound, and maps equal to one frame and its window localized alone."""
     from sslsan.evaluation.inference import media_maps, negative_embeddings
     from sslsan.media import load_audio, video_frame
-    from sslsan.models import load_model
+    from sslsan.methods.checkpoint import load_model
 
     video = write_video(tmp_path / "in.mp4", seconds=3.0, width=128, height=96)  # 75 frames
     out = tmp_path / "res" / "overlay.mp4"
@@ -198,16 +197,16 @@ def test_video_command_end_to_end(ckpt, tmp_path, capsys):
     assert [r["audio_seconds"] for r in frames[:3]] == [0.5, 0.54, 0.58]  # the 1 s window, cut at the start
     assert all(0 <= r["pia"] <= 1 and r["above_threshold"] == (r["map_max"] > np.float32(0.45)) for r in frames)
     # the batched maps are those of one frame and its window, localized alone
-    model = load_model(ckpt)
-    cfg = model.audio_config
+    localizer = load_model(ckpt)
+    cfg = localizer.spec.audio
     wave = load_audio(video, cfg.sample_rate)[: 3 * cfg.sample_rate]  # the track, to its declared end
-    negatives = negative_embeddings(model)
+    negatives = negative_embeddings(localizer)
     for r in (frames[0], frames[37], frames[74]):
         t = r["time"]
         frame, shown = video_frame(video, at=t + 0.02)
         i0 = round((t - cfg.clip_seconds / 2) * cfg.sample_rate)
         window = wave[max(0, i0):i0 + cfg.clip_samples]
-        ref = media_maps(model, frame, window, negatives=negatives)
+        ref = media_maps(localizer, frame, window, negatives=negatives)
         assert shown == pytest.approx(r["source_time"])
         for name in ("positive", "silence", "noise"):
             key = "map_max" if name == "positive" else f"{name}_max"
@@ -314,22 +313,23 @@ def test_video_hears_when_the_object_sounds(tmp_path_factory):
     import os
 
     from sslsan.data.manifest import read_manifest
-    from sslsan.demo import DemoOptions, prepare_data, train_variant
+    from sslsan.demo import DemoOptions, prepare_data, train_variant, variants_of
     from sslsan.engine.run import checkpoint_paths
     from sslsan.evaluation.inference import localize_files
     from sslsan.media import load_audio, load_image
-    from sslsan.models import load_model
+    from sslsan.methods.checkpoint import load_model
 
     opts = DemoOptions(out=Path(os.environ.get("SSLSAN_DEMO_OUT") or tmp_path_factory.mktemp("demo")), progress=False)
     data = prepare_data(opts)
-    ckpt = checkpoint_paths(train_variant("ssl_san", 0, data, opts, "cpu"))[1]
-    model = load_model(ckpt)
-    thr, sr = model.universal_threshold, model.audio_config.sample_rate
-    assert thr is not None and model.audio_config.clip_seconds == 3.0
+    san = next(v for v in variants_of(opts) if v.name == "ssl_san")
+    ckpt = checkpoint_paths(train_variant(san, 0, data, opts, "cpu"))[1]
+    localizer = load_model(ckpt)
+    thr, sr = localizer.spec.universal_threshold, localizer.spec.audio.sample_rate
+    assert thr is not None and localizer.spec.audio.clip_seconds == 3.0
     manifest = read_manifest(data / "test_vggss.jsonl")
 
     def heard_on_object(sample) -> bool:
-        m = localize_files(model, manifest.resolve(sample.image), manifest.resolve(sample.audio))
+        m = localize_files(localizer, manifest.resolve(sample.image), manifest.resolve(sample.audio))
         y, x = np.unravel_index(int(np.argmax(m)), m.shape)
         x0, y0, x1, y1 = sample.boxes[0]
         return m.max() > np.float32(thr) and x0 <= (x + 0.5) / m.shape[1] <= x1 and y0 <= (y + 0.5) / m.shape[0] <= y1

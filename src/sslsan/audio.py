@@ -26,8 +26,10 @@ DB_FLOOR_POWER = 1e-10  # AmplitudeToDB amin: the floor is -100 dB
 
 @dataclass
 class AudioConfig:
-    """The audio front-end. Defaults are the paper's (SSL-TIE) values."""
+    """The audio front-end. Defaults are the paper's (SSL-TIE) values; `kind` names the front-end
+    (`FRONTENDS`: "mel_db" is SSL-TIE's log-mel spectrogram)."""
 
+    kind: str = "mel_db"
     sample_rate: int = SAMPLE_RATE
     clip_seconds: float = 3.0  # length of the clip a sample holds
     tile_seconds: float = 10.0  # the clip is tiled to this length before the STFT
@@ -158,6 +160,10 @@ class LogMelSpectrogram(nn.Module):
     def n_frames(self) -> int:
         return self.cfg.n_frames
 
+    @property
+    def n_bins(self) -> int:
+        return self.cfg.n_mels
+
     def power(self, wave: torch.Tensor) -> torch.Tensor:
         """Mel power spectrogram (B, 1, n_mels, T) of the tiled waveform, float32."""
         if wave.dim() == 1:
@@ -183,13 +189,28 @@ class LogMelSpectrogram(nn.Module):
         return mel.unsqueeze(1)
 
     @staticmethod
-    def to_db(power: torch.Tensor) -> torch.Tensor:
+    def to_log(power: torch.Tensor) -> torch.Tensor:
         """AmplitudeToDB (power, ref 1, no top_db): 10·log10(max(P, 1e-10))."""
         return 10.0 * torch.log10(torch.clamp(power, min=DB_FLOOR_POWER))
 
-    def forward(self, wave: torch.Tensor, db: bool = True) -> torch.Tensor:
+    def forward(self, wave: torch.Tensor, log: bool = True) -> torch.Tensor:
+        """The model's input (log=True), or the linear power (`negatives_in_db=False`, D1)."""
         p = self.power(wave)
-        return self.to_db(p) if db else p
+        return self.to_log(p) if log else p
+
+
+# Front-end kinds: AudioConfig.kind -> the module class. A front-end maps a waveform (B, N) or (N,) to
+# (B, 1, n_bins, n_frames): `power` (linear; SpecAugment and the training cache work on it), `to_log`
+# (what the model sees), `forward(wave, log=True)` both, and has `cfg`, `n_bins`, `n_frames`.
+FRONTENDS: dict[str, type[nn.Module]] = {"mel_db": LogMelSpectrogram}
+
+
+def build_frontend(cfg: AudioConfig | None = None) -> nn.Module:
+    """The front-end `cfg.kind` names (a ValueError naming the known kinds otherwise)."""
+    cfg = cfg or AudioConfig()
+    if cfg.kind not in FRONTENDS:
+        raise ValueError(f"unknown audio front-end {cfg.kind!r}; known: {', '.join(FRONTENDS)}")
+    return FRONTENDS[cfg.kind](cfg)
 
 
 _DEFAULT_FRONTENDS: dict[tuple, LogMelSpectrogram] = {}

@@ -174,20 +174,30 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
-    """Defaults of `cls`, updated by a YAML/JSON file (optional), then by overrides."""
-    cfg = cls()
+    """Defaults of `cls`, updated by a YAML/JSON file (optional), then by overrides.
+
+    A class may define `migrate(data, overrides) -> (data, overrides)` (renamed keys of older files)
+    and `defaults(data, overrides) -> instance` (defaults that depend on what the file and overrides
+    choose, e.g. `TrainConfig`'s method); both are optional.
+    """
+    data, where, overrides = {}, "config", list(overrides or [])
     if path is not None:
         p = resolve_config_path(path)
+        where = str(p)
         try:
             data = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{p}: not valid YAML/JSON ({exc})") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: top level must be a mapping")
+    if hasattr(cls, "migrate"):
+        data, overrides = cls.migrate(data, overrides)
+    cfg = cls.defaults(data, overrides) if hasattr(cls, "defaults") else cls()
+    if data:
         base = to_dict(cfg)
-        _deep_update(base, data, str(p))
-        cfg = from_dict(cls, base, where=str(p))
-    return apply_overrides(cfg, overrides or [])
+        _deep_update(base, data, where)
+        cfg = from_dict(cls, base, where=where)
+    return apply_overrides(cfg, overrides)
 
 
 def _deep_update(base: dict, new: dict, where: str) -> None:

@@ -5,6 +5,9 @@ baseline (all off) with the same seed, data and budget, evaluates both with posi
 and offscreen audio, and writes a report directory with the paper's tables side by side, Fig. 1 and
 Fig. 2, and the logs. It prints what it measured, finding by finding, including findings that do not
 hold. `--ablation` adds the seven configurations of the paper's Table 4; `--seeds` runs more seeds.
+`--methods M ...` trains other registered methods the same way, each without and with silence/noise
+(M and M_san), and reports whether SSL-SaN's findings transfer to them (SSL-SaN vs SSL-TIE is `ssl_tie`,
+the default).
 """
 
 from __future__ import annotations
@@ -31,12 +34,14 @@ from sslsan.evaluation.per_category import map_offset, per_category_markdown
 from sslsan.evaluation.report import comparison_markdown
 from sslsan.evaluation.scoring import load_maps
 from sslsan.evaluation.training_curves import plot_training_curves
+from sslsan.methods import get_method
 from sslsan.models import read_checkpoint
 from sslsan.utils.device import resolve_device
 from sslsan.utils.io import atomic_write_text, make_folder
 
 MAIN_VARIANTS = ("ssl_san", "ssl_tie")
 DISPLAY = {name: row.label for name, row in ABLATIONS.items()}
+DEFAULT_METHODS = ("ssl_tie",)  # the base methods the demo trains (with and without silence/noise)
 EVAL_SETS = ("synth-vggss", "synth-is3")
 KEY_METRICS = [  # (label, section, key, lower is better)
     ("cIoU_U", "localization", "ciou_u", False),
@@ -58,6 +63,7 @@ class DemoOptions:
     seeds: list[int] = field(default_factory=lambda: [0])
     data_seed: int = 0  # seed of the generated benchmark (the training seeds are `seeds`)
     ablation: bool = False
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))  # base methods (ssl_tie: SSL-SaN vs SSL-TIE)
     device: str = "auto"
     preset: str = "default"  # synthetic benchmark size: default | tiny
     image_size: int = 96
@@ -101,18 +107,55 @@ def eval_dir_of(dataset: str, run_dir: Path, opts: DemoOptions) -> Path:
     return opts.out / "eval" / dataset / run_dir.name
 
 
-def train_variant(variant: str, seed: int, data: Path, opts: DemoOptions, device: str) -> Path:
+@dataclass(frozen=True)
+class Variant:
+    """One trained configuration: a base method and a row of Table 4 (its silence/noise switches)."""
+
+    name: str  # run folders, summary.json: the Table-4 row for SSL-TIE's family (ssl_san, ssl_tie, s, ...), else
+    #            <method> (row ssl_tie: no silence/noise), <method>_san (row ssl_san), <method>_<row>
+    method: str | None  # None: the config's default (SSL-TIE's architecture)
+    row: str
+    label: str
+
+
+def variants_of(opts: DemoOptions) -> list[Variant]:
+    """The configurations `opts` asks for, the two main ones of each method first."""
+    rows = list(MAIN_VARIANTS) + ([r for r in ABLATIONS if r not in MAIN_VARIANTS] if opts.ablation else [])
+    out = []
+    for name in opts.methods:
+        m = get_method(name)
+        if m.family == "ssl_tie":
+            out += [Variant(r, None, r, DISPLAY[r]) for r in rows]
+            continue
+        for r in rows:
+            suffix = {"ssl_tie": "", "ssl_san": "_san"}.get(r, f"_{r}")
+            label = {"ssl_tie": m.label, "ssl_san": f"{m.label} + SaN"}.get(r, f"{m.label} {DISPLAY[r]}")
+            out.append(Variant(f"{m.name}{suffix}", m.name, r, label))
+    names = [v.name for v in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"--methods names a method twice: {' '.join(opts.methods)}")
+    return out
+
+
+def transfer_pairs(variants: list[Variant]) -> list[tuple[Variant, Variant]]:
+    """(with silence/noise, without) of each method, SSL-SaN vs SSL-TIE first."""
+    by = {(v.method, v.row): v for v in variants}
+    return [(by[(m, "ssl_san")], by[(m, "ssl_tie")]) for m in dict.fromkeys(v.method for v in variants)]
+
+
+def train_variant(variant: Variant, seed: int, data: Path, opts: DemoOptions, device: str) -> Path:
     """Train one configuration (or pick up a finished/interrupted run); returns its run directory."""
-    run_dir = run_dir_of(variant, seed, opts)
+    run_dir = run_dir_of(variant.name, seed, opts)
+    method = [f"method={variant.method}"] if variant.method else []
     overrides = [f"data.root={data.resolve()}", f"train.seed={seed}", f"data.image_size={opts.image_size}",
-                 *ablation_overrides(variant), *opts.overrides]
+                 *method, *ablation_overrides(variant.row), *opts.overrides]
     cfg = load_config(TrainConfig, "synth_cpu", overrides)
     latest, _ = checkpoint_paths(run_dir)
     resume = latest.exists()
     if resume and read_checkpoint(latest).get("epoch", 0) >= cfg.train.epochs and (run_dir / "threshold.json").exists():
-        _log(f"{variant} seed {seed}: finished run found in {run_dir}")
+        _log(f"{variant.label} seed {seed}: finished run found in {run_dir}")
         return run_dir
-    _log(f"training {DISPLAY.get(variant, variant)} (seed {seed}) → {run_dir}" + (" (resuming)" if resume else ""))
+    _log(f"training {variant.label} (seed {seed}) → {run_dir}" + (" (resuming)" if resume else ""))
     train(cfg, run_dir, device=device, resume=resume, progress=opts.progress)
     return run_dir
 
@@ -152,13 +195,13 @@ def key_metrics(results: dict[str, list[dict]], variants: list[str]) -> dict[str
             for v in variants}
 
 
-def summary_table(results: dict[str, list[dict]], variants: list[str]) -> str:
-    """Markdown: one row per configuration, mean ± std over seeds of the key metrics."""
+def summary_table(results: dict[str, list[dict]], variants: list[str], labels: dict[str, str] = DISPLAY) -> str:
+    """Markdown: one row per configuration (shown by `labels`), mean ± std over seeds of the key metrics."""
     head = "| model | " + " | ".join(lab + (" ↓" if low else " ↑") for lab, _, _, low in KEY_METRICS) + " |"
     lines = [head, "|" + "---|" * (len(KEY_METRICS) + 1)]
     for v, values in key_metrics(results, variants).items():
         cells = [_fmt(*values[lab], len(results[v]), 4 if key == "sep" else 2) for lab, _, key, _ in KEY_METRICS]
-        lines.append(f"| {DISPLAY.get(v, v)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {labels.get(v, v)} | " + " | ".join(cells) + " |")
     ref = results[variants[0]][0].get("reference_maps") or {}
     for name, scores in ref.items():
         # chance maps only have the positive-localization scores; the other columns stay empty
@@ -181,12 +224,15 @@ QUIET_PIA = 0.1  # SSL-SaN's pIA for silence and noise at most this (and at most
 CHANCE_MARGIN = 5.0  # "far above chance": cIoU_U and AUC_U at least this above the best chance map
 
 
-def findings(results: dict[str, list[dict]]) -> list[Finding]:
-    """The paper's claims, checked on the mean over seeds of the measured numbers (never assumed).
+def findings(results: dict[str, list[dict]], san_name: str = "ssl_san", base_name: str = "ssl_tie",
+             S: str = "SSL-SaN", T: str = "SSL-TIE") -> list[Finding]:
+    """The paper's claims, checked on the mean over seeds of the measured numbers (never assumed): SSL-SaN
+    (`san_name`, shown as `S`) against SSL-TIE (`base_name`, `T`), or any method with silence/noise against
+    the same method without.
 
     Each finding also says on how many seeds it holds seed by seed.
     """
-    san, tie = results["ssl_san"], results["ssl_tie"]
+    san, tie = results[san_name], results[base_name]
     n = len(san)
 
     def val(m, key, section="localization"):
@@ -234,33 +280,36 @@ def findings(results: dict[str, list[dict]]) -> list[Finding]:
     return [
         finding(f"Both models localize far better than chance (cIoU_U and AUC_U at least {CHANCE_MARGIN:g} points above "
                 "the best chance map).", beats_chance,
-                f"cIoU_U SSL-SaN {ms['localization']['ciou_u']:.2f}, SSL-TIE {mt['localization']['ciou_u']:.2f} vs chance "
+                f"cIoU_U {S} {ms['localization']['ciou_u']:.2f}, {T} {mt['localization']['ciou_u']:.2f} vs chance "
                 f"{chance_ciou:.2f}; AUC_U {ms['localization']['auc_u']:.2f}, {mt['localization']['auc_u']:.2f} vs chance "
                 f"{chance_auc:.2f}"),
-        finding(f"SSL-SaN localizes positives as well as SSL-TIE (cIoU_U and cIoU_A at most {CIOU_MARGIN:g} points below).",
+        finding(f"{S} localizes positives as well as {T} (cIoU_U and cIoU_A at most {CIOU_MARGIN:g} points below).",
                 as_good,
-                f"cIoU_U SSL-SaN {ms['localization']['ciou_u']:.2f} vs SSL-TIE {mt['localization']['ciou_u']:.2f}; "
+                f"cIoU_U {S} {ms['localization']['ciou_u']:.2f} vs {T} {mt['localization']['ciou_u']:.2f}; "
                 f"cIoU_A {ms['localization']['ciou_a']:.2f} vs {mt['localization']['ciou_a']:.2f}"),
-        finding(f"SSL-SaN stays quiet for silence and noise (pIA ≤ {QUIET_PIA:g} % and no higher than SSL-TIE's).", quiet,
-                f"pIA silence SSL-SaN {ms['localization']['pia_silence']:.2f} % vs SSL-TIE "
+        finding(f"{S} stays quiet for silence and noise (pIA ≤ {QUIET_PIA:g} % and no higher than {T}'s).", quiet,
+                f"pIA silence {S} {ms['localization']['pia_silence']:.2f} % vs {T} "
                 f"{mt['localization']['pia_silence']:.2f} %; noise {ms['localization']['pia_noise']:.2f} % vs "
                 f"{mt['localization']['pia_noise']:.2f} %"),
-        finding("SSL-SaN separates positive from negative audio better (higher Separability).", separates,
-                f"Sep SSL-SaN {ms['separability']['sep']:.4f} vs SSL-TIE {mt['separability']['sep']:.4f}"),
-        finding("SSL-SaN's FLOC is at least the baseline's.", floc,
-                f"FLOC SSL-SaN {ms['localization']['floc']:.2f} vs SSL-TIE {mt['localization']['floc']:.2f}"),
+        finding(f"{S} separates positive from negative audio better (higher Separability).", separates,
+                f"Sep {S} {ms['separability']['sep']:.4f} vs {T} {mt['separability']['sep']:.4f}"),
+        finding(f"{S}'s FLOC is at least the baseline's.", floc,
+                f"FLOC {S} {ms['localization']['floc']:.2f} vs {T} {mt['localization']['floc']:.2f}"),
     ]
 
 
-def write_report(opts: DemoOptions, data: Path, results: dict[str, dict[str, list[dict]]], variants: list[str],
-                 fs: list[Finding], seconds: float, device: str) -> tuple[Path, str]:
+def write_report(opts: DemoOptions, data: Path, results: dict[str, dict[str, list[dict]]], variants: list[Variant],
+                 all_findings: list[tuple[str, list[Finding]]], seconds: float, device: str) -> tuple[Path, str]:
     """report.md + figures/ (Fig. 1, Fig. 2 of the first seed) + the full paper tables of the first seed."""
     report_dir = opts.out
     figs = report_dir / "figures"
     figs.mkdir(parents=True, exist_ok=True)
     seeds = opts.seeds
+    names, labels = [v.name for v in variants], {v.name: v.label for v in variants}
+    main_pair = [v.name for v in transfer_pairs(variants)[0]]
+    title = " · ".join(f"{a.label} vs {b.label}" for a, b in transfer_pairs(variants))
     parts = [
-        "# sslsan demo: SSL-SaN vs SSL-TIE on the embedded benchmark", "",
+        f"# sslsan demo: {title} on the embedded benchmark", "",
         f"Measured on {device}, {len(seeds)} seed(s) ({', '.join(map(str, seeds))}), {seconds / 60:.1f} min in all. "
         f"Data: `{data}` ({opts.preset} preset, {opts.image_size} px, data seed {opts.data_seed}). Negatives: silence, noise, offscreen; "
         f"{opts.repetitions} repetitions. Universal threshold per model, calibrated on the validation split (D6).", "",
@@ -268,17 +317,18 @@ def write_report(opts: DemoOptions, data: Path, results: dict[str, dict[str, lis
     printed = ""
     for ds in EVAL_SETS:
         res = results[ds]
-        table = summary_table(res, variants)
+        table = summary_table(res, names, labels)
         parts += [f"## {ds}: key metrics" + (" (mean ± std over seeds)" if len(seeds) > 1 else ""), "", table, ""]
         if ds == EVAL_SETS[0]:
             printed = table
-            parts += ["### Findings", ""]
-            for f in fs:
-                parts.append(f"- **{'HOLDS' if f.holds else 'DOES NOT HOLD'}** ({f.per_seed}): {f.text} {f.evidence}.")
-            parts.append("")
+            for heading, fs in all_findings:
+                parts += [f"### Findings{heading}", ""]
+                for f in fs:
+                    parts.append(f"- **{'HOLDS' if f.holds else 'DOES NOT HOLD'}** ({f.per_seed}): {f.text} {f.evidence}.")
+                parts.append("")
             # each maps.npz read once, for both the per-category table and the map offset
-            maps = {DISPLAY.get(v, v): [load_maps(eval_dir_of(ds, run_dir_of(v, s, opts), opts) / "maps.npz")
-                                        for s in seeds] for v in MAIN_VARIANTS}
+            maps = {labels[v]: [load_maps(eval_dir_of(ds, run_dir_of(v, s, opts), opts) / "maps.npz")
+                                for s in seeds] for v in main_pair}
             offsets = {name: np.mean([map_offset(p) for p in paths], axis=0) for name, paths in maps.items()}
             parts += [f"### {ds}: per sound category" + (" (mean over seeds)" if len(seeds) > 1 else ""), "",
                       "Where each model's localization holds and where it fails (percent; max = median of the "
@@ -288,14 +338,14 @@ def write_report(opts: DemoOptions, data: Path, results: dict[str, dict[str, lis
                       "224 × 224 ground truth (right, down): "
                       + "; ".join(f"{name} ({dx:+.1f}, {dy:+.1f})" for name, (dx, dy) in offsets.items())
                       + ". A map that sits consistently beside the object it found loses cIoU_A.", ""]
-        first = {DISPLAY.get(v, v): res[v][0] for v in variants}
+        first = {labels[v]: res[v][0] for v in names}
         parts += [f"### {ds}: the paper's tables (seed {seeds[0]})", "", comparison_markdown(first)]
-        for v in variants:
+        for v in names:
             src = eval_dir_of(ds, run_dir_of(v, seeds[0], opts), opts)
             for png in sorted(src.glob("*.png")):
                 dst = figs / f"{ds}_{v}_{png.name}"
                 shutil.copyfile(png, dst)
-    plot_training_curves({DISPLAY.get(v, v): run_dir_of(v, seeds[0], opts) for v in variants},
+    plot_training_curves({labels[v]: run_dir_of(v, seeds[0], opts) for v in names},
                          figs / "training_curves.png", title=f"training diagnostics, seed {seeds[0]}")
     pngs = sorted(figs.glob("*.png"))
     parts += ["## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in pngs] + [""]
@@ -310,29 +360,40 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     t0 = time.time()
     device = str(resolve_device(opts.device))
     validate_train_config(load_config(TrainConfig, "synth_cpu", opts.overrides))  # a bad override fails before any work
+    variants = variants_of(opts)  # before any work: an unknown method fails here
     make_folder(opts.out)
     data = prepare_data(opts)
-    variants = list(MAIN_VARIANTS) + ([v for v in ABLATIONS if v not in MAIN_VARIANTS] if opts.ablation else [])
-    results: dict[str, dict[str, list[dict]]] = {ds: {v: [] for v in variants} for ds in EVAL_SETS}
+    names = [v.name for v in variants]
+    results: dict[str, dict[str, list[dict]]] = {ds: {v: [] for v in names} for ds in EVAL_SETS}
     for seed in opts.seeds:
         for v in variants:
             run_dir = train_variant(v, seed, data, opts, device)
             for ds in EVAL_SETS:
-                results[ds][v].append(evaluate_variant(run_dir, ds, data, opts, device))
+                results[ds][v.name].append(evaluate_variant(run_dir, ds, data, opts, device))
     seconds = time.time() - t0
-    fs = findings(results[EVAL_SETS[0]])
-    report, table = write_report(opts, data, results, variants, fs, seconds, device)
+    all_findings = [(f": {san.label} vs {base.label}" if len(variants) > 2 else "",
+                     findings(results[EVAL_SETS[0]], san.name, base.name, san.label, base.label))
+                    for san, base in transfer_pairs(variants)]
+    fs = all_findings[0][1]
+    report, table = write_report(opts, data, results, variants, all_findings, seconds, device)
+
+    def as_json(f: Finding) -> dict:
+        return {"text": f.text, "holds": f.holds, "evidence": f.evidence, "per_seed": f.per_seed}
+
     summary = {
         "seconds": round(seconds, 1), "device": device, "seeds": opts.seeds, "data_seed": opts.data_seed,
-        "variants": variants,
-        "findings": [{"text": f.text, "holds": f.holds, "evidence": f.evidence, "per_seed": f.per_seed} for f in fs],
-        "key_metrics": {ds: key_metrics(results[ds], variants) for ds in EVAL_SETS},
+        "variants": names, "methods": list(opts.methods),
+        "findings": [as_json(f) for f in fs],
+        "transfer": {san.name: [as_json(f) for f in found]
+                     for (san, _), (_, found) in zip(transfer_pairs(variants), all_findings)},
+        "key_metrics": {ds: key_metrics(results[ds], names) for ds in EVAL_SETS},
     }
     atomic_write_text(opts.out / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
     print(f"\n{EVAL_SETS[0]} test set, universal threshold per model (percent; Sep raw):\n")
     print(table)
-    print()
-    for f in fs:
-        print(f"{'HOLDS' if f.holds else 'DOES NOT HOLD'} ({f.per_seed}): {f.text}\n    measured: {f.evidence}")
+    for heading, found in all_findings:
+        print(f"\nFindings{heading}")
+        for f in found:
+            print(f"{'HOLDS' if f.holds else 'DOES NOT HOLD'} ({f.per_seed}): {f.text}\n    measured: {f.evidence}")
     print(f"\nreport: {report}  ({seconds / 60:.1f} min on {device})")
     return {"report": report, "findings": fs, "results": results, "summary": summary}

@@ -45,9 +45,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from sslsan.utils.constants import SAMPLE_RATE
 from sslsan.utils.io import check_input_file
-
-SAMPLE_RATE = 16000  # the models' audio rate (Hz)
 
 # What a file is, by its suffix (lower case). Folders of user media are sorted with these.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")

@@ -14,6 +14,13 @@ import argparse
 DEVICE_HELP = "torch device: auto (CUDA when available, else the CPU), cpu, cuda or cuda:N (default: auto)"
 
 
+def method_help(what: str) -> str:
+    """--method's help: `what` it does, then the known names (sslsan.methods.BUILTIN: no torch import)."""
+    from sslsan.methods import method_names
+
+    return f"{what}; one of: {', '.join(method_names())} (docs/methods.md)"
+
+
 class CommandParser(argparse.ArgumentParser):
     """argparse with a one-line error (`sslsan CMD: error: MESSAGE (see --help)`), exit status 2."""
 

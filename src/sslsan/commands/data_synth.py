@@ -6,7 +6,7 @@ import argparse
 import time
 
 from sslsan.commands import CommandParser, positive_int
-from sslsan.data.synthetic import PRESETS, SynthConfig, default_workers, generate_dataset, preset_config
+from sslsan.data.synthetic import PRESETS, SynthConfig, preset_config
 
 ON_INTERRUPT = "the folder is incomplete (dataset.json says so); run the same command with --overwrite"
 
@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from sslsan.data.synthetic import default_workers, generate_dataset
+
     cfg = preset_config(
         args.preset,
         seed=args.seed,

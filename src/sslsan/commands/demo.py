@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from sslsan.commands import DEVICE_HELP, CommandParser, positive_int
+from sslsan.methods import BUILTIN
 from sslsan.evaluation.eval_config import EvaluationConfig
 
 ON_INTERRUPT = "finished steps are kept; the same command continues from them"
@@ -26,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the generated benchmark (default 0); another N draws other scenes and sounds, so a "
                    "finding can be checked on more than one draw of the data")
     p.add_argument("--ablation", action="store_true", help="also train the other five rows of the paper's Table 4")
+    p.add_argument("--methods", nargs="+", metavar="NAME", default=None,
+                   help="base methods to train, each without and with silence/noise (default: ssl_tie, i.e. SSL-TIE vs "
+                   "SSL-SaN); e.g. --methods ssl_tie ezvsl lvs. Known: " + ", ".join(BUILTIN))
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--preset", default="default", choices=["default", "tiny"],
                    help="benchmark size: default (3000 training scenes) or tiny (seconds; for smoke tests)")
@@ -44,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     from sslsan.demo import DemoOptions, run_demo
 
     seeds = args.seeds if args.seeds is not None else (list(range(args.n_seeds)) if args.n_seeds else [0])
-    opts = DemoOptions(out=args.out, seeds=seeds, data_seed=args.data_seed, ablation=args.ablation, device=args.device,
+    methods = {"methods": args.methods} if args.methods else {}
+    opts = DemoOptions(out=args.out, seeds=seeds, data_seed=args.data_seed, ablation=args.ablation, **methods,
+                       device=args.device,
                        preset=args.preset, image_size=args.image_size, repetitions=args.repetitions,
                        workers=args.workers, overrides=args.overrides, progress=not args.no_progress)
     run_demo(opts)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sslsan.commands import DEVICE_HELP, CommandParser, non_negative_int, positive_int
+from sslsan.commands import (
+    DEVICE_HELP,
+    CommandParser,
+    method_help,
+    non_negative_int,
+    positive_int,
+)
 from sslsan.data.registry import DATASETS
 from sslsan.evaluation.eval_config import EvaluationConfig
 from sslsan.metrics.thresholds import UNIVERSAL_MODES
@@ -19,7 +25,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate a checkpoint on a test set: maps for positive and negative audio, the universal "
         "threshold, every metric of the paper's Tables 1-3, Fig. 1/2. Writes maps.npz, metrics.json, report.md.",
     )
-    p.add_argument("--checkpoint", required=True, help="model checkpoint (.pt): ours or an original SSL-TIE/SSL-SaN one")
+    p.add_argument("--checkpoint", required=True, help="model checkpoint (.pt): ours, or a method's original file")
+    p.add_argument("--method", metavar="NAME", help=method_help(
+        "the method the checkpoint must be of (ours name their own; needed for an original file no reader "
+        "recognises alone)"))
+    p.add_argument("--policy", choices=["original", "vssl_eval"], default=None,
+                   help="front-end policy of an original checkpoint file: the authors' own repository (original), or "
+                   "the SSL-SaN authors' evaluation code (vssl_eval: the paper's Table 2; the default where the "
+                   "method has one); docs/methods.md lists the differences")
     p.add_argument("--dataset", required=True, choices=sorted(DATASETS), help="test set name (sslsan.data.registry)")
     p.add_argument("--data-root", required=True, help="folder that `sslsan data synth` / `sslsan prepare` wrote")
     p.add_argument("--repetitions", type=positive_int, default=DEFAULT.repetitions,
@@ -62,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                            noise_pool=args.noise_pool, batch_size=args.batch_size, workers=args.workers,
                            figure_examples=args.figure_examples, offscreen=args.offscreen)
     m = evaluate_checkpoint(args.checkpoint, args.dataset, args.data_root, out, cfg, device=args.device, name=args.name,
-                            progress=not args.no_progress)
+                            method=args.method, policy=args.policy, progress=not args.no_progress)
     print(table({m["model"]: m}, TABLE2, "model"))
     print(f"\nU_th = {m['threshold']:.4f} ({m['threshold_info']['source']}); report: {out / 'report.md'}")
     return 0

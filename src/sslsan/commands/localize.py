@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sslsan.commands import DEVICE_HELP, CommandParser, positive_int, unit_float
+from sslsan.commands import DEVICE_HELP, CommandParser, method_help, positive_int, unit_float
 
 # The library's names, spelled here so that --help and a bad argument never wait for PyAV and torch
 # (tests/test_video.py checks they agree): sslsan.media.VIDEO_EXTENSIONS, VideoWriter.CONTAINERS,
@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Or a whole video → the same overlay on every frame, as a new video with the original sound "
         "(--video IN --out OUT.mp4), and OUT.frames.jsonl: per frame its time, map max and the area above U_th.",
     )
-    p.add_argument("--checkpoint", required=True, help="model checkpoint (.pt)")
+    p.add_argument("--checkpoint", required=True, help="model checkpoint (.pt): ours, or a method's original file")
+    p.add_argument("--method", metavar="NAME", help=method_help("the method of an original checkpoint file"))
     p.add_argument("--image", help="image file")
     p.add_argument("--audio", help="audio file (or a video file: its audio track is used)")
     p.add_argument("--video", help="a video file instead (any container PyAV reads). With --out ending in "
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         options = VideoOptions(threshold=args.threshold, fps=args.fps, panels=args.panels, size=args.size,
                                batch_size=args.batch_size)
         localize_video_file(args.checkpoint, args.video, args.out, options, device=args.device,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, method=args.method)
         return 0
     from sslsan.evaluation.localize import find_pairs, localize_to_folder
 
@@ -119,5 +120,5 @@ def main(argv: list[str] | None = None) -> int:
     else:
         parser.error("give --image and --audio, --video, or --pairs FOLDER")
     localize_to_folder(args.checkpoint, pairs, args.out, threshold=args.threshold, device=args.device, at=args.time,
-                       skip_bad=bool(args.pairs))
+                       skip_bad=bool(args.pairs), method=args.method)
     return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import importlib
+import ast
 from pathlib import Path
 
 from sslsan.commands import CommandParser, positive_int
@@ -27,8 +27,10 @@ Then: sslsan evaluate --dataset NAME --data-root OUT, sslsan train with data.tra
 
 
 def _doc(module: str) -> str:
-    """The module docstring of a prepare module: the layout it reads and the rules it applies."""
-    return importlib.import_module(f"sslsan.data.prepare.{module}").__doc__ or ""
+    """The module docstring of a prepare module: the layout it reads and the rules it applies. Read from
+    its source, not imported, so `--help` does not load torch."""
+    path = Path(__file__).resolve().parents[1] / "data" / "prepare" / f"{module}.py"
+    return ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
                     images=args.images, audio=args.audio, masks=args.masks, boxes=args.boxes,
                     class_dict=args.class_dict, annotations=args.annotations,
                     category_map=getattr(args, "category_map", None))
-    else:
+    elif args.dataset == "s4":
         from sslsan.data.prepare.s4 import prepare_s4
 
         prepare_s4(args.root, args.out, split=args.split, boxes=args.boxes, meta=args.meta)
+    else:  # a subcommand the parser knows but no branch above runs: a bug, never a silent other dataset
+        raise AssertionError(f"sslsan prepare {args.dataset}: no preparation is wired to this subcommand")
     return 0

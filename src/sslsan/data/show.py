@@ -19,8 +19,8 @@ from PIL import Image
 from sslsan.audio import AudioConfig, LogMelSpectrogram
 from sslsan.data.manifest import Manifest, ManifestError, read_manifest
 from sslsan.data.registry import DATASETS
-from sslsan.evaluation.figures import save_figure
 from sslsan.media import load_audio, load_image, load_mask
+from sslsan.utils.plotting import save_figure
 
 # manifests looked for (in this order) when DIR is a folder and --manifest is not given
 _DEFAULT_ORDER = ["test_vggss.jsonl", "test_is3.jsonl", "val.jsonl", "train.jsonl"] + [d.manifest for d in DATASETS.values()]

@@ -42,9 +42,10 @@ def _as_float_batch(img: torch.Tensor) -> tuple[torch.Tensor, bool]:
     return x, single
 
 
-def normalize(x: torch.Tensor) -> torch.Tensor:
-    mean = device_constant(IMAGENET_MEAN, x.device, x.dtype).view(1, 3, 1, 1)
-    std = device_constant(IMAGENET_STD, x.device, x.dtype).view(1, 3, 1, 1)
+def normalize(x: torch.Tensor, mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> torch.Tensor:
+    """(x - mean) / std per channel (ImageNet's by default)."""
+    mean = device_constant(mean, x.device, x.dtype).view(1, 3, 1, 1)
+    std = device_constant(std, x.device, x.dtype).view(1, 3, 1, 1)
     return (x - mean) / std
 
 
@@ -63,14 +64,24 @@ def resize(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> to
 
 
 class ImageEvalTransform:
-    """Squash the whole frame to size×size (bicubic, no crop), clamp to [0, 1], ImageNet-normalise."""
+    """Squash the whole frame to size×size (bicubic, no crop; D4), clamp to [0, 1], normalise (ImageNet's
+    mean/std by default). `crop=True`: resize the shorter side to `size`, then the centre crop (LVS's test)."""
 
-    def __init__(self, size: int = 224):
-        self.size = size
+    def __init__(self, size: int = 224, *, crop: bool = False, mean: tuple[float, ...] = IMAGENET_MEAN,
+                 std: tuple[float, ...] = IMAGENET_STD):
+        self.size, self.crop, self.mean, self.std = size, crop, tuple(mean), tuple(std)
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         x, single = _as_float_batch(img)
-        x = normalize(resize(x, (self.size, self.size), mode="bicubic").clamp(0, 1))
+        if self.crop:
+            h, w = x.shape[-2:]  # torchvision's Resize(int) then CenterCrop: long side truncated, offsets rounded
+            nh, nw = (self.size, int(self.size * w / h)) if h <= w else (int(self.size * h / w), self.size)
+            x = resize(x, (nh, nw), mode="bicubic")
+            top, left = int(round((nh - self.size) / 2.0)), int(round((nw - self.size) / 2.0))
+            x = x[..., top:top + self.size, left:left + self.size]
+        else:
+            x = resize(x, (self.size, self.size), mode="bicubic")
+        x = normalize(x.clamp(0, 1), self.mean, self.std)
         return x[0] if single else x
 
 

@@ -1,18 +1,18 @@
 """The paper's Table 4 in one table: each row's name, display label and objective switches.
 
-The four switches of `ObjectiveConfig` (DECISIONS D14): `use_silence` / `use_noise` add the silence /
+The four switches of `SilenceNoiseConfig` (the `san` section; DECISIONS D14): `use_silence` / `use_noise` add the silence /
 noise clip as an extra contrastive negative; `loss_silence` / `loss_noise` add L_S / L_N. Row 1 is
 SSL-TIE (all off), row 7 SSL-SaN (all on). `sslsan train --ablation ROW` (and `sslsan demo --ablation`)
-apply a row's switches on top of any config.
+apply a row's switches on top of any config, for any method (`--method ezvsl --ablation ssl_san` is
+EZ-VSL with silence and noise).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from sslsan.config import ConfigError
-
-SWITCHES = ("use_silence", "use_noise", "loss_silence", "loss_noise")
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,9 @@ class Ablation:
     loss_noise: bool
 
     def overrides(self) -> list[str]:
-        """The row as `objective.*` config overrides."""
-        return [f"objective.{k}={str(getattr(self, k)).lower()}" for k in SWITCHES]
+        """The row as `san.*` config overrides."""
+        switches = [f.name for f in dataclasses.fields(self) if f.type in (bool, "bool")]  # SilenceNoiseConfig's four
+        return [f"san.{k}={str(getattr(self, k)).lower()}" for k in switches]
 
 
 # Table 4, in row order
@@ -51,7 +52,7 @@ def ablation(name: str) -> Ablation:
 
 
 def ablation_overrides(name: str) -> list[str]:
-    """The `objective.*` overrides of Table-4 row `name` (e.g. "s_ls"), to apply on top of another config.
+    """The `san.*` overrides of Table-4 row `name` (e.g. "s_ls"), to apply on top of another config.
 
     `load_config(TrainConfig, "synth_cpu", ablation_overrides("ssl_tie"))` is the SSL-TIE baseline on the
     embedded benchmark.

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 from tqdm.auto import tqdm
 
-from sslsan.audio import LogMelSpectrogram, noise
+from sslsan.audio import noise
 from sslsan.config import ConfigError, to_dict
 from sslsan.data.augment import decode_crop
 from sslsan.data.datasets import AVDataset
@@ -181,21 +181,21 @@ def collate_items(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def compute_power_cache(
-    manifest: Manifest, cfg: TrainConfig, frontend: LogMelSpectrogram, device: torch.device, *, progress: bool
+    manifest: Manifest, cfg: TrainConfig, frontend: torch.nn.Module, device: torch.device, *, progress: bool
 ) -> torch.Tensor:
-    """Mel power of every clip of `manifest`, (N, 1, n_mels, T) float32 on the CPU in shared memory."""
-    n_mels, n_frames = cfg.audio.n_mels, frontend.n_frames
-    gib = len(manifest) * n_mels * n_frames * 4 / 2**30
+    """Spectrogram power of every clip of `manifest`, (N, 1, n_bins, T) float32 on the CPU in shared memory."""
+    n_bins, n_frames = frontend.n_bins, frontend.n_frames
+    gib = len(manifest) * n_bins * n_frames * 4 / 2**30
     if gib > cfg.data.cache_max_gib:
         raise ConfigError(
-            f"data.cache_spectrograms: {len(manifest)} clips x {n_mels}x{n_frames} mel bins need {gib:.1f} GiB "
+            f"data.cache_spectrograms: {len(manifest)} clips x {n_bins}x{n_frames} bins need {gib:.1f} GiB "
             f"(> data.cache_max_gib={cfg.data.cache_max_gib}); turn the cache off or raise the limit"
         )
     ds = AVDataset(manifest, image_transform=None, audio=cfg.audio, load_images=False)
     # decoding dominates and the main process mostly waits: use every core, whatever training uses
     workers = max(cfg.data.num_workers, min(os.cpu_count() or 1, 8))
     loader = DataLoader(ds, batch_size=32, shuffle=False, num_workers=workers, worker_init_fn=seed_worker)
-    cache = torch.empty(len(manifest), 1, n_mels, n_frames, dtype=torch.float32)
+    cache = torch.empty(len(manifest), 1, n_bins, n_frames, dtype=torch.float32)
     with torch.no_grad():
         for batch in tqdm(loader, desc=f"mel cache {manifest.path.name}", unit="batch", disable=not progress, leave=False):
             power = frontend.power(batch["wave"].to(device, non_blocking=True)).float()
@@ -203,8 +203,9 @@ def compute_power_cache(
     return cache.share_memory_()
 
 
-# front-end settings the cached mel power depends on (augmentation and negatives do not matter)
-_CACHE_KEYS = ("sample_rate", "tile_seconds", "n_fft", "hop_length", "n_mels")
+# front-end settings the cached power depends on (augmentation and negatives do not matter); a front-end
+# kind's own settings are all its config's fields but these
+_NOT_CACHE_KEYS = ("spec_augment", "specaug_p", "time_mask", "freq_mask", "negatives_in_db", "noise_clip", "clip_seconds")
 
 
 def audio_files_signature(manifest: Manifest) -> str:
@@ -222,13 +223,13 @@ def power_cache_path(manifest: Manifest, cfg: TrainConfig) -> Path:
     files (paths, sizes, modification times) and the front-end."""
     audio = to_dict(cfg.audio)
     key = json.dumps({"manifest": manifest_hash(manifest.path), "audio_files": audio_files_signature(manifest),
-                      **{k: audio[k] for k in _CACHE_KEYS}, "v": 1}, sort_keys=True)
+                      **{k: v for k, v in audio.items() if k not in _NOT_CACHE_KEYS}, "v": 1}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return manifest.path.parent / ".sslsan_cache" / f"mel_{manifest.path.stem}_{digest}.pt"
 
 
 def load_or_compute_power_cache(
-    manifest: Manifest, cfg: TrainConfig, frontend: LogMelSpectrogram, device: torch.device, info: DistInfo,
+    manifest: Manifest, cfg: TrainConfig, frontend: torch.nn.Module, device: torch.device, info: DistInfo,
     *, progress: bool,
 ) -> tuple[torch.Tensor, str]:
     """The mel cache and where it came from ("disk" or "computed").
@@ -240,7 +241,7 @@ def load_or_compute_power_cache(
     if not cfg.data.cache_on_disk:
         return compute_power_cache(manifest, cfg, frontend, device, progress=progress), "computed"
     path = power_cache_path(manifest, cfg)
-    want = (len(manifest), 1, cfg.audio.n_mels, frontend.n_frames)
+    want = (len(manifest), 1, frontend.n_bins, frontend.n_frames)
     if info.is_main and not path.exists():
         cache = compute_power_cache(manifest, cfg, frontend, device, progress=progress)
         try:
@@ -284,7 +285,7 @@ def make_loader(items: TrainItems, sampler, batch_size: int, cfg: TrainConfig, d
 
 def build_loaders(
     cfg: TrainConfig, train_m: Manifest, val_m: Manifest | None, info: DistInfo, device: torch.device, *,
-    frontend: LogMelSpectrogram, with_noise: bool, logger: JsonlLogger, progress: bool,
+    frontend: torch.nn.Module, with_noise: bool, logger: JsonlLogger, progress: bool,
 ) -> tuple[KeyedSampler, DataLoader, DataLoader | None]:
     """The keyed sampler and loader of the training split (sharded over DDP ranks, whole batches) and the
     loader of this rank's share of the validation split; with the mel cache when `data.cache_spectrograms`."""

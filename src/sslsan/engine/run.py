@@ -8,26 +8,32 @@ atomically; latest.pt carries everything `--resume` needs) and threshold.json.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import random
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+from torch.utils.data import DataLoader
 
 from sslsan import __version__
 from sslsan.config import ConfigError, save_config, to_dict
 from sslsan.data.manifest import Manifest, manifest_hash
+from sslsan.engine.data import KeyedSampler
+from sslsan.engine.distributed import DistInfo
+from sslsan.engine.step import InputBuilder, StepModule
 from sslsan.engine.train_config import TrainConfig
-from sslsan.models import read_checkpoint, save_checkpoint
+from sslsan.methods.base import AVModel, InferenceSpec
+from sslsan.methods.checkpoint import save_checkpoint
+from sslsan.models import read_checkpoint
 from sslsan.utils.io import atomic_write_text
-
-if TYPE_CHECKING:
-    from sslsan.engine.train import RunState
 
 # keys that may differ between the original run and its resumption (they change nothing learned)
 RESUMABLE_CHANGES = {
@@ -51,6 +57,27 @@ RESUMABLE_CHANGES = {
     "eval.calibration_seed",
     "eval.calibration_repetitions",
 }
+
+
+@dataclass
+class RunState:
+    """Everything a run holds: built by `engine.loop.build_run_state`, saved and restored here."""
+
+    cfg: TrainConfig
+    info: DistInfo
+    device: torch.device
+    model: AVModel  # the bare model (what checkpoints hold)
+    step_module: StepModule  # model + objective, one module (never the DDP wrapper)
+    train_module: nn.Module  # what a training step calls: step_module, or its DDP wrapper
+    builder: InputBuilder
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    sampler: KeyedSampler
+    train_loader: DataLoader
+    val_loader: DataLoader | None
+    global_step: int = 0
+    epoch: int = 0  # completed epochs
+    best_val: float = math.inf
 
 
 def checkpoint_paths(run_dir: Path) -> tuple[Path, Path]:
@@ -91,7 +118,9 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 def check_resume_config(saved: dict, cfg: TrainConfig, path: Path) -> None:
     """Refuse to resume a run whose saved config differs from `cfg` in anything learned. A key the saved
     config lacks (added to sslsan after the run started) counts as its default, which reproduces the old behaviour."""
-    old, new = {**_flatten(to_dict(TrainConfig())), **_flatten(saved)}, _flatten(to_dict(cfg))
+    saved, _ = TrainConfig.migrate(saved, [])
+    old = {**_flatten(to_dict(TrainConfig.defaults(saved, []))), **_flatten(saved)}
+    new = _flatten(to_dict(cfg))
     diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
     if diff:
         shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:5])
@@ -166,8 +195,7 @@ def save_state(state: RunState, path: Path, val: dict[str, float]) -> None:
     save_checkpoint(
         path,
         s.model,
-        audio_config=s.cfg.audio,
-        image_size=s.cfg.data.image_size,
+        inference_spec(s.cfg),
         config=to_dict(s.cfg),
         epoch=s.epoch,  # completed epochs
         step=s.global_step,
@@ -180,6 +208,11 @@ def save_state(state: RunState, path: Path, val: dict[str, float]) -> None:
             "rng": rng_states(),
         },
     )
+
+
+def inference_spec(cfg: TrainConfig) -> InferenceSpec:
+    """What inference needs of a model trained with `cfg` (its checkpoints carry it)."""
+    return cfg.method_entry.inference_spec(cfg.audio, cfg.data.image_size)
 
 
 def restore_state(state: RunState, raw: dict) -> None:

@@ -1,10 +1,10 @@
 """One training step's inputs and loss: the device half of the data pipeline and the objective.
 
 Per step, on the device and batched: the rest of the image augmentation (sslsan.data.augment),
-tiling of the untiled clips, the mel front-end, SpecAugment (on power, before dB) and dB in fp32,
-and the noise clips (D1: through the same front-end as positives; drawn on the device unless
-`data.noise_on=loader`); the silence spectrogram is computed once per run. The objective
-(sslsan.losses) runs under bf16 autocast on CUDA. Nothing here waits for the device: inputs arrive
+tiling of the untiled clips, the method's audio front-end, SpecAugment (on power, before the log) and
+the log in fp32, and the noise clips (D1: through the same front-end as positives; drawn on the device
+unless `data.noise_on=loader`); the silence spectrogram is computed once per run. The objective
+(sslsan.losses.SilenceNoiseObjective around the method's own) runs under bf16 autocast on CUDA. Nothing here waits for the device: inputs arrive
 by non-blocking copies, decisions are made on host copies of the draws, loss terms stay on the device.
 """
 
@@ -16,12 +16,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from sslsan.audio import LogMelSpectrogram, SpecAugment, noise, silence, tile_rows
+from sslsan.audio import SpecAugment, build_frontend, noise, silence, tile_rows
 from sslsan.data.augment import ImageDeviceAugment
 from sslsan.engine.data import train_image_transform
 from sslsan.engine.train_config import TrainConfig
-from sslsan.losses import SSLSaNObjective
-from sslsan.models import Localizer
+from sslsan.losses import SilenceNoiseObjective
+from sslsan.methods.base import AVModel
 
 
 class InputBuilder:
@@ -34,13 +34,12 @@ class InputBuilder:
     def __init__(self, cfg: TrainConfig, device: torch.device):
         self.cfg = cfg
         self.device = device
-        self.frontend = LogMelSpectrogram(cfg.audio).to(device)
+        self.frontend = build_frontend(cfg.audio).to(device)
         a = cfg.audio
         self.specaug = SpecAugment(p=a.specaug_p, time_mask=a.time_mask, freq_mask=a.freq_mask) if a.spec_augment else None
         self.image_aug = ImageDeviceAugment(train_image_transform(cfg))
-        o = cfg.objective
-        self.need_silence = o.needs_silence
-        self.need_noise = o.needs_noise
+        self.need_silence = cfg.san.needs_silence
+        self.need_noise = cfg.san.needs_noise
         self.noise_on_device = cfg.data.noise_on == "device"
         self._noise_generator = torch.Generator(device=device)
         self.channels_last = cfg.train.channels_last and device.type == "cuda"
@@ -51,7 +50,7 @@ class InputBuilder:
 
     def _negative(self, wave: torch.Tensor) -> torch.Tensor:
         power = self.frontend.power(wave)
-        return self.frontend.to_db(power) if self.cfg.audio.negatives_in_db else power
+        return self.frontend.to_log(power) if self.cfg.audio.negatives_in_db else power
 
     def _noise(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
         if not self.noise_on_device:
@@ -77,8 +76,8 @@ class InputBuilder:
             power = self.frontend.power(wave)
         noise_wave = self._noise(batch, generator) if self.need_noise else None
         if augment and self.specaug is not None:
-            power = self.specaug(power, generator=generator)  # on power, before dB (docs/model.md §1)
-        out: dict[str, Any] = {"images": images, "specs": self.frontend.to_db(power)}
+            power = self.specaug(power, generator=generator)  # on power, before the log (docs/model.md §1)
+        out: dict[str, Any] = {"images": images, "specs": self.frontend.to_log(power)}
         out["silence_spec"] = self.silence_spec
         out["noise_specs"] = self._negative(noise_wave) if noise_wave is not None else None
         return out
@@ -87,7 +86,7 @@ class InputBuilder:
 class StepModule(nn.Module):
     """Model + objective as one module, so DDP's forward wraps every tower call of a step."""
 
-    def __init__(self, model: Localizer, objective: SSLSaNObjective):
+    def __init__(self, model: AVModel, objective: SilenceNoiseObjective):
         super().__init__()
         self.model = model
         self.objective = objective
@@ -111,18 +110,19 @@ def forward_loss(
     """Loss and its terms for one batch (used by training, validation and the DDP equivalence test).
 
     `step`: the optimiser step (λ_SN warm-up; None = full weight); `with_parts`: also return the
-    undetached weighted loss components (see SSLSaNObjective.forward).
+    undetached weighted loss components (see SilenceNoiseObjective.forward).
     """
     inputs = builder(batch, augment=augment, generator=generator)
     with autocast(builder.device, amp):
         return step_module(**inputs, generator=generator, step=step, with_parts=with_parts)
 
 
-def gradient_norms(parts: dict[str, torch.Tensor], model: Localizer) -> dict[str, float]:
-    """L2 norm of the gradient of each loss component w.r.t. each tower's parameters (one backward per
-    component, both towers at once; one host read at the end)."""
-    img = [p for p in model.imgnet.parameters() if p.requires_grad]
-    aud = [p for p in model.audnet.parameters() if p.requires_grad]
+def gradient_norms(parts: dict[str, torch.Tensor], model: AVModel) -> dict[str, float]:
+    """L2 norm of the gradient of each loss component w.r.t. each encoder's parameters (one backward per
+    component, both encoders at once; one host read at the end)."""
+    towers = model.tower_parameters()
+    img = [p for p in towers["img"] if p.requires_grad]
+    aud = [p for p in towers["aud"] if p.requires_grad]
     keys, norms = [], []
     for name, part in parts.items():
         grads = torch.autograd.grad(part, img + aud, retain_graph=True, allow_unused=True)

@@ -1,21 +1,24 @@
 """`TrainConfig`: everything a training run depends on, as typed dataclasses (sslsan.config).
 
-Sections: `model`, `audio`, `objective` come from the modules that own them; `data`, `optim`,
-`train`, `eval` are defined here. Defaults are the paper's VGGSound-144K recipe (docs/model.md §4.3, §5,
-DECISIONS D9); `src/sslsan/configs/*.yaml` override them. Unknown keys are errors.
+`method` names a registered method (sslsan.methods); the `model` and `objective` sections are that
+method's config classes and `audio` starts from its front-end. `san` holds the silence/noise
+switches and settings (any method; on by default for ssl_san only). `data`, `optim`, `train`, `eval`
+are defined here. Defaults are the paper's VGGSound-144K recipe (docs/model.md §4.3, §5, DECISIONS
+D9); `src/sslsan/configs/*.yaml` override them. Unknown keys are errors.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from sslsan.audio import AudioConfig
-from sslsan.config import ConfigError
+from sslsan.audio import FRONTENDS, AudioConfig
+from sslsan.config import ConfigError, from_dict
 from sslsan.evaluation.eval_config import EvaluationConfig
-from sslsan.losses import ObjectiveConfig
-from sslsan.models import ModelConfig, get_backbone
+from sslsan.losses.silence_noise import SWITCHES, SilenceNoiseConfig
+from sslsan.methods import get_method
+from sslsan.methods.base import Method
 
 
 @dataclass
@@ -118,13 +121,77 @@ class EvalSection:
 
 @dataclass
 class TrainConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    audio: AudioConfig = field(default_factory=AudioConfig)
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    method: str = "ssl_san"  # a registered method (sslsan.methods.method_names())
+    model: Any = None  # the method's model config (None: its defaults)
+    audio: AudioConfig | None = None  # the audio front-end (None: the method's own)
+    objective: Any = None  # the method's objective config (None: its defaults)
+    san: SilenceNoiseConfig = field(default_factory=SilenceNoiseConfig)  # unset switches: the method's default
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainSection = field(default_factory=TrainSection)
     eval: EvalSection = field(default_factory=EvalSection)
+
+    def __post_init__(self):
+        try:
+            m = get_method(self.method)
+        except ValueError as exc:
+            raise ConfigError(f"method: {exc}") from None
+        self.model = _section(m.model_config, self.model, "model")
+        self.objective = _section(m.objective_config, self.objective, "objective")
+        if self.audio is None:
+            self.audio = dataclasses.replace(m.audio)
+        self.san = self.san.resolved(m.silence_noise)
+
+    @property
+    def method_entry(self) -> Method:
+        """The registered `Method` this config trains."""
+        return get_method(self.method)
+
+    @classmethod
+    def defaults(cls, data: dict, overrides: list[str]) -> TrainConfig:
+        """The defaults a config file (`data`) and `overrides` start from: those of the method they name
+        (the last `method=` override, else the file's `method`, else ssl_san)."""
+        name = data.get("method", cls.method)
+        for item in overrides:
+            key, _, value = item.partition("=")
+            if key.strip() == "method":
+                name = value.strip()
+        return cls(method=name)
+
+    @staticmethod
+    def migrate(data: dict, overrides: list[str]) -> tuple[dict, list[str]]:
+        """Config files and overrides written before the method registry: the silence/noise settings
+        were `objective.*`; they are `san.*` now."""
+        data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+        objective = data.get("objective")
+        if isinstance(objective, dict):
+            moved = {k: objective.pop(k) for k in list(objective) if k in LEGACY_SAN_KEYS}
+            if moved:
+                data["san"] = {**moved, **(data.get("san") or {})}
+        out = []
+        for item in overrides:
+            key, sep, value = item.partition("=")
+            parts = key.strip().split(".")
+            if sep and len(parts) == 2 and parts[0] == "objective" and parts[1] in LEGACY_SAN_KEYS:
+                item = f"san.{parts[1]}={value}"
+            out.append(item)
+        return data, out
+
+
+# silence/noise keys that lived in `objective` before the method registry (TrainConfig.migrate)
+LEGACY_SAN_KEYS = (*SWITCHES, "lambda_sn", "san_reduction", "lambda_sn_warmup_steps", "negatives_bn",
+                   "negatives_in_te_view")
+
+
+def _section(cls: type, value: Any, where: str) -> Any:
+    """A method-specific section as its dataclass: defaults for None, built from a dict, kept if typed."""
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, dict):
+        return from_dict(cls, value, where)
+    raise ConfigError(f"{where}: expected a mapping of {cls.__name__} settings, got {value!r}")
 
 
 # settings with a lower bound: key -> smallest allowed value (None values mean "not set" and pass)
@@ -132,45 +199,40 @@ _AT_LEAST: dict[str, int] = {
     "train.epochs": 1, "train.batch_size": 1, "train.val_batch_size": 1, "train.log_every": 1,
     "train.max_steps_per_epoch": 1, "train.threads": 1, "data.num_workers": 0, "data.prefetch_factor": 1,
     "audio.sample_rate": 1, "audio.n_fft": 2, "audio.hop_length": 1,
-    "audio.n_mels": 1, "eval.calibration_repetitions": 1,
+    "audio.n_mels": 1, "eval.calibration_repetitions": 1, "san.lambda_sn_warmup_steps": 0,
 }
 _POSITIVE = ("model.width", "optim.lr", "audio.clip_seconds", "audio.tile_seconds", "data.cache_max_gib")
 _NON_NEGATIVE = ("optim.weight_decay",)
 
 
 def validate_train_config(cfg: TrainConfig) -> TrainConfig:
-    """Refuse settings no run can use (an epoch count of 0, a batch of 0, images smaller than the
-    network's stride, ...) up front, with a ConfigError naming the key and its value."""
+    """Refuse settings no run can use (an epoch count of 0, a batch of 0, an unknown front-end, and what
+    the method refuses, e.g. images smaller than its network's stride) up front, with a ConfigError
+    naming the key and its value; returns the config with the settings the method derives filled."""
+    missing = object()
+
     def value(key: str):
         section, name = key.split(".")
-        return getattr(getattr(cfg, section), name)
+        return getattr(getattr(cfg, section), name, missing)
 
-    for key in ("model.image_backbone", "model.audio_backbone"):
-        try:
-            get_backbone(value(key))
-        except ValueError as exc:
-            raise ConfigError(f"{key}: {exc}") from None
     for key, low in _AT_LEAST.items():
         v = value(key)
-        if v is not None and v < low:
+        if v is not None and v is not missing and v < low:
             raise ConfigError(f"{key}={v}: must be at least {low}")
-    stride = get_backbone(cfg.model.image_backbone).stride
-    if cfg.data.image_size < stride:
-        raise ConfigError(f"data.image_size={cfg.data.image_size}: images smaller than the network's stride "
-                          f"({stride} pixels) give no map")
     for key in _POSITIVE:
-        if not value(key) > 0:
-            raise ConfigError(f"{key}={value(key)}: must be greater than 0")
+        v = value(key)
+        if v is not missing and not v > 0:
+            raise ConfigError(f"{key}={v}: must be greater than 0")
     for key in _NON_NEGATIVE:
         if not value(key) >= 0:
             raise ConfigError(f"{key}={value(key)}: must be 0 or more")
-    return cfg
+    if cfg.audio.kind not in FRONTENDS:
+        raise ConfigError(f"audio.kind={cfg.audio.kind!r}: unknown front-end; known: {', '.join(FRONTENDS)}")
+    m = cfg.method_entry
+    return m.resolve(cfg) if m.resolve is not None else cfg
 
 
 def resolve_train_config(cfg: TrainConfig) -> TrainConfig:
-    """Check the config (`validate_train_config`) and fill settings that follow from others: the TE
-    canvas (objective.image_size) is the training image size."""
-    validate_train_config(cfg)
-    if cfg.objective.image_size != cfg.data.image_size:
-        cfg = dataclasses.replace(cfg, objective=dataclasses.replace(cfg.objective, image_size=cfg.data.image_size))
-    return cfg
+    """The config as a run uses it: checked (`validate_train_config`), with the settings that follow from
+    others filled by the method (e.g. SSL-TIE's TE canvas = the training image size)."""
+    return validate_train_config(cfg)

@@ -25,8 +25,8 @@ from sslsan.data.registry import DATASETS
 from sslsan.evaluation.errors import EvaluationError, check_threshold
 from sslsan.evaluation.eval_config import EvaluationConfig
 from sslsan.evaluation.inference import run_inference
+from sslsan.methods.checkpoint import LoadedModel, load_model, set_universal_threshold
 from sslsan.metrics import per_type_quantiles, universal_threshold
-from sslsan.models import load_model, set_universal_threshold
 from sslsan.utils.io import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -35,21 +35,21 @@ RUN_RECORD = "threshold.json"  # what `sslsan train` writes beside checkpoints/
 
 
 def calibrate_universal_threshold(
-    model,
+    localizer: LoadedModel,
     manifest: Manifest | str | Path,
     config: EvaluationConfig = EvaluationConfig(),
     *,
     device: str | torch.device = "cpu",
     progress: bool = True,
 ) -> tuple[float, dict]:
-    """Calibrate U_th of `model` on `manifest` with `config`'s repetitions, seed, mode, batch size, workers
+    """Calibrate U_th of a model on `manifest` with `config`'s repetitions, seed, mode, batch size, workers
     and noise pool; returns (threshold, details for the run record)."""
     config.check()
     if not isinstance(manifest, Manifest):
         manifest = read_manifest(manifest, allow_empty=True)
     if len(manifest) == 0:
         raise EvaluationError(f"{manifest.path}: calibration split is empty (no samples)")
-    res = run_inference(model, manifest, repetitions=config.repetitions, seed=config.seed, device=device,
+    res = run_inference(localizer, manifest, repetitions=config.repetitions, seed=config.seed, device=device,
                         batch_size=config.batch_size, workers=config.workers, retrieval=False, progress=progress,
                         desc="calibrate U_th", noise_pool=config.noise_pool)
     neg_max = {t: m.ravel() for t, m in res.neg_max().items()}
@@ -72,8 +72,8 @@ def calibrate_run(checkpoint: Path, manifest: Path, config: EvaluationConfig, *,
                   progress: bool) -> dict[str, Any]:
     """Calibrate a trained checkpoint (a run's best.pt) on `manifest`, store U_th in the checkpoint and
     write the run's threshold.json; returns that record."""
-    model = load_model(checkpoint, map_location=device)
-    threshold, details = calibrate_universal_threshold(model, manifest, config, device=device, progress=progress)
+    localizer = load_model(checkpoint, map_location=device)
+    threshold, details = calibrate_universal_threshold(localizer, manifest, config, device=device, progress=progress)
     record = {"universal_threshold": float(threshold), "manifest": str(manifest), "manifest_sha256": details["split_sha256"],
               "mode": config.threshold_mode, "seed": config.seed, "checkpoint": str(checkpoint), "details": details}
     atomic_write_text(run_dir_of(checkpoint) / RUN_RECORD, json.dumps(record, indent=2, default=float) + "\n")
@@ -97,7 +97,7 @@ def run_record(checkpoint: Path, value: float) -> dict | None:
     return {k: rec[k] for k in ("manifest", "manifest_sha256", "mode", "seed") if k in rec}
 
 
-def calibrate_memoised(model, split: Manifest | Path, config: EvaluationConfig, *, device, progress: bool,
+def calibrate_memoised(localizer: LoadedModel, split: Manifest | Path, config: EvaluationConfig, *, device, progress: bool,
                        memo: Path | None, key: dict) -> tuple[float, dict]:
     """`calibrate_universal_threshold`, memoised in `memo` (a JSON list beside the checkpoint) under `key`
     + the split's hash and the settings: evaluating one checkpoint on several test sets calibrates once."""
@@ -114,7 +114,7 @@ def calibrate_memoised(model, split: Manifest | Path, config: EvaluationConfig, 
         for e in entries:
             if e.get("key") == full:
                 return float(e["info"]["value"]), {**e["info"], "cached": str(memo)}
-    value, info = calibrate_universal_threshold(model, split, config, device=device, progress=progress)
+    value, info = calibrate_universal_threshold(localizer, split, config, device=device, progress=progress)
     if memo is not None:
         try:
             atomic_write_text(memo, json.dumps(entries + [{"key": full, "info": info}], indent=1) + "\n")
@@ -123,17 +123,17 @@ def calibrate_memoised(model, split: Manifest | Path, config: EvaluationConfig, 
     return value, info
 
 
-def resolve_threshold(model, dataset: str, data_root: str | Path, test: Manifest, config: EvaluationConfig, *,
+def resolve_threshold(localizer: LoadedModel, dataset: str, data_root: str | Path, test: Manifest, config: EvaluationConfig, *,
                       device, progress: bool = True, checkpoint: Path | None = None,
                       cache_key: dict | None = None) -> tuple[float, dict[str, Any]]:
     """U_th and where it came from: `config.threshold` when given; 'auto' = the checkpoint's, else calibrated
     on the dataset's calibration split (DatasetInfo.calibration), else on the test set itself (stated as such).
 
-    `checkpoint` (the file `model` came from; `cache_key`, e.g. its hash) memoises calibrations beside it."""
+    `checkpoint` (the file the model came from; `cache_key`, e.g. its hash) memoises calibrations beside it."""
     if not config.auto_threshold:
         value = check_threshold(config.threshold)
         return value, {"value": value, "source": "given"}
-    stored = getattr(model, "universal_threshold", None)
+    stored = localizer.spec.universal_threshold
     if stored is not None:
         info = {"value": float(stored), "source": "checkpoint"}
         record = run_record(checkpoint, float(stored)) if checkpoint is not None else None
@@ -141,13 +141,13 @@ def resolve_threshold(model, dataset: str, data_root: str | Path, test: Manifest
             info["details"] = record
         return float(stored), info
     memo = checkpoint.with_name(checkpoint.name + ".uth.json") if checkpoint is not None else None
-    key = {**(cache_key or {}), "negatives_in_db": bool(getattr(model.audio_config, "negatives_in_db", True))}
+    key = {**(cache_key or {}), "negatives_in_db": bool(localizer.spec.audio.negatives_in_db)}
     kw = dict(device=device, progress=progress, memo=memo, key=key)
     cal_name = DATASETS[dataset].calibration if dataset in DATASETS else None
     cal_path = Path(data_root) / cal_name if cal_name else None
     if cal_path is not None and cal_path.exists() and cal_path.resolve() != Path(test.path).resolve():
-        value, info = calibrate_memoised(model, cal_path, config, **kw)
+        value, info = calibrate_memoised(localizer, cal_path, config, **kw)
         return value, {**info, "source": f"calibrated on {cal_path.name} (D6, {info['mode']})"}
     log.warning("no calibration split for %s under %s: calibrating U_th on the test set itself", dataset, data_root)
-    value, info = calibrate_memoised(model, test, config, **kw)
+    value, info = calibrate_memoised(localizer, test, config, **kw)
     return value, {**info, "source": "calibrated on the test set itself (no calibration split found)"}

@@ -27,12 +27,21 @@ from sslsan.data.registry import DATASETS, dataset_manifest
 from sslsan.evaluation.calibrate import resolve_threshold, run_dir_of
 from sslsan.evaluation.errors import EvaluationError
 from sslsan.evaluation.eval_config import EvaluationConfig
-from sslsan.evaluation.figures import display_image, maxima_from_maps, plot_max_distributions, plot_overlays
+from sslsan.evaluation.figures import (
+    display_image,
+    maxima_from_maps,
+    plot_max_distributions,
+    plot_overlays,
+)
 from sslsan.evaluation.inference import box_fixes, gt_maps, run_inference
-from sslsan.evaluation.negatives import NEGATIVE_TYPES, assign_offscreen, load_offscreen_assignment
+from sslsan.evaluation.negatives import (
+    NEGATIVE_TYPES,
+    assign_offscreen,
+    load_offscreen_assignment,
+)
 from sslsan.evaluation.report import run_report, write_metrics
 from sslsan.evaluation.scoring import result_arrays, save_maps, score_arrays
-from sslsan.models import load_model
+from sslsan.methods.checkpoint import LoadedModel, load_model
 from sslsan.utils.device import resolve_device
 from sslsan.utils.io import atomic_write_text, make_folder, sha256_file
 from sslsan.utils.logging import JsonlLogger
@@ -52,7 +61,8 @@ def default_out_dir(checkpoint: str | Path, dataset: str) -> Path:
     return base / (f"eval_{dataset}" if ck.stem == "best" else f"eval_{dataset}_{ck.stem}")
 
 
-def _figures(out: Path, res, gt: np.ndarray, manifest: Manifest, threshold: float, n_examples: int, title: str) -> list[Path]:
+def _figures(out: Path, res, gt: np.ndarray, manifest: Manifest, threshold: float, n_examples: int, title: str,
+             upsample_mode: str) -> list[Path]:
     maxima = maxima_from_maps({"pos_maps": res.pos_maps, **{f"neg_maps_{t}": m for t, m in res.neg_maps.items()}})
     paths = [plot_max_distributions(maxima, threshold, out / "fig1_max_similarity.png", title)]
     n = len(manifest)
@@ -61,7 +71,7 @@ def _figures(out: Path, res, gt: np.ndarray, manifest: Manifest, threshold: floa
         maps = {"positive": res.pos_maps[i], **{t: res.neg_maps[t][0, i] for t in NEGATIVE_TYPES}}
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in s.id)
         paths.append(plot_overlays(display_image(manifest.resolve(s.image)), maps, threshold, out / f"fig2_{safe}.png",
-                                   gt=gt[i], title=f"{s.id} ({s.category or 'no category'})"))
+                                   gt=gt[i], title=f"{s.id} ({s.category or 'no category'})", upsample_mode=upsample_mode))
     return paths
 
 
@@ -74,11 +84,16 @@ def evaluate_checkpoint(
     *,
     device: str | torch.device = "auto",
     name: str | None = None,
+    method: str | None = None,
+    policy: str | None = None,
     progress: bool = True,
     **settings: Any,
 ) -> dict[str, Any]:
     """Evaluate `checkpoint` on `dataset` (a registry name) under `data_root`; returns the metrics.
 
+    `method`: the method the checkpoint must be of (needed for original files no reader recognises
+    alone; sslsan checkpoints name their own). `policy`: the front-end policy of an original file
+    (sslsan.methods.base.POLICIES).
     `config` (default: the reference protocol) holds the protocol's settings; `settings` are changes
     to it by field name (e.g. `repetitions=2, threshold=0.3338`): see `EvaluationConfig`.
     Writes maps.npz, metrics.json, report.md, offscreen.json, figures and log.jsonl into `out_dir`,
@@ -94,15 +109,16 @@ def evaluate_checkpoint(
     manifest_path = dataset_manifest(dataset, data_root)
     manifest = read_test_manifest(manifest_path)
     check_out_dir(out)
-    model = load_model(checkpoint, map_location=device)
+    localizer = load_model(checkpoint, map_location=device, method=method, policy=policy)
     if cfg.negatives_in_db is not None:
-        model.audio_config = dataclasses.replace(model.audio_config, negatives_in_db=bool(cfg.negatives_in_db))
+        localizer = localizer.with_spec(audio=dataclasses.replace(localizer.spec.audio,
+                                                                  negatives_in_db=bool(cfg.negatives_in_db)))
     name = name or (checkpoint.parent.parent.name if checkpoint.parent.name == "checkpoints" else checkpoint.stem)
     staging = out.with_name(f".{out.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)  # left by a killed run
     make_folder(staging)
     try:
-        metrics = _evaluate_into(staging, model, checkpoint, dataset, data_root, manifest, cfg, t0=t0, device=device,
+        metrics = _evaluate_into(staging, localizer, checkpoint, dataset, data_root, manifest, cfg, t0=t0, device=device,
                                  name=name, progress=progress)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -137,7 +153,7 @@ def swap_in(staging: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _evaluate_into(out: Path, model, checkpoint: Path, dataset: str, data_root: str | Path, manifest: Manifest,
+def _evaluate_into(out: Path, localizer: LoadedModel, checkpoint: Path, dataset: str, data_root: str | Path, manifest: Manifest,
                    cfg: EvaluationConfig, *, t0: float, device, name: str, progress: bool) -> dict[str, Any]:
     """The evaluation itself, every file written into `out` (the staging folder)."""
     manifest_path = Path(manifest.path)
@@ -156,20 +172,25 @@ def _evaluate_into(out: Path, model, checkpoint: Path, dataset: str, data_root: 
             cfg = cfg.with_(repetitions=len(assignment.seeds), seed=assignment.seed)
         else:
             assignment = assign_offscreen(manifest, cfg.repetitions, cfg.seed)
-        thr, thr_info = resolve_threshold(model, dataset, data_root, manifest, cfg, device=device, progress=progress,
+        thr, thr_info = resolve_threshold(localizer, dataset, data_root, manifest, cfg, device=device, progress=progress,
                                           checkpoint=checkpoint,
-                                          cache_key={"checkpoint_sha256": ckpt_sha, "image_size": model.image_size})
+                                          cache_key={"checkpoint_sha256": ckpt_sha, "image_size": localizer.spec.image_size})
         jlog.log(event="threshold", **thr_info)
         assignment.save(out / "offscreen.json", manifest)
-        res = run_inference(model, manifest, repetitions=cfg.repetitions, seed=cfg.seed, device=device,
+        res = run_inference(localizer, manifest, repetitions=cfg.repetitions, seed=cfg.seed, device=device,
                             batch_size=cfg.batch_size, workers=cfg.workers, offscreen=assignment, progress=progress,
                             noise_pool=cfg.noise_pool)
-        arrays = result_arrays(res, gt, thr)
+        spec = localizer.spec
+        arrays = result_arrays(res, gt, thr, spec.map.upsample)
         save_maps(out / "maps.npz", arrays)
         metrics = score_arrays(arrays)
-        audio = model.audio_config
+        audio = spec.audio
         metrics.update({
             "model": name,
+            "method": spec.method,
+            "checkpoint_source": localizer.source,
+            "policy": localizer.policy,
+            "map": {"kind": spec.map.kind, "range": list(spec.map.range), "upsample": spec.map.upsample},
             "checkpoint": str(checkpoint),
             "checkpoint_sha256": ckpt_sha,
             "dataset": dataset,
@@ -185,11 +206,11 @@ def _evaluate_into(out: Path, model, checkpoint: Path, dataset: str, data_root: 
             "negatives_in_db": bool(audio.negatives_in_db),
             "noise_pool": cfg.noise_pool,
             "image_size": res.extra["image_size"],
-            "audio": {k: getattr(audio, k) for k in ("sample_rate", "tile_seconds", "n_fft", "hop_length", "n_mels")},
+            "audio": dataclasses.asdict(audio),
             "device": str(device),
             "seconds": round(time.time() - t0, 2),
         })
-        figs = _figures(out, res, gt, manifest, thr, cfg.figure_examples, f"{name} on {dataset}")
+        figs = _figures(out, res, gt, manifest, thr, cfg.figure_examples, f"{name} on {dataset}", spec.map.upsample)
         write_metrics(out / "metrics.json", metrics)
         atomic_write_text(out / "report.md", run_report(metrics, f"{name} on {dataset}", [str(p) for p in figs]))
         jlog.log(event="done", seconds=metrics["seconds"], **{k: metrics["localization"].get(k) for k in ("ciou_u", "floc", "fauc")})

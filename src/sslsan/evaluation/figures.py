@@ -7,35 +7,21 @@ Matplotlib with the Agg backend; every `plot_*` function writes one PNG atomical
 from __future__ import annotations
 
 import functools
-import io
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
 from sslsan.data.transforms import load_image
 from sslsan.metrics import upsample
-from sslsan.utils.io import atomic_write_bytes  # noqa: E402
+from sslsan.utils.io import atomic_write_bytes
+from sslsan.utils.plotting import figure_png as _png
+from sslsan.utils.plotting import plt, save_figure  # plt in the Agg backend
 
 AUDIO_LABELS = {"positive": "your audio", "silence": "silence", "noise": "noise"}  # how the overlays name each audio
 COLOURS = {"positive": "tab:green", "silence": "tab:gray", "noise": "tab:orange", "offscreen": "tab:purple"}
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def save_figure(fig, path: str | Path) -> Path:
-    """Write `fig` as a PNG atomically and close it."""
-    return atomic_write_bytes(path, _png(fig))
 
 
 def _violins(ax, maxima: dict[str, np.ndarray], threshold: float | None, title: str) -> None:
@@ -97,23 +83,24 @@ def thresholded(map224: np.ndarray, threshold: float | None, dtype=np.float64) -
 
 
 def plot_overlays(image: np.ndarray, maps: dict[str, np.ndarray], threshold: float | None, path: str | Path,
-                  gt: np.ndarray | None = None, title: str = "") -> Path:
+                  gt: np.ndarray | None = None, title: str = "", upsample_mode: str = "bilinear") -> Path:
     """Fig. 2: the thresholded map of each audio over the image, GT contour in green, min/max in titles.
 
     image: uint8 (224, 224, 3); maps: audio type → native (h, w) map (upsampled here as in scoring).
     """
-    return atomic_write_bytes(path, render_overlays(image, maps, threshold, gt=gt, title=title))
+    return atomic_write_bytes(path, render_overlays(image, maps, threshold, gt=gt, title=title,
+                                                    upsample_mode=upsample_mode))
 
 
 def render_overlays(image: np.ndarray, maps: dict[str, np.ndarray], threshold: float | None,
-                    gt: np.ndarray | None = None, title: str = "") -> bytes:
+                    gt: np.ndarray | None = None, title: str = "", upsample_mode: str = "bilinear") -> bytes:
     """`plot_overlays` as PNG bytes. Safe to call from several threads: it does not touch pyplot's
     global figure registry."""
 
     fig = Figure(figsize=(2.6 * len(maps), 2.9))
     axes = fig.subplots(1, len(maps), squeeze=False)
     for ax, (name, m) in zip(axes[0], maps.items()):
-        up = np.asarray(upsample(np.asarray(m, dtype=np.float32)))
+        up = np.asarray(upsample(np.asarray(m, dtype=np.float32), mode=upsample_mode))
         heat = thresholded(up, threshold)
         ax.imshow(image)
         ax.imshow(np.ma.masked_where(heat <= 0, heat), cmap="jet", alpha=0.5, vmin=0, vmax=1)
@@ -137,19 +124,21 @@ def display_image(image, size: int = 224) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------ video frames
 
-JET = np.round(matplotlib.colormaps["jet"](np.arange(256))[:, :3] * 255).astype(np.uint16)  # the overlays' colours
+JET = np.round(colormaps["jet"](np.arange(256))[:, :3] * 255).astype(np.uint16)  # the overlays' colours
 
 
-def overlay_frames(frames: np.ndarray, maps: np.ndarray, threshold: float | None) -> np.ndarray:
+def overlay_frames(frames: np.ndarray, maps: np.ndarray, threshold: float | None,
+                   upsample_mode: str = "bilinear") -> np.ndarray:
     """Fig. 2 drawn on video frames, vectorised (no figure per frame): uint8 (B, H, W, 3) with native maps
     (B, h, w) -> uint8 (B, H, W, 3).
 
-    Each map is upsampled to the frame (bilinear, as scoring upsamples to 224), `thresholded`, coloured
-    with jet (matplotlib's 256-entry table, index floor(256 x value)) and blended half and half with the
-    frame where it is above the threshold, as `plot_overlays` draws it (alpha 0.5).
+    Each map is upsampled to the frame (`upsample_mode`: the method's, as scoring upsamples to 224),
+    `thresholded`, coloured with jet (matplotlib's 256-entry table, index floor(256 x value)) and
+    blended half and half with the frame where it is above the threshold, as `plot_overlays` draws it
+    (alpha 0.5).
     """
     frames = np.asarray(frames)
-    heat = thresholded(upsample(maps, frames.shape[1:3]), threshold, dtype=np.float32)
+    heat = thresholded(upsample(maps, frames.shape[1:3], mode=upsample_mode), threshold, dtype=np.float32)
     colour = np.take(JET, np.minimum(heat * 256, 255).astype(np.uint8), axis=0)  # (B, H, W, 3)
     blend = ((colour + frames + 1) >> 1).astype(np.uint8)  # integer alpha 0.5, rounded
     return np.where((heat > 0)[..., None], blend, frames)

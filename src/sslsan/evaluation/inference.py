@@ -7,7 +7,10 @@ Two passes, so that each image's features are computed once and never stored:
    embedding: positive, silence, noise and offscreen for all R repetitions, plus one row block of the
    image x audio max-similarity matrix used for retrieval (DECISIONS D12).
 
-Maps are the raw native-resolution cosine maps (docs/metrics.md §1.1): no normalisation, no upsampling.
+Every map comes from the model's own `pair_map` / `cross_map` (sslsan.methods.base.AVModel), the one
+place a method defines it; maps are raw and native-resolution (docs/metrics.md §1.1): no
+normalisation, no upsampling. What the model needs (front-end, image size and transform) comes from
+the `LoadedModel`'s inference spec.
 """
 
 from __future__ import annotations
@@ -17,19 +20,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from sslsan.audio import AudioConfig, LogMelSpectrogram, warn_if_short
+from sslsan.audio import AudioConfig, warn_if_short
 from sslsan.data.datasets import AVDataset
 from sslsan.data.manifest import Manifest
 from sslsan.data.transforms import ImageEvalTransform
 from sslsan.evaluation.errors import EvaluationError, check_at_least
 from sslsan.evaluation.eval_config import EvaluationConfig
-from sslsan.evaluation.negatives import NEGATIVE_TYPES, OffscreenAssignment, assign_offscreen, negative_spectrograms
+from sslsan.evaluation.negatives import (
+    NEGATIVE_TYPES,
+    OffscreenAssignment,
+    assign_offscreen,
+    negative_spectrograms,
+)
 from sslsan.media import ImageError, is_video, load_audio, load_image, video_frame
 from sslsan.media import load_mask as read_mask
+from sslsan.methods.checkpoint import LoadedModel
 from sslsan.metrics import boxes_to_pixels, gt_map_from_boxes, gt_map_from_mask
 
 GT_SIZE = 224
@@ -61,9 +69,9 @@ class InferenceResult:
 class _ImageSet(Dataset):
     """Eval-transformed images of a manifest (the audio pass reads clips through AVDataset)."""
 
-    def __init__(self, manifest: Manifest, size: int):
+    def __init__(self, manifest: Manifest, transform: ImageEvalTransform):
         self.manifest = manifest
-        self.transform = ImageEvalTransform(size)
+        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.manifest)
@@ -111,23 +119,15 @@ def _loader(ds: Dataset, batch_size: int, workers: int) -> DataLoader:
     return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
 
 
-def _pair_maps(feat: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-    """feat (B, C, h, w) with emb (..., B, C) → (..., B, h, w): each image with its own audio."""
-    return torch.einsum("bchw,...bc->...bhw", feat, emb)
+def _pair_maps(model, feat: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    """feat (B, D, h, w) with emb (R, B, E) → (R, B, h, w): each image with its own clip, per row r."""
+    return torch.stack([model.pair_map(feat, e)[:, 0] for e in emb])
 
 
-def _max_similarity(feat: torch.Tensor, audio: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
-    """S[b, j] = max over (h, w) of <feat[b, :, h, w], audio[j]>, chunked over j to bound memory."""
-    parts = [torch.einsum("bchw,jc->bjhw", feat, audio[k:k + chunk]).amax(dim=(-2, -1)) for k in range(0, audio.shape[0], chunk)]
+def _max_similarity(model, feat: torch.Tensor, audio: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    """S[b, j] = max over (h, w) of the map of image b with clip j, chunked over j to bound memory."""
+    parts = [model.cross_map(feat, audio[k:k + chunk]).amax(dim=(-2, -1)) for k in range(0, audio.shape[0], chunk)]
     return torch.cat(parts, dim=1)
-
-
-def _check_embeddings(model, feat: torch.Tensor, emb: torch.Tensor, where: str) -> None:
-    if feat.dim() != 4 or emb.dim() != 2 or feat.shape[1] != emb.shape[1]:
-        raise EvaluationError(
-            f"{where}: the model's image features {tuple(feat.shape)} and audio embeddings {tuple(emb.shape)} "
-            "do not fit together (checkpoint width / audio config incompatible)"
-        )
 
 
 def _run(step, where: str):
@@ -137,12 +137,12 @@ def _run(step, where: str):
     except RuntimeError as exc:
         msg = str(exc).splitlines()[0]
         raise EvaluationError(f"{where}: the checkpoint cannot process this data ({msg}); "
-                              "is the checkpoint's audio config / image size the one it was trained with?") from None
+                              "are the checkpoint's audio front-end / image size the ones it was trained with?") from None
 
 
 @torch.inference_mode()
 def run_inference(
-    model,
+    localizer: LoadedModel,
     manifest: Manifest,
     *,
     repetitions: int = EvaluationConfig.repetitions,
@@ -151,35 +151,32 @@ def run_inference(
     batch_size: int = EvaluationConfig.batch_size,
     workers: int = EvaluationConfig.workers,
     offscreen: OffscreenAssignment | None = None,
-    audio_config: AudioConfig | None = None,
-    image_size: int | None = None,
     retrieval: bool = True,
     progress: bool = True,
     desc: str = "evaluate",
     noise_pool: int | None = None,
 ) -> InferenceResult:
-    """Run `model` (a Localizer) on every sample with positive, silence, noise and offscreen audio.
+    """Run a model on every sample with positive, silence, noise and offscreen audio.
 
-    `audio_config` / `image_size` default to those the checkpoint carries (`model.audio_config`,
-    `model.image_size`). `retrieval=False` skips the N x N similarity matrix (calibration).
-    `noise_pool=K` (not the reference protocol, a speed option): per repetition only K noise clips
-    are drawn and sample i hears clip i mod K, so the audio tower runs K instead of N times per
-    repetition; None (default) draws one clip per sample as the reference does.
+    The front-end, image size and transform are those of `localizer.spec`. `retrieval=False` skips
+    the N x N similarity matrix (calibration). `noise_pool=K` (not the reference protocol, a speed
+    option): per repetition only K noise clips are drawn and sample i hears clip i mod K, so the
+    audio encoder runs K instead of N times per repetition; None (default) draws one clip per sample
+    as the reference does.
     """
     check_at_least(1, batch_size=batch_size, repetitions=repetitions, noise_pool=noise_pool)
     check_at_least(0, workers=workers)
     if len(manifest) == 0:
         raise EvaluationError(f"{manifest.path}: test set is empty (no samples)")
-    cfg = audio_config or getattr(model, "audio_config", None) or AudioConfig()
-    size = int(image_size or getattr(model, "image_size", None) or 224)
+    cfg = localizer.spec.audio
     if offscreen is None:
         offscreen = assign_offscreen(manifest, repetitions, seed)
     if offscreen.index.shape != (repetitions, len(manifest)):
         raise EvaluationError(f"offscreen assignment has shape {offscreen.index.shape}, expected ({repetitions}, {len(manifest)})")
     seeds = offscreen.seeds
     device = torch.device(device)
-    model = model.to(device).eval()
-    frontend = LogMelSpectrogram(cfg).to(device)
+    model = localizer.model.to(device).eval()
+    frontend = localizer.frontend(device)
     n, where = len(manifest), str(manifest.path)
 
     # ---- pass 1: audio embeddings
@@ -204,21 +201,20 @@ def run_inference(
     bar.total -= (nb - (-(-n_noise // batch_size))) * repetitions
     bar.refresh()
 
-    # ---- pass 2: images; every map is the image's features against an audio embedding
+    # ---- pass 2: images; every map is the model's map of the image's features with an audio embedding
     off = torch.as_tensor(offscreen.index, device=device)
     pos, neg = [], {t: [] for t in NEGATIVE_TYPES}
     img_emb, sim = [], []
-    for batch in _loader(_ImageSet(manifest, size), batch_size, workers):
+    for batch in _loader(_ImageSet(manifest, localizer.image_transform()), batch_size, workers):
         idx = batch["index"].to(device)
         feat = _run(lambda: model.image_features(batch["image"].to(device)), where).float()
-        _check_embeddings(model, feat, audio_emb, where)
-        pos.append(_pair_maps(feat, audio_emb[idx]).cpu())
-        neg["silence"].append(torch.einsum("bchw,c->bhw", feat, sil).expand(repetitions, -1, -1, -1).cpu())
-        neg["noise"].append(_pair_maps(feat, noise_emb[:, idx % n_noise]).cpu())
-        neg["offscreen"].append(_pair_maps(feat, audio_emb[off[:, idx]]).cpu())
-        img_emb.append(F.normalize(feat.mean(dim=(-2, -1)), dim=1).cpu())
+        pos.append(_run(lambda: model.pair_map(feat, audio_emb[idx])[:, 0], where).cpu())
+        neg["silence"].append(model.cross_map(feat, sil[None])[:, 0].expand(repetitions, -1, -1, -1).cpu())
+        neg["noise"].append(_pair_maps(model, feat, noise_emb[:, idx % n_noise]).cpu())
+        neg["offscreen"].append(_pair_maps(model, feat, audio_emb[off[:, idx]]).cpu())
+        img_emb.append(model.image_vector(feat).cpu())
         if retrieval:
-            sim.append(_max_similarity(feat, audio_emb).cpu())
+            sim.append(_max_similarity(model, feat, audio_emb).cpu())
         bar.update()
     bar.close()
 
@@ -229,11 +225,12 @@ def run_inference(
         pos_maps=torch.cat(pos).numpy(),
         neg_maps={t: torch.cat(v, dim=1).contiguous().numpy() for t, v in neg.items()},
         image_emb=torch.cat(img_emb).numpy(),
-        audio_emb=audio_emb.cpu().numpy(),
+        audio_emb=model.audio_vector(audio_emb).cpu().numpy(),
         similarity=torch.cat(sim).numpy() if retrieval else None,
         offscreen=offscreen,
         repetition_seeds=list(seeds),
-        extra={"image_size": size, "negatives_in_db": bool(cfg.negatives_in_db), "noise_pool": noise_pool},
+        extra={"image_size": localizer.spec.image_size, "negatives_in_db": bool(cfg.negatives_in_db),
+               "noise_pool": noise_pool},
     )
 
 
@@ -260,14 +257,13 @@ def load_media(image_path: str | Path, audio_path: str | Path, cfg: AudioConfig 
 
 
 @torch.inference_mode()
-def negative_embeddings(model, negatives: tuple[str, ...] = ("silence", "noise"), *, device: str | torch.device = "cpu",
-                        seed: int = 0) -> dict[str, torch.Tensor]:
-    """Audio embeddings (C,) of waveform negatives: silence, and noise drawn as the evaluation's first
+def negative_embeddings(localizer: LoadedModel, negatives: tuple[str, ...] = ("silence", "noise"), *,
+                        device: str | torch.device = "cpu", seed: int = 0) -> dict[str, torch.Tensor]:
+    """Audio embeddings (E,) of waveform negatives: silence, and noise drawn as the evaluation's first
     repetition for sample 0 under `seed`. They do not depend on the input, so a caller localizing many
     inputs computes them once."""
-    cfg = getattr(model, "audio_config", None) or AudioConfig()
-    frontend = LogMelSpectrogram(cfg).to(device)
-    model = model.to(device).eval()
+    frontend = localizer.frontend(device)
+    model = localizer.model.to(device).eval()
     out = {}
     for kind in negatives:
         spec = negative_spectrograms(kind, [0], frontend, seed=seed, device=device)
@@ -275,69 +271,69 @@ def negative_embeddings(model, negatives: tuple[str, ...] = ("silence", "noise")
     return out
 
 
-def media_frontends(model, device: str | torch.device = "cpu") -> tuple[ImageEvalTransform, LogMelSpectrogram]:
+def media_frontends(localizer: LoadedModel, device: str | torch.device = "cpu") -> tuple[ImageEvalTransform, torch.nn.Module]:
     """The checkpoint's image transform and audio front-end (on `device`), for `media_inputs`; a caller
-    localizing many inputs builds them once (the front-end computes its mel filterbank)."""
-    cfg = getattr(model, "audio_config", None) or AudioConfig()
-    size = int(getattr(model, "image_size", None) or 224)
-    return ImageEvalTransform(size), LogMelSpectrogram(cfg).to(device)
+    localizing many inputs builds them once (a front-end precomputes its filterbank/window)."""
+    return localizer.image_transform(), localizer.frontend(device)
 
 
 @torch.inference_mode()
-def media_inputs(model, frame: torch.Tensor, wave: torch.Tensor, *, device: str | torch.device = "cpu",
-                 frontends: tuple[ImageEvalTransform, LogMelSpectrogram] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The model's inputs for one frame and its waveform: image (1, 3, S, S) and spectrogram (1, 1, n_mels, T)
+def media_inputs(localizer: LoadedModel, frame: torch.Tensor, wave: torch.Tensor, *, device: str | torch.device = "cpu",
+                 frontends: tuple[ImageEvalTransform, torch.nn.Module] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's inputs for one frame and its waveform: image (1, 3, S, S) and spectrogram (1, 1, F, T)
     on `device`. `frontends`: from `media_frontends` (default: built here).
 
-    frame: uint8 (3, H, W), squashed to the checkpoint's image size; wave: float32 (N,) at the
-    checkpoint's sample rate.
+    frame: uint8 (3, H, W), transformed as the checkpoint's spec says; wave: float32 (N,) at the
+    front-end's sample rate.
     """
-    transform, frontend = frontends or media_frontends(model, device)
+    transform, frontend = frontends or media_frontends(localizer, device)
     return transform(frame).unsqueeze(0).to(device), frontend(wave.unsqueeze(0).to(device))
 
 
 @torch.inference_mode()
-def batch_maps(model, images: torch.Tensor, specs: torch.Tensor, *, negatives: dict[str, torch.Tensor] | None = None,
-               where: str = "input") -> dict[str, torch.Tensor]:
-    """Native similarity maps of B images at once, float32 on their device: each image with its own
-    spectrogram ("positive", (B, h, w)) and every image with each negative embedding in `negatives`
-    ((B, h, w) each). One image-tower and one audio-tower call; the model must already be in eval mode
-    on the inputs' device."""
+def batch_maps(localizer: LoadedModel, images: torch.Tensor, specs: torch.Tensor, *,
+               negatives: dict[str, torch.Tensor] | None = None, where: str = "input") -> dict[str, torch.Tensor]:
+    """Native maps of B images at once, float32 on their device: each image with its own spectrogram
+    ("positive", (B, h, w)) and every image with each negative embedding in `negatives` ((B, h, w)
+    each). One call per encoder; the model must already be in eval mode on the inputs' device."""
+    model = localizer.model
     feat = _run(lambda: model.image_features(images), where).float()
     emb = _run(lambda: model.audio_embedding(specs), where).float()
-    _check_embeddings(model, feat, emb, where)
-    out = {"positive": model.pair_map(feat, emb)[:, 0]}
+    out = {"positive": _run(lambda: model.pair_map(feat, emb), where)[:, 0]}
     if negatives:
-        neg = model.cross_map(feat, torch.stack([e.to(feat.device) for e in negatives.values()]))  # (B, K, h, w)
-        out.update({name: neg[:, k] for k, name in enumerate(negatives)})
+        neg = torch.stack([e.to(feat.device) for e in negatives.values()])
+        maps = _run(lambda: model.cross_map(feat, neg), where)  # (B, K, h, w)
+        out.update({name: maps[:, k] for k, name in enumerate(negatives)})
     return out
 
 
 @torch.inference_mode()
-def model_maps(model, img: torch.Tensor, spec: torch.Tensor, *, negatives: dict[str, torch.Tensor] | None = None,
-               where: str = "input") -> dict[str, np.ndarray]:
-    """Native similarity maps (h, w) float32 of `media_inputs`' image with its spectrogram ("positive") and
-    with each negative embedding in `negatives` (see `negative_embeddings`): `batch_maps` of one input."""
-    return {name: m[0].cpu().numpy() for name, m in batch_maps(model, img, spec, negatives=negatives, where=where).items()}
+def model_maps(localizer: LoadedModel, img: torch.Tensor, spec: torch.Tensor, *,
+               negatives: dict[str, torch.Tensor] | None = None, where: str = "input") -> dict[str, np.ndarray]:
+    """Native maps (h, w) float32 of `media_inputs`' image with its spectrogram ("positive") and with each
+    negative embedding in `negatives` (see `negative_embeddings`): `batch_maps` of one input. Only this
+    half runs the model, which must already be in eval mode on the inputs' device."""
+    maps = batch_maps(localizer, img, spec, negatives=negatives, where=where)
+    return {name: m[0].cpu().numpy() for name, m in maps.items()}
 
 
 @torch.inference_mode()
-def media_maps(model, frame: torch.Tensor, wave: torch.Tensor, *, device: str | torch.device = "cpu",
+def media_maps(localizer: LoadedModel, frame: torch.Tensor, wave: torch.Tensor, *, device: str | torch.device = "cpu",
                negatives: dict[str, torch.Tensor] | None = None, where: str = "input",
-               frontends: tuple[ImageEvalTransform, LogMelSpectrogram] | None = None) -> dict[str, np.ndarray]:
-    """Native similarity maps (h, w) float32 of one frame with its waveform ("positive") and with each
-    negative embedding in `negatives` (see `negative_embeddings`): `media_inputs` then `model_maps`."""
-    img, spec = media_inputs(model, frame, wave, device=device, frontends=frontends)
-    return model_maps(model.to(device).eval(), img, spec, negatives=negatives, where=where)
+               frontends: tuple[ImageEvalTransform, torch.nn.Module] | None = None) -> dict[str, np.ndarray]:
+    """Native maps (h, w) float32 of one frame with its waveform ("positive") and with each negative
+    embedding in `negatives` (see `negative_embeddings`): `media_inputs` then `model_maps`."""
+    img, spec = media_inputs(localizer, frame, wave, device=device, frontends=frontends)
+    return model_maps(localizer.to(device), img, spec, negatives=negatives, where=where)
 
 
-def localize_files(model, image_path: str | Path, audio_path: str | Path, device: str | torch.device = "cpu",
-                   at: float | None = None) -> np.ndarray:
-    """Native similarity map (h, w) float32 of a user's image file and audio file, any common format.
+def localize_files(localizer: LoadedModel, image_path: str | Path, audio_path: str | Path,
+                   device: str | torch.device = "cpu", at: float | None = None) -> np.ndarray:
+    """Native map (h, w) float32 of a user's image file and audio file, any common format.
 
-    The image is squashed to the checkpoint's image size; the audio is decoded, down-mixed, resampled
-    to the checkpoint's rate and tiled/cut to `tile_seconds` by the front-end, like every test clip.
-    Videos: see `load_media`.
+    The image is transformed as the checkpoint's spec says; the audio is decoded, down-mixed,
+    resampled to the front-end's rate and tiled/cut to its window, like every test clip. Videos: see
+    `load_media`.
     """
-    frame, wave = load_media(image_path, audio_path, getattr(model, "audio_config", None), at)
-    return media_maps(model, frame, wave, device=device, where=f"{image_path} + {audio_path}")["positive"]
+    frame, wave = load_media(image_path, audio_path, localizer.spec.audio, at)
+    return media_maps(localizer, frame, wave, device=device, where=f"{image_path} + {audio_path}")["positive"]

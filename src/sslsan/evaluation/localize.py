@@ -19,7 +19,7 @@ from sslsan.evaluation.errors import EvaluationError, check_threshold
 from sslsan.evaluation.figures import display_image, plot_overlays
 from sslsan.evaluation.inference import load_media, media_frontends, media_maps
 from sslsan.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-from sslsan.models import load_model
+from sslsan.methods.checkpoint import load_model
 from sslsan.utils.device import resolve_device
 from sslsan.utils.io import atomic_write_text, make_folder
 
@@ -51,20 +51,20 @@ def find_pairs(folder: str | Path) -> tuple[list[tuple[str, Path, Path]], list[P
 
 def localize_to_folder(checkpoint: str | Path, pairs: list[tuple[str, Path, Path]], out: str | Path, *,
                        threshold: float | None = None, device: str = "auto", at: float | None = None,
-                       skip_bad: bool | None = None) -> dict:
+                       skip_bad: bool | None = None, method: str | None = None) -> dict:
     """Localize every (stem, image, audio) pair with `checkpoint` into `out` (the module doc).
 
     `threshold`: for the overlays (default: the checkpoint's universal threshold). `at`: the frame time
     of videos (default: their middle). `skip_bad` (default: when there are several pairs) skips and
-    counts a pair whose files cannot be read instead of failing. Returns {"localized": [...],
+    counts a pair whose files cannot be read instead of failing. `method`: that of an original checkpoint file. Returns {"localized": [...],
     "skipped": [...]}; an EvaluationError when no pair could be localized (the summary is written).
     """
     threshold = None if threshold is None else check_threshold(threshold)
     dev = resolve_device(device)
     skip_bad = len(pairs) > 1 if skip_bad is None else skip_bad
-    model = load_model(checkpoint, map_location=dev)
-    frontends = media_frontends(model, dev)  # once for all pairs
-    thr = threshold if threshold is not None else getattr(model, "universal_threshold", None)
+    localizer = load_model(checkpoint, map_location=dev, method=method)
+    frontends = media_frontends(localizer, dev)  # once for all pairs
+    thr = threshold if threshold is not None else localizer.spec.universal_threshold
     if thr is None:
         print("note: the checkpoint has no universal threshold and none was given: overlays are not thresholded",
               file=sys.stderr)
@@ -73,9 +73,10 @@ def localize_to_folder(checkpoint: str | Path, pairs: list[tuple[str, Path, Path
     for stem, image, audio in pairs:
         try:
             # as `localize_files`, keeping the decoded frame for the overlay
-            frame, wave = load_media(image, audio, getattr(model, "audio_config", None), at)
-            m = media_maps(model, frame, wave, device=dev, where=f"{image} + {audio}", frontends=frontends)["positive"]
-            png = plot_overlays(display_image(frame), {"your audio": m}, thr, out / f"{stem}_overlay.png", title=stem)
+            frame, wave = load_media(image, audio, localizer.spec.audio, at)
+            m = media_maps(localizer, frame, wave, device=dev, where=f"{image} + {audio}", frontends=frontends)["positive"]
+            png = plot_overlays(display_image(frame), {"your audio": m}, thr, out / f"{stem}_overlay.png", title=stem,
+                                upsample_mode=localizer.spec.map.upsample)
         except (ValueError, OSError) as exc:
             if not skip_bad:
                 raise

@@ -1,8 +1,8 @@
 """Negative audio for evaluation (DECISIONS D1, D7; docs/metrics.md §4-5, docs/datasets.md §5).
 
 * silence: an all-zero waveform; noise: an N(0, 1) waveform drawn per (seed, repetition seed, sample).
-  Both go through the same front-end as positives (waveform → mel → dB) unless the audio config says
-  `negatives_in_db=False` (the vssl_eval convention: linear mel power reaches the model).
+  Both go through the same front-end as positives (waveform → spectrogram → log) unless the audio config
+  says `negatives_in_db=False` (the vssl_eval convention: linear power reaches the model).
 * offscreen: the audio of another test clip. For (seed, repetition seed, sample index) a seeded draw
   picks a category uniformly among the manifest's categories other than the sample's own and other
   than every category visible in its image (`scene_categories`), then a clip of that category
@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
-from sslsan.audio import AudioConfig, LogMelSpectrogram, noise, silence
+from sslsan.audio import AudioConfig, noise, silence
 from sslsan.data.manifest import Manifest, manifest_hash
 from sslsan.evaluation.errors import EvaluationError
 from sslsan.evaluation.eval_config import EvaluationConfig
@@ -44,7 +45,7 @@ def repetition_seeds(repetitions: int) -> list[int]:
 def negative_spectrograms(
     kind: str,
     indices: list[int] | np.ndarray,
-    frontend: LogMelSpectrogram,
+    frontend: nn.Module,
     *,
     seed: int = 0,
     rep_seed: int = REPETITION_SEEDS[0],
@@ -54,7 +55,7 @@ def negative_spectrograms(
 
     Noise for sample i is drawn from a generator keyed by (seed, rep_seed, i), so it does not depend
     on the batch it falls in. The waveform is `tile_samples` long (the positive clips' length after
-    tiling). `frontend.cfg.negatives_in_db=False` returns linear mel power instead of dB.
+    tiling). `frontend.cfg.negatives_in_db=False` returns the linear power instead of its log.
     """
     cfg: AudioConfig = frontend.cfg
     n = cfg.tile_samples
@@ -64,7 +65,7 @@ def negative_spectrograms(
         waves = torch.stack([noise(n, make_generator(seed, rep_seed, int(i)), clip=cfg.noise_clip) for i in indices]).to(device)
     else:
         raise ValueError(f"unknown waveform negative {kind!r}; expected 'silence' or 'noise'")
-    return frontend(waves, db=cfg.negatives_in_db)
+    return frontend(waves, log=cfg.negatives_in_db)
 
 
 @dataclass

@@ -13,7 +13,12 @@ from typing import Union
 import numpy as np
 
 from sslsan.evaluation.scoring import load_maps
-from sslsan.metrics import adaptive_threshold, aggregate_localization, localization_scores, upsample
+from sslsan.metrics import (
+    adaptive_threshold,
+    aggregate_localization,
+    localization_scores,
+    upsample,
+)
 
 # a maps.npz file, or its arrays as `load_maps` returns them (so one file is read once for several views)
 Maps = Union[str, Path, Mapping[str, np.ndarray]]
@@ -34,7 +39,8 @@ def category_scores(maps: Maps) -> dict[str, dict[str, float]]:
     arrays, where = _arrays(maps)
     if "threshold" not in arrays or "labels" not in arrays:
         raise ValueError(f"{where}: per-category scores need the `threshold` and `labels` arrays")
-    scores = localization_scores(arrays["pos_maps"], arrays["gt_maps"], {}, float(arrays["threshold"]))
+    scores = localization_scores(arrays["pos_maps"], arrays["gt_maps"], {}, float(arrays["threshold"]),
+                                 upsample_mode=str(arrays["upsample"]) if "upsample" in arrays else "bilinear")
     labels = arrays["labels"].astype(str)
     maxima = arrays["pos_maps"].reshape(len(labels), -1).max(axis=1)
     out = {}
@@ -87,10 +93,11 @@ def map_offset(maps: Maps, chunk_size: int = 256) -> tuple[float, float]:
         with np.errstate(invalid="ignore", divide="ignore"):
             return (mask * xs).sum(axis=(1, 2)) / n, (mask * ys).sum(axis=(1, 2)) / n, n > 0
 
+    mode = str(arrays["upsample"]) if "upsample" in arrays else "bilinear"
     shifts = []
     for start in range(0, len(gt), chunk_size):
         g = gt[start : start + chunk_size]
-        up = upsample(arrays["pos_maps"][start : start + chunk_size], g.shape[1:])
+        up = upsample(arrays["pos_maps"][start : start + chunk_size], g.shape[1:], mode=mode)
         region = up > np.asarray(adaptive_threshold(up, g))[:, None, None]
         rx, ry, r_ok = centres(region)
         gx, gy, g_ok = centres(g)

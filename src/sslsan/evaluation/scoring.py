@@ -19,10 +19,12 @@ audio_emb            (N, C)         float32   audio embeddings of the positive c
 similarity           (N, N)         float32   S[i, j] = similarity of image i and audio j: retrieval
 offscreen_index      (R, N)         int64     row r, col i: index of sample i's offscreen clip
 repetition_seeds     (R,)           int64     seed of each repetition
+upsample             ()             str       how maps reach 224 x 224 (metrics.resample.UPSAMPLE_MODES);
+                                              default "bilinear" (cv2 half-pixel, the reference protocol)
 ==================== ============== ========= ========================================================
 
 Maps are the model's output at its own resolution (any h x w, e.g. 14 x 14 or 7 x 7); they are
-upsampled to 224 x 224 (bilinear, half-pixel) and thresholded with a strict `>` as in the reference
+upsampled to 224 x 224 (`upsample`; by default bilinear, half-pixel) and thresholded with a strict `>` as in the reference
 protocol (docs/metrics.md). A negative of shape (N, h, w) is repeated R times (R = that of the other
 negatives, else 1). Per-sample maxima for Separability and for the universal threshold are taken
 on the native maps. Silence does not depend on the repetition; store R identical copies. Optional
@@ -44,12 +46,13 @@ from sslsan.evaluation.negatives import NEGATIVE_TYPES
 from sslsan.utils.io import atomic_savez
 
 REQUIRED = ("ids", "pos_maps", "neg_maps_silence", "neg_maps_noise", "neg_maps_offscreen", "gt_maps")
-OPTIONAL = ("threshold", "labels", "image_emb", "audio_emb", "similarity", "offscreen_index", "repetition_seeds")
+OPTIONAL = ("threshold", "labels", "image_emb", "audio_emb", "similarity", "offscreen_index", "repetition_seeds",
+            "upsample")
 GT_SIZE = 224
 
 
-def result_arrays(res, gt: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
-    """The maps.npz arrays of an InferenceResult (see the module docstring)."""
+def result_arrays(res, gt: np.ndarray, threshold: float, upsample: str = "bilinear") -> dict[str, np.ndarray]:
+    """The maps.npz arrays of an InferenceResult (see the module docstring); `upsample`: the model's mode."""
     arrays = {
         "ids": res.ids,
         "labels": res.labels,
@@ -61,6 +64,7 @@ def result_arrays(res, gt: np.ndarray, threshold: float) -> dict[str, np.ndarray
         "audio_emb": res.audio_emb,
         "offscreen_index": res.offscreen.index.astype(np.int64),
         "repetition_seeds": np.asarray(res.repetition_seeds, dtype=np.int64),
+        "upsample": np.array(upsample),
     }
     if res.similarity is not None:
         arrays["similarity"] = res.similarity
@@ -126,6 +130,8 @@ def validate_arrays(a: dict[str, np.ndarray], where: str) -> None:
         bad.append(f"threshold must be a scalar, has shape {a['threshold'].shape}")
     elif "threshold" in a and not 0.0 <= float(a["threshold"]) <= 1.0:  # NaN fails too
         bad.append(f"threshold {float(a['threshold'])} is not in [0, 1]")
+    if "upsample" in a and str(a["upsample"]) not in M.UPSAMPLE_MODES:
+        bad.append(f"upsample {str(a['upsample'])!r} is not one of {M.UPSAMPLE_MODES}")
     if not bad:  # values, once the shapes are right: nothing is scored silently from NaN or out-of-range data
         bad += _value_problems(a)
     if bad:
@@ -235,13 +241,15 @@ def score_arrays(a: dict[str, np.ndarray], threshold: float | None = None) -> di
     pos_max = a["pos_maps"].max(axis=(-2, -1))
     neg_max = {t: m.max(axis=(-2, -1)) for t, m in neg.items()}
     all_neg = np.concatenate([m.ravel() for m in neg_max.values()])
+    mode = str(a["upsample"]) if "upsample" in a else "bilinear"
 
     out: dict[str, Any] = {
         "n_samples": int(len(a["ids"])),
         "repetitions": int(neg["silence"].shape[0]),
         "map_size": list(a["pos_maps"].shape[1:]),
+        "upsample": mode,
         "threshold": threshold,
-        "localization": dict(M.localization_metrics(a["pos_maps"], gt, neg, threshold)),
+        "localization": dict(M.localization_metrics(a["pos_maps"], gt, neg, threshold, upsample_mode=mode)),
         "separability": {
             "sep": float(M.separability(pos_max, all_neg)),
             **{f"sep_{t}": float(M.separability(pos_max, m.ravel())) for t, m in neg_max.items()},

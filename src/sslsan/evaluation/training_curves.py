@@ -11,13 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from sslsan.evaluation.figures import save_figure  # noqa: E402
-from sslsan.utils.logging import read_jsonl  # noqa: E402
+from sslsan.utils.logging import read_jsonl
+from sslsan.utils.plotting import plt, save_figure  # plt in the Agg backend
 
 # (title, [(log key, line label)], y-axis log scale)
 PANELS: list[tuple[str, list[tuple[str, str]], bool]] = [

@@ -1,7 +1,7 @@
 """Localize the sound of a whole video: every output frame's map, drawn as in Fig. 2, into a new video.
 
-`localize_video(model, IN, OUT)` streams: frames are decoded, put on a constant output rate, batched
-through the model (`inference.batch_maps`: one image-tower and one audio-tower call per batch), drawn
+`localize_video(localizer, IN, OUT)` streams: frames are decoded, put on a constant output rate, batched
+through the model (`inference.batch_maps`: one call per encoder per batch), drawn
 (`figures.overlay_frames`) and encoded as they come; the sound is decoded as the windows need it, only
 the samples of the coming windows are kept, and it is copied into the output (AAC). Memory does not
 grow with the video's length. The rules (docs/evaluation.md, "Videos"):
@@ -43,8 +43,8 @@ from sslsan.evaluation.errors import EvaluationError, check_threshold
 from sslsan.evaluation.figures import AUDIO_LABELS, label_frame, overlay_frames
 from sslsan.evaluation.inference import batch_maps, media_frontends, negative_embeddings
 from sslsan.media import AudioError, AudioReader, DecodedFrame, VideoWriter, probe_video, read_frames
+from sslsan.methods.checkpoint import LoadedModel, load_model
 from sslsan.metrics import pia, upsample
-from sslsan.models import load_model
 from sslsan.utils.device import resolve_device, to_device
 from sslsan.utils.io import atomic_path
 
@@ -64,21 +64,6 @@ class VideoOptions:
     panels: tuple[str, ...] = ()  # "silence", "noise": the same frame's map with that audio beside yours
     batch_size: int = 32  # frames per model call
     max_seconds: float | None = None  # refuse longer videos (sslsan serve)
-
-
-@dataclass(frozen=True)
-class ModelSettings:
-    audio: AudioConfig
-    image_size: int
-    threshold: float | None
-
-
-def model_settings(model) -> ModelSettings:
-    """The checkpoint's inference settings: audio front-end, image size, universal threshold (the one
-    place this module reads them from the model)."""
-    return ModelSettings(audio=getattr(model, "audio_config", None) or AudioConfig(),
-                         image_size=int(getattr(model, "image_size", None) or 224),
-                         threshold=getattr(model, "universal_threshold", None))
 
 
 def frames_file(out: str | Path) -> Path:
@@ -151,9 +136,10 @@ class _Run:
     """One overlay video being made: frames gathered into batches; per batch the sound windows, the maps
     in one model call, then every frame drawn, encoded and recorded."""
 
-    def __init__(self, model, settings: ModelSettings, threshold, negatives, frontends, device, lock,
+    def __init__(self, localizer: LoadedModel, threshold, negatives, frontends, device, lock,
                  batch_size: int, fps: Fraction, where: str):
-        self.model, self.cfg, self.threshold = model, settings.audio, threshold
+        self.localizer, self.cfg, self.threshold = localizer, localizer.spec.audio, threshold
+        self.upsample = localizer.spec.map.upsample  # how the method's maps reach an image's size
         self.negatives, self.device = negatives, torch.device(device)
         self.transform, self.frontend = frontends
         self.lock = lock or contextlib.nullcontext()
@@ -176,7 +162,8 @@ class _Run:
         waves, lengths, held = audio_windows(reader, times, self.cfg)
         maps = self.maps(np.stack([f.image for _, f in self.batch]), waves, lengths)
         thr = self.threshold
-        pias = np.atleast_1d(pia(upsample(maps["positive"]), thr)).tolist() if thr is not None else [None] * len(times)
+        pias = (np.atleast_1d(pia(upsample(maps["positive"], mode=self.upsample), thr)).tolist() if thr is not None
+                else [None] * len(times))
         for b, (k, frame) in enumerate(self.batch):
             writer.write(self.draw(frame.image, maps, b))
             row = _record(k, times[b], frame, maps, b, int(held[b]) / self.cfg.sample_rate, pias[b], thr)
@@ -193,7 +180,7 @@ class _Run:
                             for i in range(0, len(images), chunk)])
         specs = self.frontend(tile_rows(to_device(waves, self.device), lengths, self.cfg.tile_samples))
         with self.lock:
-            maps = batch_maps(self.model, pixels, specs, negatives=self.negatives, where=self.where)
+            maps = batch_maps(self.localizer, pixels, specs, negatives=self.negatives, where=self.where)
         return {name: m.cpu().numpy() for name, m in maps.items()}
 
     def draw(self, image: np.ndarray, maps: dict[str, np.ndarray], b: int) -> np.ndarray:
@@ -201,7 +188,7 @@ class _Run:
         thr = self.threshold
         panels = []
         for name, m in maps.items():
-            panel = overlay_frames(image[None], m[b:b + 1], thr)[0]
+            panel = overlay_frames(image[None], m[b:b + 1], thr, self.upsample)[0]
             peak = float(m[b].max())
             above = thr is not None and peak > np.float32(thr)
             verdict = "" if thr is None else f", {'above' if above else 'below'} U_th"
@@ -238,13 +225,14 @@ def _record(k: int, t: float, frame: DecodedFrame, maps: dict[str, np.ndarray], 
     return row
 
 
-def localize_video(model, video: str | Path, out: str | Path, options: VideoOptions | None = None, *,
+def localize_video(localizer: LoadedModel, video: str | Path, out: str | Path, options: VideoOptions | None = None, *,
                    device: str | torch.device = "cpu", progress: bool = True,
                    on_progress: Callable[[int, int], None] | None = None, lock=None,
                    frontends=None, negatives: dict[str, torch.Tensor] | None = None) -> dict:
     """Write the overlay video of `video` to `out` and its per-frame record beside it (module doc).
 
-    `model` is in eval mode on `device`. `lock` (a context manager) is held around each model call, so
+    `localizer`'s model is in eval mode on `device`; its inference spec gives the front-ends, the map's
+    upsampling and the universal threshold. `lock` (a context manager) is held around each model call, so
     a server can share the model; `frontends` (`media_frontends`) and `negatives` (`negative_embeddings`)
     may be passed in to be computed once. `on_progress(done, expected)` is called after each batch.
     Returns the summary (also the record's last line). One-line ValueErrors (ImageError, AudioError,
@@ -261,8 +249,8 @@ def localize_video(model, video: str | Path, out: str | Path, options: VideoOpti
     if container is None:
         raise EvaluationError(f"{out}: the overlay video is H.264 + AAC in {', '.join(VideoWriter.CONTAINERS)}; "
                               "give one of these suffixes")
-    settings = model_settings(model)
-    threshold = check_threshold(options.threshold) if options.threshold is not None else settings.threshold
+    spec = localizer.spec
+    threshold = check_threshold(options.threshold) if options.threshold is not None else spec.universal_threshold
     info = probe_video(video)
     if not info.audio:
         raise AudioError(f"{video}: no audio track; the maps need the sound (add one, or localize a frame with "
@@ -275,14 +263,14 @@ def localize_video(model, video: str | Path, out: str | Path, options: VideoOpti
     expected = math.ceil(end * fps - 1e-6) if end else 0
     names = ("positive", *options.panels)
     if negatives is None:
-        negatives = negative_embeddings(model, tuple(options.panels), device=device) if options.panels else {}
+        negatives = negative_embeddings(localizer, tuple(options.panels), device=device) if options.panels else {}
     negatives = {p: negatives[p] for p in options.panels}
-    run = _Run(model, settings, threshold, negatives, frontends or media_frontends(model, device), device, lock,
+    run = _Run(localizer, threshold, negatives, frontends or media_frontends(localizer, device), device, lock,
                options.batch_size, fps, where=str(video))
-    cfg = settings.audio
-    header = {"kind": "video", "input": str(video), "output": str(out), "fps": float(fps), "width": width,
-              "height": height, "threshold": threshold, "clip_seconds": cfg.clip_seconds,
-              "tile_seconds": cfg.tile_seconds, "image_size": settings.image_size, "maps": list(names),
+    cfg = spec.audio
+    header = {"kind": "video", "input": str(video), "output": str(out), "method": localizer.label, "fps": float(fps),
+              "width": width, "height": height, "threshold": threshold, "clip_seconds": cfg.clip_seconds,
+              "tile_seconds": cfg.tile_seconds, "image_size": spec.image_size, "maps": list(names),
               "source": {"width": info.width, "height": info.height, "rotation": 90 * info.quarter_turns,
                          "fps": float(info.fps) if info.fps else None, "duration": info.duration}}
     reader = AudioReader(video, cfg.sample_rate)
@@ -322,11 +310,12 @@ def localize_video(model, video: str | Path, out: str | Path, options: VideoOpti
 
 
 def localize_video_file(checkpoint: str | Path, video: str | Path, out: str | Path, options: VideoOptions | None = None,
-                        *, device: str = "auto", progress: bool = True) -> dict:
-    """`sslsan localize --video IN --out OUT.mp4`: load `checkpoint`, write the overlay video, print a summary."""
+                        *, device: str = "auto", progress: bool = True, method: str | None = None) -> dict:
+    """`sslsan localize --video IN --out OUT.mp4`: load `checkpoint` (`method`: that of an original file),
+    write the overlay video, print a summary."""
     dev = resolve_device(device)
-    model = load_model(checkpoint, map_location=dev).eval()
-    summary = localize_video(model, video, out, options, device=dev, progress=progress)
+    localizer = load_model(checkpoint, map_location=dev, method=method).to(dev)
+    summary = localize_video(localizer, video, out, options, device=dev, progress=progress)
     thr = summary["threshold"]
     heard = ("" if thr is None else f"; the map is above U_th = {thr:.4f} in {summary['above_threshold_frames']} "
              f"of {summary['frames']} frames")

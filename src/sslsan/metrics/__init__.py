@@ -14,7 +14,11 @@ Table 1: `separability`, `alignment_magnitude` (D11). Table 3: `retrieval` (D12)
 
 from sslsan.metrics.common import AUC_GRID, MAP_SIZE, MetricsError
 from sslsan.metrics.embedding import alignment_magnitude, separability
-from sslsan.metrics.groundtruth import boxes_to_pixels, gt_map_from_boxes, gt_map_from_mask
+from sslsan.metrics.groundtruth import (
+    boxes_to_pixels,
+    gt_map_from_boxes,
+    gt_map_from_mask,
+)
 from sslsan.metrics.localization import (
     NEGATIVE_TYPES,
     aggregate_localization,
@@ -28,9 +32,14 @@ from sslsan.metrics.localization import (
     minmax_normalize,
     pia,
 )
-from sslsan.metrics.resample import count_above, upsample
+from sslsan.metrics.resample import UPSAMPLE_MODES, count_above, upsample
 from sslsan.metrics.retrieval import retrieval
-from sslsan.metrics.thresholds import adaptive_threshold, median_threshold, per_type_quantiles, universal_threshold
+from sslsan.metrics.thresholds import (
+    adaptive_threshold,
+    median_threshold,
+    per_type_quantiles,
+    universal_threshold,
+)
 
 __all__ = [
     "AUC_GRID",
@@ -45,6 +54,7 @@ __all__ = [
     "boxes_to_pixels",
     "ciou",
     "classic_localization_metrics",
+    "UPSAMPLE_MODES",
     "count_above",
     "f_score",
     "gt_map_from_boxes",

@@ -16,7 +16,15 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from sslsan.metrics.common import AUC_GRID, MetricsError, as_maps, as_values, map_chunks, scalar_or_array, threshold32
+from sslsan.metrics.common import (
+    AUC_GRID,
+    MetricsError,
+    as_maps,
+    as_values,
+    map_chunks,
+    scalar_or_array,
+    threshold32,
+)
 from sslsan.metrics.resample import count_above, upsample
 from sslsan.metrics.thresholds import adaptive_threshold, median_threshold
 
@@ -125,6 +133,7 @@ def localization_scores(
     threshold: float,
     *,
     inclusive: bool = False,
+    upsample_mode: str = "bilinear",
     chunk_size: int = 64,
     workers: int | None = None,
 ) -> dict[str, np.ndarray]:
@@ -133,7 +142,7 @@ def localization_scores(
     Returns arrays: ``ciou_u`` (N,) cIoU at the universal threshold, NaN kept; ``ciou_a`` (N,)
     cIoU at each map's adaptive threshold, NaN kept; ``threshold_a`` (N,) float32 adaptive
     thresholds; ``pia_<type>`` (R, N) fractions of upsampled negative-map pixels above the
-    threshold. Maps are upsampled to the GT size; only `chunk_size` positives are upsampled at a
+    threshold. Maps are upsampled to the GT size (`upsample_mode`, resample.UPSAMPLE_MODES); only `chunk_size` positives are upsampled at a
     time and negative maps are never stored upsampled. `workers` threads share the chunks
     (default: the usable CPUs, at most 8); the result does not depend on it.
     """
@@ -150,7 +159,7 @@ def localization_scores(
     negs = _neg_stack(neg_maps, n)
 
     def score_chunk(start: int):
-        up = upsample(pos[start : start + chunk_size], size, workers=1)
+        up = upsample(pos[start : start + chunk_size], size, mode=upsample_mode, workers=1)
         g = np.asarray(gt_maps[start : start + chunk_size])  # kept in its dtype: no float64 copy
         g_sum, g_zero = g.sum(axis=(-2, -1), dtype=np.float64), g == 0
         c_u = _ciou_parts(_binarize(up, threshold, inclusive), g, g_sum, g_zero)[0]
@@ -166,7 +175,8 @@ def localization_scores(
     scores = {"ciou_u": ciou_u, "ciou_a": ciou_a, "threshold_a": tau_a}
     npix = size[0] * size[1]
     for name, arr in negs.items():
-        scores[f"pia_{name}"] = count_above(arr, threshold, size, inclusive=inclusive, workers=workers) / npix
+        scores[f"pia_{name}"] = count_above(arr, threshold, size, inclusive=inclusive, mode=upsample_mode,
+                                            workers=workers) / npix
     return scores
 
 
@@ -203,6 +213,7 @@ def localization_metrics(
     threshold: float,
     *,
     inclusive: bool = False,
+    upsample_mode: str = "bilinear",
     chunk_size: int = 64,
     workers: int | None = None,
 ) -> dict[str, float]:
@@ -214,7 +225,8 @@ def localization_metrics(
     neg_maps: {"silence": (R, N, h, w), "noise": ..., "offscreen": ...}; R repetitions are pooled
     (R * N entries); a (N, h, w) array counts as R = 1. Any type names may be used.
     threshold: the universal threshold tau_U; maps are binarised with ``map > float32(tau_U)``
-    (``>=`` with `inclusive`, a non-reference option).
+    (``>=`` with `inclusive`, a non-reference option). upsample_mode: how native maps reach the GT size
+    ("bilinear" = cv2 INTER_LINEAR, the reference protocol; resample.UPSAMPLE_MODES).
 
     Returned keys (all percent, 0-100):
       ``ciou_u``        mean over samples of cIoU at tau_U, NaN (empty GT and prediction) -> 0
@@ -232,9 +244,8 @@ def localization_metrics(
     keys are returned. The positives are scored once: their R identical copies in the reference's
     pooled lists change no fraction or mean.
     """
-    scores = localization_scores(
-        pos_maps, gt_maps, neg_maps, threshold, inclusive=inclusive, chunk_size=chunk_size, workers=workers
-    )
+    scores = localization_scores(pos_maps, gt_maps, neg_maps, threshold, inclusive=inclusive,
+                                 upsample_mode=upsample_mode, chunk_size=chunk_size, workers=workers)
     return aggregate_localization(scores)
 
 
@@ -251,7 +262,7 @@ def minmax_normalize(maps):
 
 
 def classic_localization_metrics(
-    pos_maps, gt_maps, *, inclusive: bool = False, chunk_size: int = 128
+    pos_maps, gt_maps, *, inclusive: bool = False, upsample_mode: str = "bilinear", chunk_size: int = 128
 ) -> dict[str, float]:
     """The classic *relative* protocol of SSL-TIE / SSL-Align / EZ-VSL (docs/model.md §6), in percent.
 
@@ -267,7 +278,7 @@ def classic_localization_metrics(
         raise MetricsError(f"expected pos_maps (N, h, w) and gt_maps (N, H, W), got {pos.shape} and {gt_shape}")
     values = np.empty(pos.shape[0])
     for c in range(0, pos.shape[0], chunk_size):
-        pred = minmax_normalize(upsample(pos[c : c + chunk_size], tuple(gt_shape[1:])))
+        pred = minmax_normalize(upsample(pos[c : c + chunk_size], tuple(gt_shape[1:]), mode=upsample_mode))
         gt = np.asarray(gt_maps[c : c + chunk_size], dtype=np.float64)
         tau = np.atleast_1d(median_threshold(pred))
         values[c : c + chunk_size] = ciou(pred, gt, tau, inclusive=inclusive)[0]

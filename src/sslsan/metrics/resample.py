@@ -90,13 +90,72 @@ def upsample_rows_first(flat: np.ndarray, size) -> np.ndarray:
     return out
 
 
-def upsample(maps, size=MAP_SIZE, *, chunk_size: int = 256, workers: int | None = None) -> np.ndarray:
-    """Bilinear (cv2 INTER_LINEAR) resize of maps (..., h, w) to (..., 224, 224), float32.
+# How a native map is brought to the ground truth's size: "bilinear" is cv2 INTER_LINEAR (half-pixel
+# centres; the reference protocol); the others are torch's F.interpolate modes some methods' own tests
+# use (align_corners=True for the "_align_corners" ones; bicubic with a = -0.75 and border clamp).
+UPSAMPLE_MODES = ("bilinear", "bilinear_align_corners", "bicubic_align_corners", "bicubic")
 
-    Half-pixel centres, border clamp, float32 arithmetic (inputs are cast to float32, as cv2
-    receives them); vectorised over the leading axes, `chunk_size` maps at a time, shared by
-    `workers` threads (default: the usable CPUs, at most 8). `size` is an int or (height, width).
+
+def check_mode(mode: str) -> str:
+    if mode not in UPSAMPLE_MODES:
+        raise ValueError(f"unknown upsampling mode {mode!r}; expected one of {UPSAMPLE_MODES}")
+    return mode
+
+
+def _cubic(t: np.ndarray, a: float = -0.75) -> np.ndarray:
+    """The cubic convolution kernel (Keys, a = -0.75 as torch and OpenCV)."""
+    t = np.abs(t)
+    return np.where(t <= 1, ((a + 2) * t - (a + 3)) * t * t + 1,
+                    np.where(t < 2, ((a * t - 5 * a) * t + 8 * a) * t - 4 * a, 0.0))
+
+
+@lru_cache(maxsize=64)
+def interpolation_matrix(n_in: int, n_out: int, mode: str) -> np.ndarray:
+    """(n_out, n_in) float64 weights of one axis of `mode` (not "bilinear": that one is cv2's own code).
+
+    Output index i samples source position x = i·(n_in − 1)/(n_out − 1) (align_corners) or
+    (i + 0.5)·n_in/n_out − 0.5; linear takes its two neighbours, cubic four, indices clamped to the
+    border (F.interpolate's rules).
     """
+    check_mode(mode)
+    i = np.arange(n_out, dtype=np.float64)
+    if mode.endswith("align_corners"):
+        x = i * ((n_in - 1) / (n_out - 1)) if n_out > 1 else np.zeros(1)
+    else:
+        x = (i + 0.5) * (n_in / n_out) - 0.5
+    w = np.zeros((n_out, n_in))
+    rows = np.arange(n_out)
+    if mode.startswith("bilinear"):
+        x = np.clip(x, 0, n_in - 1)
+        x0 = np.floor(x).astype(np.intp)
+        x1 = np.minimum(x0 + 1, n_in - 1)
+        f = x - x0
+        np.add.at(w, (rows, x0), 1 - f)
+        np.add.at(w, (rows, x1), f)
+    else:
+        x0 = np.floor(x).astype(np.intp)
+        f = x - x0
+        for k in range(-1, 3):
+            np.add.at(w, (rows, np.clip(x0 + k, 0, n_in - 1)), _cubic(f - k))
+    w.setflags(write=False)
+    return w
+
+
+def _upsample_matrix(flat: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
+    wy = interpolation_matrix(flat.shape[-2], size[0], mode).astype(np.float32)
+    wx = interpolation_matrix(flat.shape[-1], size[1], mode).astype(np.float32)
+    return np.einsum("yh,chw,xw->cyx", wy, flat, wx, optimize=True).astype(np.float32, copy=False)
+
+
+def upsample(maps, size=MAP_SIZE, *, mode: str = "bilinear", chunk_size: int = 256, workers: int | None = None) -> np.ndarray:
+    """Resize maps (..., h, w) to (..., 224, 224), float32; `mode` one of UPSAMPLE_MODES.
+
+    "bilinear" (default) is cv2 INTER_LINEAR: half-pixel centres, border clamp, float32 arithmetic
+    (inputs are cast to float32, as cv2 receives them). Vectorised over the leading axes,
+    `chunk_size` maps at a time, shared by `workers` threads (default: the usable CPUs, at most 8).
+    `size` is an int or (height, width).
+    """
+    check_mode(mode)
     arr = as_maps(maps, "maps").astype(np.float32, copy=False)
     out_h, out_w = _size2(size)
     lead, (h, w) = arr.shape[:-2], arr.shape[-2:]
@@ -104,6 +163,9 @@ def upsample(maps, size=MAP_SIZE, *, chunk_size: int = 256, workers: int | None 
     out = np.empty((flat.shape[0], out_h, out_w), dtype=np.float32)
 
     def fill(start: int) -> None:
+        if mode != "bilinear":
+            out[start : start + chunk_size] = _upsample_matrix(flat[start : start + chunk_size], (out_h, out_w), mode)
+            return
         part = upsample_rows_first(flat[start : start + chunk_size], (out_h, out_w))
         out[start : start + chunk_size] = part.transpose(1, 0, 2)
 
@@ -184,9 +246,10 @@ def _band_counts(r0, r1, b0, b1, tau, compare, margin: float) -> np.ndarray:
 
 
 def count_above(
-    maps, threshold, size=MAP_SIZE, *, inclusive: bool = False, chunk_size: int = 256, workers: int | None = None
+    maps, threshold, size=MAP_SIZE, *, inclusive: bool = False, mode: str = "bilinear", chunk_size: int = 256,
+    workers: int | None = None,
 ) -> np.ndarray:
-    """Number of pixels of ``upsample(maps, size)`` above `threshold`, per map: int64 (...,).
+    """Number of pixels of ``upsample(maps, size, mode=mode)`` above `threshold`, per map: int64 (...,).
 
     Equals ``np.count_nonzero(upsample(maps, size) > np.float32(threshold), axis=(-2, -1))``
     (``>=`` with `inclusive`) exactly, without building the upsampled maps: rows are upsampled
@@ -194,7 +257,7 @@ def count_above(
     form from where its linear profile crosses the threshold (pixels within a few ulps of the
     threshold are evaluated exactly). Maps whose whole range lies clearly on one side of the
     threshold are decided from their min / max alone. `workers` threads (default: the usable
-    CPUs, at most 8) share the chunks.
+    CPUs, at most 8) share the chunks. Modes other than "bilinear" upsample each chunk and count.
     """
     arr = as_maps(maps, "maps").astype(np.float32, copy=False)
     out_h, out_w = _size2(size)
@@ -202,6 +265,13 @@ def count_above(
     flat = arr.reshape(-1, h, w)
     tau = np.float32(threshold)
     compare = np.greater_equal if inclusive else np.greater
+    if check_mode(mode) != "bilinear":
+        def count_upsampled(start: int) -> np.ndarray:
+            up = _upsample_matrix(flat[start : start + chunk_size], (out_h, out_w), mode)
+            return np.count_nonzero(compare(up, tau), axis=(1, 2))
+
+        parts = map_chunks(count_upsampled, range(0, flat.shape[0], chunk_size), workers)
+        return (np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)).astype(np.int64).reshape(lead)
 
     counts = np.zeros(flat.shape[0], dtype=np.int64)
     hi = flat.max(axis=(1, 2)).astype(np.float64)

@@ -1,14 +1,10 @@
-"""ResNet-18 towers, the `Localizer` and its checkpoints (docs/model.md §3, DECISIONS D10)."""
+"""Towers, SSL-TIE's `Localizer`, and reading checkpoint files (docs/model.md §3).
+
+Checkpoint formats and `load_model` live with the method registry (sslsan.methods.checkpoint).
+"""
 
 from sslsan.models.backbones import BACKBONES, Backbone, get_backbone, register_backbone
-from sslsan.models.checkpoint import (
-    CheckpointError,
-    load_model,
-    read_checkpoint,
-    save_checkpoint,
-    set_universal_threshold,
-    unwrap_model,
-)
+from sslsan.models.checkpoint import CheckpointError, read_checkpoint, unwrap_model
 from sslsan.models.localizer import Localizer, ModelConfig
 from sslsan.models.resnet import FEATURE_STRIDE, ResNet18Tower
 
@@ -21,10 +17,7 @@ __all__ = [
     "ModelConfig",
     "ResNet18Tower",
     "get_backbone",
-    "load_model",
     "read_checkpoint",
     "register_backbone",
-    "save_checkpoint",
-    "set_universal_threshold",
     "unwrap_model",
 ]

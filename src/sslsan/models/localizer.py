@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from sslsan.methods.base import AVModel
 from sslsan.models.backbones import get_backbone
 from sslsan.models.resnet import init_weights
-
-TensorOrTensors = torch.Tensor | Sequence[torch.Tensor] | None
 
 
 @dataclass
@@ -25,7 +21,7 @@ class ModelConfig:
     audio_backbone: str = "resnet18"
 
 
-class Localizer(nn.Module):
+class Localizer(AVModel):
     """Image tower `imgnet` (3-channel) and audio tower `audnet` (1-channel spectrogram), built by the
     backbones `cfg` names.
 
@@ -46,11 +42,6 @@ class Localizer(nn.Module):
         for tower, backbone in ((self.imgnet, image), (self.audnet, audio)):  # image first: the draws of one generator
             if backbone.ssl_tie_init:
                 init_weights(tower, generator)
-        # Inference metadata; `load_model` fills these from the checkpoint.
-        self.audio_config = None
-        self.image_size = 224
-        self.universal_threshold: float | None = None
-        self.unused_checkpoint_keys: list[str] = []
 
     @property
     def embed_dim(self) -> int:
@@ -70,56 +61,3 @@ class Localizer(nn.Module):
         pooled = self.audnet(specs).amax(dim=(2, 3)).float()
         emb = F.normalize(pooled, dim=1)
         return (emb, pooled.detach().norm(dim=1)) if with_norm else emb
-
-    def similarity_map(self, images: torch.Tensor, specs: torch.Tensor) -> torch.Tensor:
-        """S(a_j, v_j) for each pair: (B, 1, h, w) raw cosine map."""
-        return self.pair_map(self.image_features(images), self.audio_embedding(specs))
-
-    @staticmethod
-    def pair_map(image_features: torch.Tensor, audio_embedding: torch.Tensor) -> torch.Tensor:
-        """Map of image j with audio j: (B, C, h, w), (B, C) -> (B, 1, h, w)."""
-        return torch.einsum("bchw,bc->bhw", image_features, audio_embedding).unsqueeze(1)
-
-    @staticmethod
-    def cross_map(image_features: torch.Tensor, audio_embedding: torch.Tensor) -> torch.Tensor:
-        """Every image against every audio: (N, C, h, w), (K, C) -> (N, K, h, w)."""
-        return torch.einsum("nchw,kc->nkhw", image_features, audio_embedding)
-
-    def forward(self, images: TensorOrTensors = None, specs: TensorOrTensors = None, *,
-                running_stats_specs: torch.Tensor | None = None, with_norms: bool = False):
-        """Encode images and/or spectrograms -> (image_features, audio_embedding[, running_stats_embedding]).
-
-        Each of `images`, `specs` is a tensor, a sequence of tensors or None; every tensor of a sequence
-        is its own tower call (its own BatchNorm batch), and the result mirrors the argument's
-        structure. `running_stats_specs` are encoded with the audio tower's BatchNorm layers using their
-        running statistics, as every input is at evaluation (and without updating them); when given,
-        their embeddings come third. `with_norms` makes every audio result an (embedding, norm) pair.
-        Putting every tower call of a training step into one `forward` keeps DDP's hooks correct.
-        """
-        embed = lambda x: self.audio_embedding(x, with_norm=with_norms)  # noqa: E731
-        out = (_map(self.image_features, images), _map(embed, specs))
-        if running_stats_specs is None:
-            return out
-        with batchnorm_running_stats(self.audnet):
-            return (*out, embed(running_stats_specs))
-
-
-@contextlib.contextmanager
-def batchnorm_running_stats(module: nn.Module) -> Iterator[None]:
-    """Inside the block, `module`'s BatchNorm layers normalise with (and do not update) their running statistics."""
-    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
-    for m in norms:
-        m.train(False)
-    try:
-        yield
-    finally:
-        for m in norms:
-            m.train(True)
-
-
-def _map(fn, x: TensorOrTensors):
-    if x is None:
-        return None
-    if isinstance(x, torch.Tensor):
-        return fn(x)
-    return [fn(t) for t in x]

@@ -21,10 +21,16 @@ from PIL import Image
 
 from sslsan.data.manifest import read_manifest
 from sslsan.evaluation.figures import AUDIO_LABELS, display_image, render_overlays
-from sslsan.evaluation.inference import load_media, media_frontends, media_inputs, model_maps, negative_embeddings
+from sslsan.evaluation.inference import (
+    load_media,
+    media_frontends,
+    media_inputs,
+    model_maps,
+    negative_embeddings,
+)
 from sslsan.evaluation.video import VideoOptions, localize_video
+from sslsan.methods.checkpoint import LoadedModel, load_model
 from sslsan.metrics import upsample
-from sslsan.models import load_model
 
 NEGATIVES = ("silence", "noise")
 MAX_EXAMPLES = 6
@@ -39,12 +45,13 @@ class Localization:
     maps: dict[str, np.ndarray]  # "positive" | "silence" | "noise" -> native (h, w) float32 map
     threshold: float | None  # the checkpoint's universal threshold
     boxes: list[list[float]] = field(default_factory=list)  # ground truth, normalised xyxy (examples only)
+    upsample: str = "bilinear"  # how the method's maps reach 224 x 224 (its inference spec)
 
     def to_json(self) -> dict:
         """JSON for the page: per audio the native min/max and the 224 x 224 upsampled map (the one
         the overlay is drawn from, as in scoring) as base64 little-endian float32."""
         names = list(self.maps)
-        up = np.asarray(upsample(np.stack([self.maps[n] for n in names])), dtype="<f4")
+        up = np.asarray(upsample(np.stack([self.maps[n] for n in names]), mode=self.upsample), dtype="<f4")
         thr = self.threshold
         return {
             "name": self.name,
@@ -65,7 +72,8 @@ class Localization:
         """The paper's Fig. 2 for this input (`sslsan localize`'s rendering), at `threshold`
         (default: the universal threshold)."""
         thr = self.threshold if threshold is None else threshold
-        return render_overlays(self.frame, {AUDIO_LABELS.get(n, n): m for n, m in self.maps.items()}, thr, title=self.name)
+        return render_overlays(self.frame, {AUDIO_LABELS.get(n, n): m for n, m in self.maps.items()}, thr, title=self.name,
+                               upsample_mode=self.upsample)
 
 
 def _png(arr: np.ndarray) -> bytes:
@@ -100,26 +108,29 @@ def load_examples(manifest_path: str | Path, n: int = MAX_EXAMPLES) -> list[Exam
 class LocalizationService:
     """A loaded checkpoint that localizes media files with positive, silence and noise audio."""
 
-    def __init__(self, model, *, device: str | torch.device = "cpu", name: str = "model", threshold: float | None = None):
+    def __init__(self, localizer: LoadedModel, *, device: str | torch.device = "cpu", name: str = "model",
+                 threshold: float | None = None):
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        self.localizer = localizer.to(self.device)
         self.name = name
-        self.threshold = threshold if threshold is not None else getattr(model, "universal_threshold", None)
+        self.threshold = threshold if threshold is not None else localizer.spec.universal_threshold
         self._lock = threading.Lock()
-        self._negatives = negative_embeddings(self.model, NEGATIVES, device=self.device)  # the same for every input
-        self._frontends = media_frontends(self.model, self.device)  # stateless, so shared; the mel filterbank once
+        self._negatives = negative_embeddings(self.localizer, NEGATIVES, device=self.device)  # the same for every input
+        self._frontends = media_frontends(self.localizer, self.device)  # stateless, so shared; the filterbank once
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu",
-                        threshold: float | None = None) -> LocalizationService:
-        """`threshold` overrides the checkpoint's universal threshold (e.g. a published one)."""
-        return cls(load_model(path, map_location=device), device=device, name=str(path), threshold=threshold)
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", threshold: float | None = None,
+                        method: str | None = None) -> LocalizationService:
+        """`threshold` overrides the checkpoint's universal threshold (e.g. a published one); `method`: that of
+        an original checkpoint file."""
+        return cls(load_model(path, map_location=device, method=method), device=device, name=str(path),
+                   threshold=threshold)
 
     def info(self) -> dict:
-        cfg = getattr(self.model, "audio_config", None)
-        return {"checkpoint": self.name, "threshold": self.threshold, "device": str(self.device),
-                "image_size": int(getattr(self.model, "image_size", 224) or 224),
-                "audio_seconds": None if cfg is None else float(cfg.tile_seconds)}
+        spec = self.localizer.spec
+        return {"checkpoint": self.name, "method": self.localizer.label, "threshold": self.threshold,
+                "device": str(self.device), "image_size": spec.image_size,
+                "audio_seconds": float(spec.audio.tile_seconds)}
 
     def localize(self, image: str | Path, audio: str | Path, *, name: str = "",
                  boxes: list[list[float]] | None = None) -> Localization:
@@ -128,12 +139,12 @@ class LocalizationService:
         Raises the library's one-line ValueErrors (ImageError, AudioError, EvaluationError) for
         media it cannot use.
         """
-        frame, wave = load_media(image, audio, getattr(self.model, "audio_config", None))
-        img, spec = media_inputs(self.model, frame, wave, device=self.device, frontends=self._frontends)
+        frame, wave = load_media(image, audio, self.localizer.spec.audio)
+        img, spec = media_inputs(self.localizer, frame, wave, device=self.device, frontends=self._frontends)
         with self._lock:
-            maps = model_maps(self.model, img, spec, negatives=self._negatives, where=name or str(image))
+            maps = model_maps(self.localizer, img, spec, negatives=self._negatives, where=name or str(image))
         return Localization(name=name or Path(image).name, frame=display_image(frame), maps=maps,
-                            threshold=self.threshold, boxes=list(boxes or []))
+                            threshold=self.threshold, boxes=list(boxes or []), upsample=self.localizer.spec.map.upsample)
 
     def localize_video(self, video: str | Path, out: str | Path, options: VideoOptions | None = None, *,
                        on_progress: Callable[[int, int], None] | None = None) -> dict:
@@ -142,7 +153,7 @@ class LocalizationService:
         options = options or VideoOptions()
         if options.threshold is None:
             options = dataclasses.replace(options, threshold=self.threshold)
-        return localize_video(self.model, video, out, options, device=self.device, progress=False,
+        return localize_video(self.localizer, video, out, options, device=self.device, progress=False,
                               on_progress=on_progress, lock=self._lock, frontends=self._frontends,
                               negatives=self._negatives)
 

@@ -17,20 +17,33 @@ item, the whole dataset). Each item draws its randomness from `numpy_rng(seed, s
 output is identical for any number of worker processes, and the same seed gives byte-identical files.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from sslsan.data.synthetic.categories import CATEGORY_LIBRARY, Category, SoundRecipe
-from sslsan.data.synthetic.scene import Scene, SceneObject, make_scene, mask_box, render_scene
-from sslsan.data.synthetic.sound import ambience, clip_for, mix_clip, synthesize_sound
-from sslsan.data.synthetic.synth_config import PRESETS, SynthConfig, SynthError, categories, preset_config
-from sslsan.data.synthetic.writer import (
-    GENERATOR,
-    SPLIT_MANIFESTS,
-    default_workers,
-    generate_dataset,
-    generate_item,
+from sslsan.data.synthetic.synth_config import (
+    PRESETS,
+    SynthConfig,
+    SynthError,
+    categories,
+    preset_config,
 )
 
-__all__ = [
-    "CATEGORY_LIBRARY", "Category", "SoundRecipe", "Scene", "SceneObject", "make_scene", "mask_box", "render_scene",
-    "ambience", "clip_for", "mix_clip", "synthesize_sound", "PRESETS", "SynthConfig", "SynthError", "categories",
-    "preset_config", "GENERATOR", "SPLIT_MANIFESTS", "default_workers", "generate_dataset", "generate_item",
-]
+# drawing, synthesis and writing load on first use (they need torch): `sslsan data synth --help` stays fast
+_LAZY = {
+    **{n: "sslsan.data.synthetic.scene" for n in ("Scene", "SceneObject", "make_scene", "mask_box", "render_scene")},
+    **{n: "sslsan.data.synthetic.sound" for n in ("ambience", "clip_for", "mix_clip", "synthesize_sound")},
+    **{n: "sslsan.data.synthetic.writer" for n in ("GENERATOR", "SPLIT_MANIFESTS", "default_workers", "generate_dataset",
+                                                  "generate_item")},
+}
+
+__all__ = ["CATEGORY_LIBRARY", "Category", "SoundRecipe", "PRESETS", "SynthConfig", "SynthError", "categories",
+           "preset_config", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sslsan.data.synthetic' has no attribute {name!r}")

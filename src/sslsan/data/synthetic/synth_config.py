@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sslsan.data.synthetic.categories import CATEGORY_LIBRARY, Category
-from sslsan.media import SAMPLE_RATE
+from sslsan.utils.constants import SAMPLE_RATE
 
 
 class SynthError(ValueError):

@@ -13,33 +13,48 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from sslsan.config import ConfigError
 from sslsan.data.manifest import Manifest
-from sslsan.engine.data import KeyedSampler, build_loaders, read_training_splits, resolve_manifest_path
-from sslsan.engine.distributed import DistInfo, all_reduce_sum, barrier, init_distributed, resolve_device
-from sslsan.engine.run import check_run_dir, checkpoint_paths, restore_state, save_state, write_provenance
+from sslsan.engine.data import (
+    build_loaders,
+    read_training_splits,
+    resolve_manifest_path,
+)
+from sslsan.engine.distributed import (
+    DistInfo,
+    all_reduce_sum,
+    barrier,
+    init_distributed,
+    resolve_device,
+)
+from sslsan.engine.run import (
+    RunState,
+    check_run_dir,
+    checkpoint_paths,
+    restore_state,
+    save_state,
+    write_provenance,
+)
 from sslsan.engine.step import InputBuilder, StepModule, forward_loss, gradient_norms
 from sslsan.engine.streams import init_generator, step_generator, validation_generator
 from sslsan.engine.train_config import TrainConfig, resolve_train_config
 from sslsan.evaluation.calibrate import calibrate_run
-from sslsan.losses import SSLSaNObjective
-from sslsan.models import Localizer, unwrap_model
+from sslsan.losses import SilenceNoiseObjective
+from sslsan.methods.base import AVModel
+from sslsan.models import unwrap_model
 from sslsan.utils.logging import JsonlLogger
 from sslsan.utils.seed import seed_everything
 
 
-def build_model(cfg: TrainConfig, device: torch.device) -> Localizer:
-    """The localizer, initialised from (seed, STREAM_INIT) whatever the global RNG state."""
-    model = Localizer(cfg.model, generator=init_generator(cfg.train.seed)).to(device)
+def build_model(cfg: TrainConfig, device: torch.device) -> AVModel:
+    """The method's model, initialised from (seed, STREAM_INIT) whatever the global RNG state."""
+    model = cfg.method_entry.build_model(cfg.model, init_generator(cfg.train.seed)).to(device)
     if cfg.train.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     return model
@@ -70,32 +85,16 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
     )
 
 
-@dataclass
-class RunState:
-    """Everything a run holds; built by `build_run_state`, saved and restored by sslsan.engine.run."""
-
-    cfg: TrainConfig
-    info: DistInfo
-    device: torch.device
-    model: Localizer  # the bare localizer (what checkpoints hold)
-    step_module: StepModule  # model + objective, one module (never the DDP wrapper)
-    train_module: nn.Module  # what a training step calls: step_module, or its DDP wrapper
-    builder: InputBuilder
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
-    sampler: KeyedSampler
-    train_loader: DataLoader
-    val_loader: DataLoader | None
-    global_step: int = 0
-    epoch: int = 0  # completed epochs
-    best_val: float = math.inf
+def build_objective(cfg: TrainConfig) -> SilenceNoiseObjective:
+    """The method's own objective inside the silence/noise wrapper (a no-op with its switches off)."""
+    return SilenceNoiseObjective(cfg.method_entry.build_objective(cfg.objective), cfg.san)
 
 
 def build_run_state(cfg: TrainConfig, info: DistInfo, device: torch.device, train_m: Manifest, val_m: Manifest | None,
                     *, checkpoint: dict | None, logger: JsonlLogger, progress: bool) -> RunState:
     """Model, objective, optimiser, scheduler and loaders of a run, continued from `checkpoint` when given."""
     model = build_model(cfg, device)
-    objective = SSLSaNObjective(cfg.objective).to(device)
+    objective = build_objective(cfg).to(device)
     step_module = StepModule(torch.compile(model) if cfg.train.compile else model, objective)
     train_module: nn.Module = step_module
     if info.enabled:
