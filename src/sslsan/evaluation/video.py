@@ -11,7 +11,7 @@ grow with the video's length. The rules (docs/evaluation.md, "Videos"):
   being where the video track's last frame ends. fps: the input's average rate, at most 30, or `fps`.
 * **Size**: the upright input (rotation metadata applied), shrunk so its longer side is at most 1280,
   or `size`; both sides rounded down to even numbers (H.264 in yuv420p). The model sees this frame
-  squashed to its image size.
+  through the test image transform of its inference spec, as any image.
 * **Sound of frame k**: the model's clip length (`clip_seconds`) centred on t, [t - clip/2, t + clip/2).
   Near the ends of the track the window holds what the track has there, and the front-end tiles it to
   `tile_seconds` as it does every clip shorter than the window; where the track has no sound at all
@@ -51,7 +51,7 @@ from sslsan.utils.io import atomic_path
 MAX_FPS = 30  # default output rate cap (a 60 fps phone video is rendered at 30)
 MAX_SIDE = 1280  # default output size cap (longer side)
 PANELS = ("silence", "noise")  # the side panels `panels` may ask for
-IMAGE_PIXELS_PER_CALL = 8_000_000  # frames squashed to the model's size per transform call (bounds memory)
+IMAGE_PIXELS_PER_CALL = 8_000_000  # frame pixels per image-transform call (bounds memory)
 
 
 @dataclass
