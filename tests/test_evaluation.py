@@ -334,7 +334,9 @@ def test_threshold_sources(tiny, tmp_path):
     stored = save_checkpoint(tmp_path / "thr.pt", model.model, model.spec.replace(universal_threshold=0.4242))
     v, info = resolve_threshold(load_model(stored), "synth-vggss", lone, test, cfg, **kw)
     assert (v, info["source"]) == (0.4242, "checkpoint")
-    with pytest.raises(ValueError, match="'auto' or a number"):
+    v, info = resolve_threshold(load_model(stored), "synth-vggss", lone, test, cfg.with_(threshold="calibrate"), **kw)
+    assert v != 0.4242 and info["source"].startswith("calibrated")  # 'calibrate' ignores the stored one
+    with pytest.raises(ValueError, match="'auto', 'calibrate' or a number"):
         resolve_threshold(model, "synth-vggss", lone, test, cfg.with_(threshold="high"), **kw)
 
 

@@ -268,7 +268,7 @@ CASES = [
     Case("evaluate/--repetitions -1", _eval("data", "--repetitions", "-1"), _text("--repetitions"), "must be at least 1"),
     Case("evaluate/--workers -2", _eval("data", "--workers", "-2"), _text("--workers"), "must be 0 or more"),
     Case("evaluate/--threshold 1.5", _eval("data", "--threshold", "1.5"), _text("threshold '1.5'"), r"number in \[0, 1\]"),
-    Case("evaluate/--threshold high", _eval("data", "--threshold", "high"), _text("threshold 'high'"), "'auto' or a number"),
+    Case("evaluate/--threshold high", _eval("data", "--threshold", "high"), _text("threshold 'high'"), "'auto', 'calibrate' or a number"),
     Case("evaluate/--device cuda without CUDA", _eval("data", "--device", "cuda"), _text("--device cuda"),
          "CUDA is not available", cuda=True),
     Case("evaluate/--device nonsense", _eval("data", "--device", "tpu9"), _text("--device tpu9"), "not a device"),

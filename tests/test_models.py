@@ -188,7 +188,11 @@ def test_original_format_loads_and_reports_extras(tmp_path, caplog):
     torch.save(original_format(model), path)
     with caplog.at_level(logging.WARNING, logger="sslsan.methods"):
         loaded = load_model(path)
-    assert loaded.model.cfg.width == 0.125 and loaded.spec.audio == AudioConfig() and loaded.spec.image_size == 224
+    assert loaded.model.cfg.width == 0.125 and loaded.spec.image_size == 224
+    # a released SSL-TIE file is read with the vssl_eval policy by default: linear negatives, its published U_th
+    assert loaded.policy == "vssl_eval" and loaded.spec.audio == AudioConfig(negatives_in_db=False)
+    assert load_model(path, method="ssl_tie").spec.universal_threshold == 0.3338  # SSL-SaN's is not published
+    assert load_model(path, policy="original").spec.audio == AudioConfig()
     assert loaded.source == "original" and loaded.method.family == "ssl_tie"
     unused = loaded.ignored_keys
     assert "audnet.conv1.weight" in unused and "conv3.weight" in unused and "<top level> epsilon" in unused

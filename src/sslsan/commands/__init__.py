@@ -28,6 +28,14 @@ class CommandParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def add_policy_argument(p: argparse.ArgumentParser) -> None:
+    """--policy: the front-end policy of an original checkpoint file (sslsan.methods.base.POLICIES)."""
+    p.add_argument("--policy", choices=["original", "vssl_eval"], default=None,
+                   help="front-end policy of an original checkpoint file: the authors' own repository (original), or "
+                   "the SSL-SaN authors' evaluation code (vssl_eval: the paper's Table 2; the default where the "
+                   "method has one); docs/methods.md lists the differences")
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     value = int(text)

@@ -8,6 +8,7 @@ from pathlib import Path
 from sslsan.commands import (
     DEVICE_HELP,
     CommandParser,
+    add_policy_argument,
     method_help,
     non_negative_int,
     positive_int,
@@ -29,17 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", metavar="NAME", help=method_help(
         "the method the checkpoint must be of (ours name their own; needed for an original file no reader "
         "recognises alone)"))
-    p.add_argument("--policy", choices=["original", "vssl_eval"], default=None,
-                   help="front-end policy of an original checkpoint file: the authors' own repository (original), or "
-                   "the SSL-SaN authors' evaluation code (vssl_eval: the paper's Table 2; the default where the "
-                   "method has one); docs/methods.md lists the differences")
+    add_policy_argument(p)
     p.add_argument("--dataset", required=True, choices=sorted(DATASETS), help="test set name (sslsan.data.registry)")
     p.add_argument("--data-root", required=True, help="folder that `sslsan data synth` / `sslsan prepare` wrote")
     p.add_argument("--repetitions", type=positive_int, default=DEFAULT.repetitions,
                    help="repetitions of the negatives (noise and offscreen redrawn each time; the paper uses 10)")
     p.add_argument("--threshold", default=DEFAULT.threshold,
-                   help="universal threshold: a number, or 'auto' = the checkpoint's stored one, else calibrated "
-                   "on the dataset's calibration split, else on the test set itself (the report says which)")
+                   help="universal threshold: a number; 'auto' = the checkpoint's stored one (a released file: the one "
+                   "published for its --policy, if any), else calibrated on the dataset's calibration split, else on "
+                   "the test set itself (the report says which); 'calibrate' = calibrated even when one is stored")
     p.add_argument("--threshold-mode", choices=list(UNIVERSAL_MODES), default=DEFAULT.threshold_mode,
                    help="calibration rule (DECISIONS D6): max over negative types of the per-type Q3 of the "
                    "per-sample maxima (per_type), or the Q3 of all negatives pooled")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sslsan.commands import DEVICE_HELP, CommandParser, method_help, positive_int, unit_float
+from sslsan.commands import DEVICE_HELP, CommandParser, add_policy_argument, method_help, positive_int, unit_float
 
 # The library's names, spelled here so that --help and a bad argument never wait for PyAV and torch
 # (tests/test_video.py checks they agree): sslsan.media.VIDEO_EXTENSIONS, VideoWriter.CONTAINERS,
@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--checkpoint", required=True, help="model checkpoint (.pt): ours, or a method's original file")
     p.add_argument("--method", metavar="NAME", help=method_help("the method of an original checkpoint file"))
+    add_policy_argument(p)
     p.add_argument("--image", help="image file")
     p.add_argument("--audio", help="audio file (or a video file: its audio track is used)")
     p.add_argument("--video", help="a video file instead (any container PyAV reads). With --out ending in "
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         options = VideoOptions(threshold=args.threshold, fps=args.fps, panels=args.panels, size=args.size,
                                batch_size=args.batch_size)
         localize_video_file(args.checkpoint, args.video, args.out, options, device=args.device,
-                            progress=not args.no_progress, method=args.method)
+                            progress=not args.no_progress, method=args.method, policy=args.policy)
         return 0
     from sslsan.evaluation.localize import find_pairs, localize_to_folder
 
@@ -120,5 +121,5 @@ def main(argv: list[str] | None = None) -> int:
     else:
         parser.error("give --image and --audio, --video, or --pairs FOLDER")
     localize_to_folder(args.checkpoint, pairs, args.out, threshold=args.threshold, device=args.device, at=args.time,
-                       skip_bad=bool(args.pairs), method=args.method)
+                       skip_bad=bool(args.pairs), method=args.method, policy=args.policy)
     return 0

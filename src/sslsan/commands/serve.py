@@ -7,7 +7,7 @@ import ipaddress
 import sys
 from pathlib import Path
 
-from sslsan.commands import DEVICE_HELP, CommandParser, method_help, unit_float
+from sslsan.commands import DEVICE_HELP, CommandParser, add_policy_argument, method_help, unit_float
 from sslsan.serve import MAX_UPLOAD_MB, MAX_VIDEO_SECONDS
 
 DEMO_CHECKPOINT = Path("runs") / "ssl_san_seed0" / "checkpoints" / "best.pt"  # inside `sslsan demo --out`
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path, default=None,
                    help=f"model checkpoint (.pt); default: the SSL-SaN model of `sslsan demo` (DEMO/{DEMO_CHECKPOINT})")
     p.add_argument("--method", metavar="NAME", help=method_help("the method of an original checkpoint file"))
+    add_policy_argument(p)
     p.add_argument("--demo", type=Path, default=Path("demo_out"),
                    help="the `sslsan demo` output folder to take the default checkpoint and examples from (default demo_out)")
     p.add_argument("--examples", type=Path, default=None,
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError(f"{checkpoint}: no checkpoint; give --checkpoint PATH, or get one with `make demo` (it writes "
                          "this file) or `sslsan train ...`")
     device = resolve_device(args.device)
-    service = LocalizationService.from_checkpoint(checkpoint, device=device, threshold=args.threshold, method=args.method)
+    service = LocalizationService.from_checkpoint(checkpoint, device=device, threshold=args.threshold, method=args.method,
+                                                   policy=args.policy)
     manifest = _examples_manifest(args)
     examples = load_examples(manifest) if manifest is not None else []
     sock = listen(args.host, args.port)

@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 from torch.utils.data import Dataset
 
-from sslsan.audio import AudioConfig, load_audio, tile_to_length, warn_if_short
+from sslsan.audio import AudioConfig, load_audio, place_window, warn_if_short
 from sslsan.data.manifest import Manifest, read_manifest
 from sslsan.data.transforms import load_image
 
@@ -17,8 +17,9 @@ class AVDataset(Dataset):
     """(image, waveform) pairs of a manifest.
 
     Item: {"index": i, "image": image_transform(uint8 (3, H, W)) (or the uint8 image without a
-    transform), "wave": float32 (audio.tile_samples,)}: the clip at audio.sample_rate, mono, tiled /
-    truncated to tile_seconds by the SSL-TIE rule so every item has the same length.
+    transform), "wave": float32 (audio.tile_samples,)}: the clip at audio.sample_rate, mono, the window
+    `audio.window` selects, tiled / truncated to tile_seconds by the SSL-TIE rule so every item has the
+    same length.
     """
 
     def __init__(
@@ -44,7 +45,7 @@ class AVDataset(Dataset):
         return wave
 
     def load_wave(self, i: int) -> torch.Tensor:
-        return tile_to_length(self.load_clip(i), self.audio.tile_samples)
+        return place_window(self.load_clip(i), self.audio)
 
     def load_image(self, i: int) -> torch.Tensor:
         img = load_image(self.manifest.resolve(self.manifest[i].image))

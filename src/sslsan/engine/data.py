@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 from tqdm.auto import tqdm
 
-from sslsan.audio import noise
+from sslsan.audio import noise, window_segment
 from sslsan.config import ConfigError, to_dict
 from sslsan.data.augment import decode_crop
 from sslsan.data.datasets import AVDataset
@@ -153,7 +153,7 @@ class TrainItems(Dataset):
         if self.power_cache is not None:
             item["power"] = self.power_cache[i]
         else:  # untiled: a 3 s clip is 30 % of the 10 s the front-end tiles it to on the device
-            item["wave"] = self.base.load_clip(i)[: self.audio.tile_samples]
+            item["wave"] = window_segment(self.base.load_clip(i), self.audio)
         if self.with_noise:
             g = (
                 make_generator(self.seed, STREAM_NOISE, epoch, i)

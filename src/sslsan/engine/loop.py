@@ -167,6 +167,7 @@ def train_one_epoch(state: RunState, epoch: int, logger: JsonlLogger, progress: 
     cfg, info, device = s.cfg, s.info, s.device
     s.train_module.train()
     s.sampler.set_epoch(epoch)
+    s.step_module.objective.set_epoch(epoch)
     steps = len(s.train_loader)
     if cfg.train.max_steps_per_epoch is not None:
         steps = min(steps, cfg.train.max_steps_per_epoch)

@@ -136,6 +136,10 @@ class TrainConfig:
             m = get_method(self.method)
         except ValueError as exc:
             raise ConfigError(f"method: {exc}") from None
+        if not m.trainable:  # evaluation only: refused before any of its settings is read
+            if m.resolve is not None:
+                m.resolve(self)
+            raise ConfigError(f"method {m.name}: {m.label} is evaluation-only in sslsan (sslsan evaluate --method {m.name})")
         self.model = _section(m.model_config, self.model, "model")
         self.objective = _section(m.objective_config, self.objective, "objective")
         if self.audio is None:

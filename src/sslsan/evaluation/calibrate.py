@@ -126,16 +126,19 @@ def calibrate_memoised(localizer: LoadedModel, split: Manifest | Path, config: E
 def resolve_threshold(localizer: LoadedModel, dataset: str, data_root: str | Path, test: Manifest, config: EvaluationConfig, *,
                       device, progress: bool = True, checkpoint: Path | None = None,
                       cache_key: dict | None = None) -> tuple[float, dict[str, Any]]:
-    """U_th and where it came from: `config.threshold` when given; 'auto' = the checkpoint's, else calibrated
-    on the dataset's calibration split (DatasetInfo.calibration), else on the test set itself (stated as such).
+    """U_th and where it came from: `config.threshold` when given; 'auto' = the checkpoint's (for a released file:
+    the one published for its front-end policy, if any), else calibrated on the dataset's calibration split
+    (DatasetInfo.calibration), else on the test set itself (stated as such); 'calibrate' = calibrated even
+    when one is stored or published.
 
     `checkpoint` (the file the model came from; `cache_key`, e.g. its hash) memoises calibrations beside it."""
-    if not config.auto_threshold:
+    if not (config.auto_threshold or config.calibrate_threshold):
         value = check_threshold(config.threshold)
         return value, {"value": value, "source": "given"}
-    stored = localizer.spec.universal_threshold
+    stored = None if config.calibrate_threshold else localizer.spec.universal_threshold
     if stored is not None:
-        info = {"value": float(stored), "source": "checkpoint"}
+        source = "checkpoint" if localizer.source == "sslsan" else f"published for the {localizer.policy} policy"
+        info = {"value": float(stored), "source": source}
         record = run_record(checkpoint, float(stored)) if checkpoint is not None else None
         if record:
             info["details"] = record

@@ -26,7 +26,7 @@ def check_threshold(value, what: str = "threshold") -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise EvaluationError(f"{what} {value!r}: must be 'auto' or a number in [0, 1]") from None
+        raise EvaluationError(f"{what} {value!r}: must be 'auto', 'calibrate' or a number in [0, 1]") from None
     if not (math.isfinite(v) and 0.0 <= v <= 1.0):
         raise EvaluationError(f"{what} {value!r}: must be a number in [0, 1]")
     return v

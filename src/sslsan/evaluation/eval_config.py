@@ -21,7 +21,9 @@ class EvaluationConfig:
 
     repetitions: int = 10  # R: draws of the noise and offscreen negatives per sample (the paper pools 10)
     seed: int = 0  # seed of the noise and offscreen draws
-    threshold: str | float = "auto"  # U_th: "auto" (the checkpoint's, else calibrated) or a number in [0, 1]
+    # U_th: "auto" (the checkpoint's, or the one published for a released file's policy, else calibrated),
+    # "calibrate" (always calibrated, as for any method) or a number in [0, 1]
+    threshold: str | float = "auto"
     threshold_mode: Literal["per_type", "pooled"] = "per_type"  # D6: max of the per-type Q3, or the pooled Q3
     negatives_in_db: bool | None = None  # None: the checkpoint's audio config; False: linear power (vssl_eval, D1)
     noise_pool: int | None = None  # K noise clips per repetition shared by all samples (speed option); None: one per sample
@@ -41,7 +43,7 @@ class EvaluationConfig:
         """Refuse values no evaluation can use, naming the setting; returns self."""
         check_at_least(1, batch_size=self.batch_size, repetitions=self.repetitions, noise_pool=self.noise_pool)
         check_at_least(0, workers=self.workers, figure_examples=self.figure_examples)
-        if not self.auto_threshold:
+        if not (self.auto_threshold or self.calibrate_threshold):
             check_threshold(self.threshold)
         if self.threshold_mode not in UNIVERSAL_MODES:
             raise EvaluationError(f"unknown calibration mode {self.threshold_mode!r}; expected 'per_type' or 'pooled'")
@@ -50,3 +52,7 @@ class EvaluationConfig:
     @property
     def auto_threshold(self) -> bool:
         return isinstance(self.threshold, str) and self.threshold == "auto"
+
+    @property
+    def calibrate_threshold(self) -> bool:
+        return isinstance(self.threshold, str) and self.threshold == "calibrate"

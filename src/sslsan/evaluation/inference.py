@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from sslsan.audio import AudioConfig, warn_if_short
+from sslsan.audio import AudioConfig, place_window, warn_if_short
 from sslsan.data.datasets import AVDataset
 from sslsan.data.manifest import Manifest
 from sslsan.data.transforms import ImageEvalTransform
@@ -239,8 +239,9 @@ def load_media(image_path: str | Path, audio_path: str | Path, cfg: AudioConfig 
     """Decode a user's image (or video frame) and audio: uint8 (3, H, W) frame, float32 (N,) waveform.
 
     A video as `image_path` gives its frame at `at` seconds (default: the middle); a video as
-    `audio_path` gives its audio track from `tile_seconds / 2` before that frame. The waveform is at
-    `cfg.sample_rate`, mono; the front-end tiles/cuts it to `tile_seconds` like every test clip.
+    `audio_path` gives its audio track from `tile_seconds / 2` before that frame; any other audio file
+    gives the window `cfg.window` selects (`sslsan.audio.place_window`), like every test clip. The
+    waveform is at `cfg.sample_rate`, mono; the front-end tiles/cuts it to `tile_seconds`.
     """
     cfg = cfg or AudioConfig()
     t = at
@@ -253,6 +254,8 @@ def load_media(image_path: str | Path, audio_path: str | Path, cfg: AudioConfig 
     if t is not None and is_video(audio_path):
         start = max(0, min(int((t - cfg.tile_seconds / 2) * cfg.sample_rate), wave.shape[0] - cfg.tile_samples))
         wave = wave[start:]  # the window around the frame (the front-end cuts it to tile_seconds)
+    else:
+        wave = place_window(wave, cfg)
     return frame, wave
 
 

@@ -51,18 +51,20 @@ def find_pairs(folder: str | Path) -> tuple[list[tuple[str, Path, Path]], list[P
 
 def localize_to_folder(checkpoint: str | Path, pairs: list[tuple[str, Path, Path]], out: str | Path, *,
                        threshold: float | None = None, device: str = "auto", at: float | None = None,
-                       skip_bad: bool | None = None, method: str | None = None) -> dict:
+                       skip_bad: bool | None = None, method: str | None = None,
+                       policy: str | None = None) -> dict:
     """Localize every (stem, image, audio) pair with `checkpoint` into `out` (the module doc).
 
     `threshold`: for the overlays (default: the checkpoint's universal threshold). `at`: the frame time
     of videos (default: their middle). `skip_bad` (default: when there are several pairs) skips and
-    counts a pair whose files cannot be read instead of failing. `method`: that of an original checkpoint file. Returns {"localized": [...],
+    counts a pair whose files cannot be read instead of failing. `method`, `policy`: those of an original checkpoint
+    file (sslsan.methods.checkpoint.load_model). Returns {"localized": [...],
     "skipped": [...]}; an EvaluationError when no pair could be localized (the summary is written).
     """
     threshold = None if threshold is None else check_threshold(threshold)
     dev = resolve_device(device)
     skip_bad = len(pairs) > 1 if skip_bad is None else skip_bad
-    localizer = load_model(checkpoint, map_location=dev, method=method)
+    localizer = load_model(checkpoint, map_location=dev, method=method, policy=policy)
     frontends = media_frontends(localizer, dev)  # once for all pairs
     thr = threshold if threshold is not None else localizer.spec.universal_threshold
     if thr is None:

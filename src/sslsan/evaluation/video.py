@@ -12,10 +12,12 @@ grow with the video's length. The rules (docs/evaluation.md, "Videos"):
 * **Size**: the upright input (rotation metadata applied), shrunk so its longer side is at most 1280,
   or `size`; both sides rounded down to even numbers (H.264 in yuv420p). The model sees this frame
   through the test image transform of its inference spec, as any image.
-* **Sound of frame k**: the model's clip length (`clip_seconds`) centred on t, [t - clip/2, t + clip/2).
-  Near the ends of the track the window holds what the track has there, and the front-end tiles it to
-  `tile_seconds` as it does every clip shorter than the window; where the track has no sound at all
-  the window is silence. A video without an audio track is an error (the maps need the sound).
+* **Sound of frame k**: a clip of the model's clip length (`clip_seconds`) centred on t,
+  [t - clip/2, t + clip/2), heard as every test clip is: through the method's window rule and tiling
+  (`sslsan.audio.place_window`: for SSL-TIE and SSL-SaN the whole 3 s tiled to `tile_seconds`). Near
+  the ends of the track the clip holds what the track has there and is tiled like any short clip;
+  where the track has no sound at all it is silence. A video without an audio track is an error (the
+  maps need the sound).
 * **Threshold**: the checkpoint's universal threshold U_th, or `threshold`; a frame's map is "above"
   when its maximum is strictly above float32(U_th), as everywhere else.
 * **Output**: OUT (H.264 + AAC; MP4 plays in every browser) and the per-frame record
@@ -38,7 +40,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from sslsan.audio import AudioConfig, tile_rows
+from sslsan.audio import AudioConfig, place_window
 from sslsan.evaluation.errors import EvaluationError, check_threshold
 from sslsan.evaluation.figures import AUDIO_LABELS, label_frame, overlay_frames
 from sslsan.evaluation.inference import batch_maps, media_frontends, negative_embeddings
@@ -113,23 +115,29 @@ def frames_at_rate(frames: Iterable[DecodedFrame], fps: Fraction) -> Iterator[tu
         k += 1
 
 
-def audio_windows(reader: AudioReader, times: list[float], cfg: AudioConfig) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-    """The sound of each output time as a zero-padded batch (B, clip samples), each row's length for
-    `tile_rows`, and how many samples of the track each window holds (module doc: a window cut at the
-    track's ends holds fewer; one with none at all is a whole window of silence)."""
+def audio_windows(reader: AudioReader, times: list[float], cfg: AudioConfig) -> tuple[torch.Tensor, np.ndarray]:
+    """What the model hears at each output time, (B, tile samples): its clip (module doc: cut at the
+    track's ends; silence where the track has none) through the method's window rule and tiling
+    (`sslsan.audio.place_window`), as every test clip; and how many samples of the track each clip holds."""
     n, sr = cfg.clip_samples, cfg.sample_rate
     reader.read_until(1)  # the time of the track's first sample
     first = reader.first or 0.0
     starts = [int(round((t - cfg.clip_seconds / 2 - first) * sr)) for t in times]
     reader.read_until(starts[-1] + n)
-    waves = np.zeros((len(times), n), np.float32)
+    clips = np.zeros((len(times), n), np.float32)
     held = np.zeros(len(times), np.int64)
     for b, i0 in enumerate(starts):
         part = reader.samples(i0, i0 + n)
-        waves[b, : len(part)] = part
+        clips[b, : len(part)] = part
         held[b] = len(part)
     reader.drop_before(starts[0])
-    return torch.from_numpy(waves), torch.from_numpy(np.where(held > 0, held, n)), held
+    whole = (held == n) | (held == 0)  # a whole clip, or a whole clip of silence: one call for all of them
+    windows = torch.empty((len(times), cfg.tile_samples), dtype=torch.float32)
+    if whole.any():
+        windows[torch.from_numpy(whole)] = place_window(torch.from_numpy(clips[whole]), cfg)
+    for b in np.flatnonzero(~whole):  # cut at an end of the track: a shorter clip
+        windows[b] = place_window(torch.from_numpy(clips[b, : held[b]]), cfg)
+    return windows, held
 
 
 class _Run:
@@ -159,8 +167,8 @@ class _Run:
         if not self.batch:
             return
         times = [float(k / self.fps) for k, _ in self.batch]
-        waves, lengths, held = audio_windows(reader, times, self.cfg)
-        maps = self.maps(np.stack([f.image for _, f in self.batch]), waves, lengths)
+        windows, held = audio_windows(reader, times, self.cfg)
+        maps = self.maps(np.stack([f.image for _, f in self.batch]), windows)
         thr = self.threshold
         pias = (np.atleast_1d(pia(upsample(maps["positive"], mode=self.upsample), thr)).tolist() if thr is not None
                 else [None] * len(times))
@@ -173,12 +181,12 @@ class _Run:
         self.batch.clear()
 
     @torch.inference_mode()
-    def maps(self, images: np.ndarray, waves: torch.Tensor, lengths: torch.Tensor) -> dict[str, np.ndarray]:
-        """Native maps (B, h, w) of uint8 frames (B, H, W, 3) with their windows, and with each negative."""
+    def maps(self, images: np.ndarray, windows: torch.Tensor) -> dict[str, np.ndarray]:
+        """Native maps (B, h, w) of uint8 frames (B, H, W, 3) with their sound windows, and with each negative."""
         chunk = max(1, IMAGE_PIXELS_PER_CALL // (images.shape[1] * images.shape[2]))
         pixels = torch.cat([self.transform(to_device(torch.from_numpy(images[i:i + chunk]), self.device).permute(0, 3, 1, 2))
                             for i in range(0, len(images), chunk)])
-        specs = self.frontend(tile_rows(to_device(waves, self.device), lengths, self.cfg.tile_samples))
+        specs = self.frontend(to_device(windows, self.device))
         with self.lock:
             maps = batch_maps(self.localizer, pixels, specs, negatives=self.negatives, where=self.where)
         return {name: m.cpu().numpy() for name, m in maps.items()}
@@ -310,11 +318,12 @@ def localize_video(localizer: LoadedModel, video: str | Path, out: str | Path, o
 
 
 def localize_video_file(checkpoint: str | Path, video: str | Path, out: str | Path, options: VideoOptions | None = None,
-                        *, device: str = "auto", progress: bool = True, method: str | None = None) -> dict:
-    """`sslsan localize --video IN --out OUT.mp4`: load `checkpoint` (`method`: that of an original file),
-    write the overlay video, print a summary."""
+                        *, device: str = "auto", progress: bool = True, method: str | None = None,
+                        policy: str | None = None) -> dict:
+    """`sslsan localize --video IN --out OUT.mp4`: load `checkpoint` (`method`, `policy`: those of an original
+    file), write the overlay video, print a summary."""
     dev = resolve_device(device)
-    localizer = load_model(checkpoint, map_location=dev, method=method).to(dev)
+    localizer = load_model(checkpoint, map_location=dev, method=method, policy=policy).to(dev)
     summary = localize_video(localizer, video, out, options, device=dev, progress=progress)
     thr = summary["threshold"]
     heard = ("" if thr is None else f"; the map is above U_th = {thr:.4f} in {summary['above_threshold_frames']} "

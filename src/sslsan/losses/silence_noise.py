@@ -162,6 +162,10 @@ class SilenceNoiseObjective(nn.Module):
         self.cfg = cfg
         self.silence_noise = SilenceNoiseLoss(cfg.san_reduction)
 
+    def set_epoch(self, epoch: int) -> None:
+        """The training loop's epoch, passed on to the method's objective (MethodObjective.set_epoch)."""
+        self.base.set_epoch(epoch)
+
     def lambda_sn(self, step: int | None) -> float:
         """λ_SN at optimiser step `step` (None: the full weight), after the linear warm-up."""
         warm = self.cfg.lambda_sn_warmup_steps
@@ -183,6 +187,7 @@ class SilenceNoiseObjective(nn.Module):
         """
         cfg, b = self.cfg, images.shape[0]
         views = self.base.views(images, generator)
+        views.specs = specs
         kinds = []
         if cfg.needs_silence:
             kinds.append(("silence", _check_spec("silence_spec", silence_spec, 1, specs)))

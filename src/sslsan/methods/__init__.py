@@ -18,6 +18,12 @@ if TYPE_CHECKING:
 BUILTIN: dict[str, str] = {
     "ssl_tie": "sslsan.methods.ssl_tie",
     "ssl_san": "sslsan.methods.ssl_tie",
+    "ezvsl": "sslsan.methods.ezvsl",
+    "slavc": "sslsan.methods.slavc",
+    "fnac": "sslsan.methods.fnac",
+    "lvs": "sslsan.methods.lvs",
+    "rcgrad": "sslsan.methods.rcgrad",
+    "sslalign": "sslsan.methods.sslalign",
 }
 
 _REGISTERED: dict[str, Method] = {}

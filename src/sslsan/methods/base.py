@@ -96,6 +96,17 @@ class InferenceSpec:
 # reads the model ("original"), or how the SSL-SaN authors' evaluation code (vssl_eval) did for the
 # paper's Table 2 ("vssl_eval"): clip length, image transform, map convention, upsampling.
 POLICIES = ("original", "vssl_eval")
+# the universal thresholds vssl_eval uses for the released VGG-SS files (eval.py main, `<method>_th_maxq3`: the Q3 of
+# the negatives' maxima); its SSL-Align one (0.3175) belongs to ours_sup_previs only
+VSSL_EVAL_THRESHOLD = {"ezvsl": 0.6382, "slavc": 0.5450, "fnac": 0.5538, "lvs": 0.6077, "ssl_tie": 0.3338}
+
+
+def policy(audio: AudioConfig, image: ImageSpec, map: MapSpec, universal_threshold: float | None = None,
+           image_size: int = 224) -> InferenceSpec:
+    """The spec of one front-end policy, for `Method.policies` (`Method.policy_spec` fills in the method's name);
+    `universal_threshold`: one published for the released file, if any."""
+    return InferenceSpec(method="", audio=audio, image_size=image_size, image=image, map=map,
+                         universal_threshold=universal_threshold)
 
 
 @contextlib.contextmanager
@@ -216,6 +227,9 @@ class Views:
     images: list[torch.Tensor]
     context: Any = None
     batch_together: bool = True  # encode all views as one batch when their shapes match (BatchNorm sees them together)
+    # the positive clips' spectrograms (B, 1, F, T), set by SilenceNoiseObjective: for objectives that run
+    # encoders of their own (SLAVC's momentum targets)
+    specs: torch.Tensor | None = None
 
 
 class MethodObjective(nn.Module):
@@ -244,6 +258,10 @@ class MethodObjective(nn.Module):
         method's own maps.
         """
         raise NotImplementedError
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the training loop before each epoch (0-based): for schedules counted in epochs (FNAC's
+        warm-up). Nothing by default."""
 
     def negative_logits(self, neg_maps: torch.Tensor) -> torch.Tensor:
         """(B, k, h, w) maps of each image with k negative clips -> (B, k) similarities as this method's
@@ -283,6 +301,7 @@ class Method:
     # fills settings that follow from others (e.g. SSL-TIE's TE canvas = data.image_size) and refuses
     # settings the method cannot train with (ConfigError naming the key)
     resolve: Callable[[TrainConfig], TrainConfig] | None = None
+    trainable: bool = True  # False: evaluation of its released files only (its `resolve` refuses training)
     original: OriginalCheckpoint | None = None
     # specs of its released checkpoints per front-end policy (POLICIES; "original" defaults to `audio`,
     # `image_size`, `image`, `map`); universal_threshold: a published one, if any

@@ -19,7 +19,7 @@ from sslsan.audio import AudioConfig
 from sslsan.config import ConfigError
 from sslsan.losses.ssl_tie import SSLTIEObjective, TIEObjectiveConfig
 from sslsan.methods import register_method
-from sslsan.methods.base import MapSpec, Method, OriginalCheckpoint
+from sslsan.methods.base import VSSL_EVAL_THRESHOLD, ImageSpec, MapSpec, Method, OriginalCheckpoint, policy
 from sslsan.models.backbones import get_backbone
 from sslsan.models.checkpoint import strip_wrapper_prefixes
 from sslsan.models.localizer import Localizer, ModelConfig
@@ -97,17 +97,30 @@ ORIGINAL = OriginalCheckpoint(
     weights="SSL-TIE: the Google Drive / Baidu Pan links in the README of github.com/jinxiang-liu/SSL-TIE "
             "(vggsound144k.pth.tar); SSL-SaN: github.com/xavijuanola/SSL_SaN")
 
+MAP = MapSpec("cosine", (0.0, 1.0), "bilinear")
+# vssl_eval (datasets/datasets_ssltie.py, eval.py eval_ssltie): the same 10 s log-mel, but silence and noise fed as
+# their linear mel power (the AmplitudeToDB lines are commented out); SSL-TIE's published U_th is eval.py's
+# ssltie_th_maxq3
+VSSL_EVAL_AUDIO = AudioConfig(negatives_in_db=False)
+
+
+def policies(threshold: float | None) -> dict:
+    """original: SSL-TIE's own front-end, silence and noise through it (D1); vssl_eval: as the SSL-SaN authors ran it."""
+    return {"original": policy(AudioConfig(), ImageSpec(), MAP),
+            "vssl_eval": policy(VSSL_EVAL_AUDIO, ImageSpec(), MAP, threshold)}
+
+
 _COMMON = dict(model_config=ModelConfig, build_model=build_model, objective_config=TIEObjectiveConfig,
-               build_objective=SSLTIEObjective, map=MapSpec("cosine", (0.0, 1.0), "bilinear"),
-               architecture="ssl_tie", audio=AudioConfig(), resolve=resolve, original=ORIGINAL)
+               build_objective=SSLTIEObjective, map=MAP, architecture="ssl_tie", audio=AudioConfig(), resolve=resolve,
+               original=ORIGINAL)
 
 register_method(Method(
-    name="ssl_tie", label="SSL-TIE", silence_noise=False, **_COMMON,
+    name="ssl_tie", label="SSL-TIE", silence_noise=False, policies=policies(VSSL_EVAL_THRESHOLD["ssl_tie"]), **_COMMON,
     description="tri-map contrastive + transformation equivariance, ResNet-18 towers, 14x14 cosine map",
     reference="Liu et al., Exploiting Transformation Invariance and Equivariance for Self-supervised Sound "
               "Localisation, ACM MM 2022; github.com/jinxiang-liu/SSL-TIE"))
 register_method(Method(
-    name="ssl_san", label="SSL-SaN", silence_noise=True, **_COMMON,
+    name="ssl_san", label="SSL-SaN", silence_noise=True, policies=policies(None), **_COMMON,
     description="SSL-TIE + silence and noise negatives (L_S, L_N, negative logits)",
     reference="Juanola et al., Learning to Localize Sounds only when they are Visible, BMVC 2025 "
               "(arXiv 2508.21761)"))

@@ -7,6 +7,8 @@ original's unused modules (`conv1_flow`, `fc`, the other modality's stem) are no
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -46,19 +48,24 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18Tower(nn.Module):
-    """ResNet-18 trunk returning the post-ReLU layer4 map (B, 512·w, H/16, W/16)."""
+    """ResNet-18 trunk returning the post-ReLU layer4 map (B, 512·w, H/16, W/16).
 
-    def __init__(self, in_channels: int, width: float = 1.0):
+    `strides`: of the four stages; torchvision's (1, 2, 2, 2) gives its ResNet-18 (total stride 32, the
+    towers of EZ-VSL, SLAVC and FNAC) with the same parameter names.
+    """
+
+    def __init__(self, in_channels: int, width: float = 1.0, strides: tuple[int, int, int, int] = STAGE_STRIDES):
         super().__init__()
         chans = scaled_channels(width)
         self.in_channels = in_channels
         self.out_channels = chans[-1]
+        self.stride = 4 * math.prod(strides)  # stem conv and max-pool, then the stages
         self.conv1 = nn.Conv2d(in_channels, chans[0], 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(chans[0])
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         prev = chans[0]
-        for i, (ch, stride) in enumerate(zip(chans, STAGE_STRIDES), start=1):
+        for i, (ch, stride) in enumerate(zip(chans, strides), start=1):
             self.add_module(f"layer{i}", nn.Sequential(BasicBlock(prev, ch, stride), BasicBlock(ch, ch)))
             prev = ch
 

@@ -120,10 +120,10 @@ class LocalizationService:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", threshold: float | None = None,
-                        method: str | None = None) -> LocalizationService:
-        """`threshold` overrides the checkpoint's universal threshold (e.g. a published one); `method`: that of
-        an original checkpoint file."""
-        return cls(load_model(path, map_location=device, method=method), device=device, name=str(path),
+                        method: str | None = None, policy: str | None = None) -> LocalizationService:
+        """`threshold` overrides the checkpoint's universal threshold (e.g. a published one); `method`, `policy`:
+        those of an original checkpoint file (sslsan.methods.checkpoint.load_model)."""
+        return cls(load_model(path, map_location=device, method=method, policy=policy), device=device, name=str(path),
                    threshold=threshold)
 
     def info(self) -> dict:
