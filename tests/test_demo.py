@@ -28,6 +28,10 @@ def test_tiny_demo_end_to_end(tmp_path, capsys):
     assert "### Findings" in report and "![" in report
     assert "per sound category" in report
     assert "SSL-SaN cIoU_U | SSL-SaN cIoU_A | SSL-SaN max" in report and "SSL-TIE cIoU_U" in report
+    # SLAVC's extended protocol on both models, printed and reported with its settings
+    assert "| model | AP ↑ | max-F1 ↑ | LocAcc ↑ | AP abs ↑ | max-F1 abs ↑ | LocAcc abs ↑ |" in printed
+    assert "## synth-vggss-ext: SLAVC's extended protocol" in report
+    assert "12 sounding + 12 non-sounding pairs" in report and "relative_prediction on" in report
     figures = list((tmp_path / "demo" / "figures").glob("*.png"))
     assert any("fig1" in f.name for f in figures) and any("fig2" in f.name for f in figures)
     # the logs of both trainings
@@ -41,6 +45,7 @@ def test_tiny_demo_end_to_end(tmp_path, capsys):
     assert len(summary["findings"]) == 5 and all(isinstance(f["holds"], bool) for f in summary["findings"])
     assert set(summary["key_metrics"]["synth-vggss"]) == {"ssl_san", "ssl_tie"}
     assert len(summary["key_metrics"]["synth-vggss"]["ssl_san"]) == len(KEY_METRICS)
+    assert set(summary["extended"]["ssl_tie"]) == {"ap", "max_f1", "locacc", "ap_abs", "max_f1_abs", "locacc_abs"}
     assert len(out["findings"]) == 5
     assert (tmp_path / "demo" / "figures" / "training_curves.png").exists()
     # a second run reuses everything already done (and gives the same numbers)

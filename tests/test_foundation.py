@@ -148,6 +148,24 @@ def test_manifest_roundtrip_and_errors(tmp_path):
         read_manifest(tmp_path / "nothing.jsonl")
 
 
+def test_manifest_non_sounding_pairs(tmp_path):
+    """`visible: false` marks a non-sounding pair; it is written only when false, so older manifests keep their bytes."""
+    pos = Sample(id="a", image="a.jpg", audio="a.wav", boxes=[[0.1, 0.2, 0.3, 0.4]])
+    neg = Sample(id="a+b", image="a.jpg", audio="b.wav", visible=False)
+    assert "visible" not in pos.to_json() and json.loads(neg.to_json())["visible"] is False
+    m = read_manifest(write_manifest(tmp_path / "m.jsonl", [pos, neg]))
+    assert [s.visible for s in m] == [True, False]
+    sounding, silent = m.split_visible()
+    assert [s.id for s in sounding] == ["a"] and [s.id for s in silent] == ["a+b"] and silent.path == m.path
+    bad = json.loads(neg.to_json())
+    (tmp_path / "boxed.jsonl").write_text(json.dumps({**bad, "boxes": [[0, 0, 1, 1]]}) + "\n")
+    with pytest.raises(ManifestError, match="boxed.jsonl:1: sample 'a\\+b': a non-sounding pair"):
+        read_manifest(tmp_path / "boxed.jsonl")
+    (tmp_path / "word.jsonl").write_text(json.dumps({**bad, "visible": "no"}) + "\n")
+    with pytest.raises(ManifestError, match="visible must be true or false"):
+        read_manifest(tmp_path / "word.jsonl")
+
+
 def test_atomic_write_leaves_no_partial_file(tmp_path):
     target = tmp_path / "x.txt"
     atomic_write_text(target, "old")

@@ -17,6 +17,7 @@ from sslsan.losses import ContrastiveLoss
 from sslsan.methods.checkpoint import load_model
 
 from conftest import REFERENCE, reference_file
+from zoo_recipe import recipe_state_dict
 
 NPZ, META = REFERENCE / "golden_model_shared.npz", REFERENCE / "golden_model_shared.json"
 
@@ -24,26 +25,9 @@ pytestmark = pytest.mark.golden
 
 
 def rebuild_state_dict(meta: dict) -> tuple[dict[str, torch.Tensor], np.random.Generator]:
-    """The recipe of golden_model_shared.md, one draw per entry in sorted key order."""
-    rng = np.random.default_rng(meta["seed"])
-    sd = {}
-    for entry in sorted(meta["keys"], key=lambda e: e["key"]):
-        key, shape = entry["key"], tuple(entry["shape"])
-        if key.endswith("num_batches_tracked"):
-            sd[key] = torch.tensor(0, dtype=torch.int64)
-            continue
-        if key.endswith("running_var"):
-            value = rng.uniform(0.5, 1.5, size=shape)
-        elif key.endswith("running_mean"):
-            value = rng.normal(0.0, 0.1, size=shape)
-        elif key.endswith("weight") and len(shape) == 1:
-            value = rng.uniform(0.5, 1.5, size=shape)
-        elif key.endswith("bias") and len(shape) == 1:
-            value = rng.normal(0.0, 0.1, size=shape)
-        else:
-            value = rng.normal(0.0, 1.0, size=shape) * np.sqrt(2.0 / np.prod(shape[1:]))
-        sd[key] = torch.from_numpy(np.asarray(value, dtype=np.float64).astype(np.float32))
-    return sd, rng
+    """The recipe of golden_model_shared.md (tests/zoo_recipe.py), one draw per entry in sorted key order."""
+    weights, rng = recipe_state_dict({e["key"]: tuple(e["shape"]) for e in meta["keys"]}, meta["seed"])
+    return {k: torch.from_numpy(v) for k, v in weights.items()}, rng
 
 
 def fingerprint(sd: dict[str, torch.Tensor]) -> tuple[str, float]:

@@ -125,15 +125,15 @@ def test_loss_matches_restatement_with_and_without_negatives():
 
 
 def test_momentum_update_in_training_only_and_small_sizes():
-    model = SLAVCModel(SLAVCModelConfig(width=0.25), torch.Generator().manual_seed(0))
+    model = SLAVCModel(SLAVCModelConfig(width=0.125, dim=64), torch.Generator().manual_seed(0))
     online, mom = dict(model.named_parameters()), {k: v for k, v in model.state_dict().items() if k.startswith("momentum_")}
     assert all(not p.requires_grad for k, p in online.items() if k.startswith("momentum_"))
     assert all(torch.equal(v, model.state_dict()[k[len("momentum_"):]]) for k, v in mom.items())  # copies at start
-    images, specs = torch.randn(4, 3, 96, 96), torch.randn(4, 1, 257, 64)
+    images, specs = torch.randn(4, 3, 96, 96), torch.randn(4, 1, 96, 64)
     obj = SLAVCObjective(SLAVCObjectiveConfig(momentum_img=0.5, momentum_aud=0.5))
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     v, a = model(images, specs)
-    assert v.shape == (4, 1024, 3, 3) and a.shape == (4, 1024)
+    assert v.shape == (4, 128, 3, 3) and a.shape == (4, 128)  # two heads of 64
     loss = obj.loss(model, [v], a, Views([images], specs=specs), lambda view: None)[0]["contrastive"]
     opt.zero_grad()
     loss.backward()

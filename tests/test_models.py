@@ -189,10 +189,12 @@ def test_original_format_loads_and_reports_extras(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="sslsan.methods"):
         loaded = load_model(path)
     assert loaded.model.cfg.width == 0.125 and loaded.spec.image_size == 224
-    # a released SSL-TIE file is read with the vssl_eval policy by default: linear negatives, its published U_th
-    assert loaded.policy == "vssl_eval" and loaded.spec.audio == AudioConfig(negatives_in_db=False)
-    assert load_model(path, method="ssl_tie").spec.universal_threshold == 0.3338  # SSL-SaN's is not published
-    assert load_model(path, policy="original").spec.audio == AudioConfig()
+    # a released file is read with its authors' front-end by default (negatives as positives, D1); the
+    # vssl_eval policy: linear negatives and SSL-TIE's published U_th (SSL-SaN's is not published)
+    assert loaded.policy == "original" and loaded.spec.audio == AudioConfig() and loaded.method.name == "ssl_tie"
+    paper = load_model(path, method="ssl_tie", policy="vssl_eval")
+    assert paper.spec.audio == AudioConfig(negatives_in_db=False) and paper.spec.universal_threshold == 0.3338
+    assert load_model(path, method="ssl_san", policy="vssl_eval").spec.universal_threshold is None
     assert loaded.source == "original" and loaded.method.family == "ssl_tie"
     unused = loaded.ignored_keys
     assert "audnet.conv1.weight" in unused and "conv3.weight" in unused and "<top level> epsilon" in unused

@@ -104,6 +104,123 @@ def test_vggss_options_and_errors(tmp_path, capsys):
     assert "root folder not found" in capsys.readouterr().err
 
 
+def test_vggss_extended(tmp_path, capsys):
+    """`--extended`: SLAVC's list of non-sounding pairs; a row naming a missing clip and a malformed row are skips."""
+    root, out = _vggss_root(tmp_path), tmp_path / "data"
+    _jpg(root / "frames" / "otherClip00_000050.jpg")
+    write_wav(root / "audio" / "otherClip01_000070.wav", 10.0)
+    ext = tmp_path / "vggss_test_plus_silent.csv"
+    ext.write_bytes(b"video,audio,label\r\n"
+                    b"otherClip00_000050,otherClip01_000070,non-sounding\r\n"
+                    b"zpWuikVorYg_000032,zpWuikVorYg_000032,non-sounding\r\n"  # a clip with its own sound, as listed
+                    b"otherClip00_000050,noSuchClip0_000000,non-sounding\r\n"
+                    b"otherClip00_000050,otherClip01_000070\r\n"
+                    b"otherClip00_000050,zpWuikVorYg_000032,sounding\r\n"
+                    b"otherClip00_000050,otherClip01_000070,non-sounding\r\n")
+    assert prepare(["vggss", "--root", str(root), "--out", str(out), "--extended", str(ext)]) == 0
+    printed = capsys.readouterr().out
+    assert "extended manifest" in printed and "4 sounding + 2 non-sounding pairs" in printed
+    plain = read_manifest(dataset_manifest("vggss", out))
+    m = read_manifest(dataset_manifest("vggss-ext", out))
+    assert m.samples[:4] == plain.samples and len(m) == 6
+    a, b = m[4], m[5]
+    assert a.id == "otherClip00_000050+otherClip01_000070" and not a.visible and a.boxes == [] and a.category is None
+    assert m.resolve(a.image).name == "otherClip00_000050.jpg" and m.resolve(a.audio).name == "otherClip01_000070.wav"
+    assert b.id == "zpWuikVorYg_000032+zpWuikVorYg_000032" and b.category == "playing cello"
+    skipped = {(k["id"], k["reason"]) for k in map(json.loads, (out / "skipped.jsonl").read_text().splitlines())}
+    assert skipped == {("noAudio0000_000010", "missing"), ("otherClip00_000050+noSuchClip0_000000", "missing"),
+                       ("vggss_test_plus_silent.csv:5", "bad_annotation"), ("vggss_test_plus_silent.csv:6", "bad_annotation")}
+    notes = json.loads((out / "summary.json").read_text())["notes"]
+    assert notes["nonsounding"] == 2 and notes["duplicate_entry"] == 1 and notes["nonsounding_own_clip"] == 1
+    assert prepare(["vggss", "--root", str(root), "--out", str(out), "--extended", str(tmp_path / "none.csv")]) == 2
+    assert "none.csv: extended list not found" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------- Flickr
+
+FLICKR = {  # id -> annotators' boxes in the 256 x 256 frame
+    "10000130166": [[10, 20, 110, 200], [12, 25, 100, 190], [60, 60, 250, 250]],
+    "10007936344": [[0, 0, 128, 128], [0, 0, 128, 128], [-5, 0, 300, 64]],  # out-of-frame coordinates are clipped
+    "10008553263": [[30, 30, 90, 90]],
+    "10009662863": [[1, 2, 3, 4]],  # no audio: skipped
+}
+
+
+def _flickr_xml(boxes) -> str:
+    """The annotation layout the original loaders read: `bbox` elements below a child of the root, whose first
+    child is skipped and the next four are xmin, ymin, xmax, ymax."""
+    tags = ("xmin", "ymin", "xmax", "ymax")
+    inner = "".join(f"<bbox><annotator>{k}</annotator>" + "".join(f"<{t}>{v}</{t}>" for t, v in zip(tags, b)) + "</bbox>"
+                    for k, b in enumerate(boxes))
+    return f"<annotation><filename>x.jpg</filename><object>{inner}</object></annotation>"
+
+
+def _flickr_root(tmp_path: Path) -> Path:
+    root = tmp_path / "Flickr-SoundNet"
+    for clip_id, boxes in FLICKR.items():
+        _jpg(root / "frames" / f"{clip_id}.jpg", size=(256, 256))
+        if clip_id != "10009662863":
+            write_wav(root / "audio" / f"{clip_id}.wav", 10.0)
+        (root / "Annotations").mkdir(parents=True, exist_ok=True)
+        (root / "Annotations" / f"{clip_id}.xml").write_text(_flickr_xml(boxes))
+    _jpg(root / "frames" / "10011111111.jpg", size=(256, 256))
+    write_wav(root / "audio" / "10011111111.wav", 10.0)
+    (root / "Annotations" / "10011111111.xml").write_text("<annotation><object><bbox>")  # cut file
+    _jpg(root / "frames" / "10022222222.jpg", size=(256, 256))
+    write_wav(root / "audio" / "10022222222.wav", 10.0)
+    (root / "Annotations" / "10022222222.xml").write_text(_flickr_xml([[1, 2, 3]]))  # three coordinates only
+    (root / "flickr_test.csv").write_text("10000130166,202\r\n10007936344,0\r\n10008553263,playing tambourine\r\n"
+                                          "10009662863,309\r\n10011111111,1\r\n10022222222,2\r\n10033333333,3\r\n")
+    return root
+
+
+def test_flickr(tmp_path, capsys):
+    from sslsan.evaluation.inference import gt_maps
+
+    root, out = _flickr_root(tmp_path), tmp_path / "data"
+    ext = tmp_path / "flickr_test_plus_silent.csv"
+    ext.write_text("video,audio,label\n10000130166,10008553263,non-sounding\n10008553263,10009662863,non-sounding\n"
+                   "10007936344,10000130166,non-sounding\nnot,a,row,at all\n")
+    assert prepare(["flickr", "--root", str(root), "--out", str(out), "--extended", str(ext)]) == 0
+    assert "3 prepared" in capsys.readouterr().out
+    m = read_manifest(dataset_manifest("flickr", out))
+    s = _sample_map(m)
+    assert list(s) == ["10000130166", "10007936344", "10008553263"]
+    assert s["10000130166"].boxes[0] == [10 / 256, 20 / 256, 110 / 256, 200 / 256]
+    assert s["10007936344"].boxes[2] == [0.0, 0.0, 1.0, 0.25]
+    assert s["10000130166"].category is None and s["10000130166"].extra["list_label"] == "202"
+    assert s["10008553263"].category == "playing tambourine" and s["10000130166"].extra["annotators"] == 3
+    # the consensus ground truth of the original: int(224 * v / 256) pixels, each box 1/2, capped at 1
+    gt = gt_maps(m, "consensus")
+    ref = np.zeros((224, 224))
+    for x1, y1, x2, y2 in FLICKR["10000130166"]:
+        ref[int(224 * y1 / 256):int(224 * y2 / 256), int(224 * x1 / 256):int(224 * x2 / 256)] += 1
+    assert gt.dtype == np.float32 and np.array_equal(gt[0], np.minimum(ref / 2, 1))
+    assert set(np.unique(gt[0]).tolist()) == {0.0, 0.5, 1.0}
+    e = read_manifest(dataset_manifest("flickr-ext", out))
+    assert len(e) == 5 and [x.id for x in e if not x.visible] == ["10000130166+10008553263", "10007936344+10000130166"]
+    assert e[3].category == "playing tambourine"  # the sound's category, known for a test clip
+    skipped = {(k["id"], k["reason"]) for k in map(json.loads, (out / "skipped.jsonl").read_text().splitlines())}
+    assert skipped == {("10009662863", "missing"), ("10011111111", "bad_annotation"), ("10022222222", "bad_annotation"),
+                       ("10033333333", "missing"), ("10008553263+10009662863", "missing"),
+                       ("flickr_test_plus_silent.csv:5", "bad_annotation")}
+    notes = json.loads((out / "summary.json").read_text())["notes"]
+    assert notes["dropped_box"] == 1 and notes["corrupt_coordinates"] == 1
+
+
+def test_flickr_without_list_and_errors(tmp_path, capsys):
+    root, out = _flickr_root(tmp_path), tmp_path / "data"
+    (root / "flickr_test.csv").unlink()
+    assert prepare(["flickr", "--root", str(root), "--out", str(out)]) == 0  # every annotation file is a test id
+    assert {x.id for x in read_manifest(out / "flickr.jsonl")} == {"10000130166", "10007936344", "10008553263"}
+    assert not (out / "flickr_ext.jsonl").exists()
+    capsys.readouterr()
+    assert prepare(["flickr", "--root", str(tmp_path / "none"), "--out", str(out)]) == 2
+    assert "root folder not found" in capsys.readouterr().err
+    assert prepare(["flickr", "--root", str(root), "--out", str(out), "--annotations", str(tmp_path)]) == 2
+    assert "no usable sample" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------ IS3 / IS3+
 
 IS3 = {  # stem -> (224-px box, class); two scenes with ids, one no-id scene whose prefix is also a prefix

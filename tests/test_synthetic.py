@@ -197,6 +197,24 @@ def test_is3_samples_pair_up(seed0):
     assert all(len(v) == 2 for v in groups.values())
 
 
+def test_extended_split_pairs_each_image_with_a_sound_not_in_it(seed0):
+    """synth-vggss-ext: the test_vggss samples, then each image with another test clip whose category the image
+    does not show (SLAVC's extended protocol); drawn from its own stream, so test_vggss is unchanged."""
+    ext = read_manifest(dataset_manifest("synth-vggss-ext", seed0))
+    test = read_manifest(seed0 / "test_vggss.jsonl")
+    sounding, silent = ext.split_visible()
+    assert sounding.samples == test.samples and ext.samples[:len(test)] == test.samples
+    by_id = {s.id: s for s in test}
+    assert len(silent) == len(test)  # 12 categories: every tiny image has an eligible clip
+    for s in silent:
+        img, snd = by_id[s.extra["image_of"]], by_id[s.extra["audio_of"]]
+        assert s.id == f"{img.id}+{snd.id}" and s.image == img.image and s.audio == snd.audio
+        assert s.category == snd.category and s.category not in img.scene_categories and not s.boxes
+    assert len({s.extra["audio_of"] for s in silent}) > 1
+    meta = json.loads((seed0 / "dataset.json").read_text())
+    assert meta["sizes"][DATASETS["synth-vggss-ext"].manifest] == 2 * len(test)
+
+
 def test_train_scenes_with_two_sounding_objects(tmp_path):
     cfg = preset_config("tiny")
     found = 0

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from sslsan.config import load_config, to_dict
+from sslsan.data.registry import DATASETS
 from sslsan.data.synthetic import default_workers, generate_dataset, preset_config
 from sslsan.engine import ABLATIONS, TrainConfig, ablation_overrides, train
 from sslsan.engine.run import checkpoint_paths
@@ -31,8 +32,8 @@ from sslsan.engine.train_config import validate_train_config
 from sslsan.evaluation import EvaluationConfig
 from sslsan.evaluation.evaluate import evaluate_checkpoint
 from sslsan.evaluation.per_category import map_offset, per_category_markdown
-from sslsan.evaluation.report import comparison_markdown
-from sslsan.evaluation.scoring import load_maps
+from sslsan.evaluation.report import comparison_markdown, extended_settings
+from sslsan.evaluation.scoring import load_maps, protocol_metrics
 from sslsan.evaluation.training_curves import plot_training_curves
 from sslsan.methods import get_method
 from sslsan.models import read_checkpoint
@@ -43,6 +44,13 @@ MAIN_VARIANTS = ("ssl_san", "ssl_tie")
 DISPLAY = {name: row.label for name, row in ABLATIONS.items()}
 DEFAULT_METHODS = ("ssl_tie",)  # the base methods the demo trains (with and without silence/noise)
 EVAL_SETS = ("synth-vggss", "synth-is3")
+# SLAVC's extended protocol on the synth-vggss images, each also paired with a sound not in it: inference only
+# (its AP / max-F1 / LocAcc need no negative repetitions; the other metrics there repeat synth-vggss with R = 1)
+EXTENDED_SET = "synth-vggss-ext"
+EXTENDED_METRICS = [("AP", "ap"), ("max-F1", "max_f1"), ("LocAcc", "locacc")]
+# both readings of SLAVC's prediction: its published one (relative, the run's) and its default (absolute, rescored
+# from the same maps.npz), since relative prediction cannot localize objects smaller than a quarter of the image
+EXTENDED_SECTIONS = [("", "extended"), (" abs", "extended_absolute")]
 KEY_METRICS = [  # (label, section, key, lower is better)
     ("cIoU_U", "localization", "ciou_u", False),
     ("AUC_U", "localization", "auc_u", False),
@@ -84,7 +92,7 @@ def prepare_data(opts: DemoOptions) -> Path:
     meta_path = data / "dataset.json"
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
-        if meta.get("complete") and meta.get("config") == to_dict(cfg):
+        if meta.get("complete") and meta.get("config") == to_dict(cfg) and dataset_manifest_exists(EXTENDED_SET, data):
             _log(f"reusing the benchmark in {data}")
             return data
     _log(f"generating the embedded benchmark ({opts.preset}, {opts.image_size} px, data seed {opts.data_seed}) in {data}")
@@ -160,17 +168,45 @@ def train_variant(variant: Variant, seed: int, data: Path, opts: DemoOptions, de
     return run_dir
 
 
+def dataset_manifest_exists(dataset: str, data: Path) -> bool:
+    return (data / DATASETS[dataset].manifest).exists()
+
+
 def evaluate_variant(run_dir: Path, dataset: str, data: Path, opts: DemoOptions, device: str) -> dict[str, Any]:
     out = eval_dir_of(dataset, run_dir, opts)
     metrics_file = out / "metrics.json"
     _, ckpt = checkpoint_paths(run_dir)
     if metrics_file.exists() and out.joinpath("done").exists():
-        return json.loads(metrics_file.read_text())
-    _log(f"evaluating {run_dir.name} on {dataset}")
-    m = evaluate_checkpoint(ckpt, dataset, data, out, EvaluationConfig(repetitions=opts.repetitions), device=device,
-                            name=run_dir.name, progress=opts.progress)
-    out.joinpath("done").write_text("")
+        m = json.loads(metrics_file.read_text())
+    else:
+        _log(f"evaluating {run_dir.name} on {dataset}")
+        cfg = (EvaluationConfig(repetitions=1, figure_examples=0) if dataset == EXTENDED_SET
+               else EvaluationConfig(repetitions=opts.repetitions))
+        m = evaluate_checkpoint(ckpt, dataset, data, out, cfg, device=device, name=run_dir.name, progress=opts.progress)
+        out.joinpath("done").write_text("")
+    if dataset == EXTENDED_SET:
+        arrays = load_maps(out / "maps.npz")
+        arrays["relative_prediction"] = np.bool_(False)
+        m = {**m, "extended_absolute": protocol_metrics(arrays)["extended"]}
     return m
+
+
+def extended_table(results: list[tuple[str, list[dict]]]) -> str:
+    """Markdown: SLAVC's extended protocol per configuration (mean ± std over seeds) with relative and absolute
+    prediction, the settings below."""
+    cols = [(f"{lab}{suffix}", sec, key) for suffix, sec in EXTENDED_SECTIONS for lab, key in EXTENDED_METRICS]
+    lines = ["| model | " + " | ".join(f"{lab} ↑" for lab, _, _ in cols) + " |", "|" + "---|" * (len(cols) + 1)]
+    for name, runs in results:
+        cells = [_fmt(*_mean_std([_get(m, sec, key) for m in runs]), len(runs)) for _, sec, key in cols]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    first = results[0][1][0]
+    e = first.get("extended") or {}
+    lines += ["", f"{e.get('n_visible')} sounding + {e.get('n_nonvisible')} non-sounding pairs (percent). Settings: "
+              f"{extended_settings(first)}. The \"abs\" columns rescore the same maps with relative_prediction off "
+              "(SLAVC's own default: scores ≥ 0.5). Relative prediction marks at least half of every map, so an object "
+              "whose box covers less than a quarter of the image can never reach cIoU 0.5; the synthetic objects' "
+              "boxes cover 3-25 % of it (median 9 %)."]
+    return "\n".join(lines)
 
 
 def _get(m: dict, section: str, key: str) -> float:
@@ -345,6 +381,10 @@ def write_report(opts: DemoOptions, data: Path, results: dict[str, dict[str, lis
             for png in sorted(src.glob("*.png")):
                 dst = figs / f"{ds}_{v}_{png.name}"
                 shutil.copyfile(png, dst)
+    parts += [f"## {EXTENDED_SET}: SLAVC's extended protocol" + (" (mean ± std over seeds)" if len(seeds) > 1 else ""),
+              "", "Each synth-vggss image is also paired with the clip of a category it does not show; AP counts a "
+              "confident non-sounding pair as a false positive (docs/metrics.md §7).", "",
+              extended_table([(labels[v], results[EXTENDED_SET][v]) for v in names]), ""]
     plot_training_curves({labels[v]: run_dir_of(v, seeds[0], opts) for v in names},
                          figs / "training_curves.png", title=f"training diagnostics, seed {seeds[0]}")
     pngs = sorted(figs.glob("*.png"))
@@ -364,11 +404,11 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     make_folder(opts.out)
     data = prepare_data(opts)
     names = [v.name for v in variants]
-    results: dict[str, dict[str, list[dict]]] = {ds: {v: [] for v in names} for ds in EVAL_SETS}
+    results: dict[str, dict[str, list[dict]]] = {ds: {v: [] for v in names} for ds in (*EVAL_SETS, EXTENDED_SET)}
     for seed in opts.seeds:
         for v in variants:
             run_dir = train_variant(v, seed, data, opts, device)
-            for ds in EVAL_SETS:
+            for ds in (*EVAL_SETS, EXTENDED_SET):
                 results[ds][v.name].append(evaluate_variant(run_dir, ds, data, opts, device))
     seconds = time.time() - t0
     all_findings = [(f": {san.label} vs {base.label}" if len(variants) > 2 else "",
@@ -387,10 +427,14 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         "transfer": {san.name: [as_json(f) for f in found]
                      for (san, _), (_, found) in zip(transfer_pairs(variants), all_findings)},
         "key_metrics": {ds: key_metrics(results[ds], names) for ds in EVAL_SETS},
+        "extended": {v: {f"{key}{suffix.replace(' ', '_')}": _mean_std([_get(m, sec, key) for m in results[EXTENDED_SET][v]])
+                         for suffix, sec in EXTENDED_SECTIONS for _, key in EXTENDED_METRICS} for v in names},
     }
     atomic_write_text(opts.out / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
     print(f"\n{EVAL_SETS[0]} test set, universal threshold per model (percent; Sep raw):\n")
     print(table)
+    print(f"\n{EXTENDED_SET}: SLAVC's extended protocol\n")
+    print(extended_table([(v.label, results[EXTENDED_SET][v.name]) for v in variants]))
     for heading, found in all_findings:
         print(f"\nFindings{heading}")
         for f in found:

@@ -32,8 +32,8 @@ def add_policy_argument(p: argparse.ArgumentParser) -> None:
     """--policy: the front-end policy of an original checkpoint file (sslsan.methods.base.POLICIES)."""
     p.add_argument("--policy", choices=["original", "vssl_eval"], default=None,
                    help="front-end policy of an original checkpoint file: the authors' own repository (original), or "
-                   "the SSL-SaN authors' evaluation code (vssl_eval: the paper's Table 2; the default where the "
-                   "method has one); docs/methods.md lists the differences")
+                   "the SSL-SaN authors' evaluation code (vssl_eval: the paper's Table 2, with its published "
+                   "universal threshold where there is one); default: original; docs/methods.md lists the differences")
 
 
 def positive_int(text: str) -> int:

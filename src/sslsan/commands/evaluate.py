@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=DEFAULT.seed, help="seed of the noise and offscreen draws")
     p.add_argument("--offscreen", default=DEFAULT.offscreen,
                    help="offscreen.json of an earlier run on the same test set: reuse its offscreen assignment")
+    p.add_argument("--absolute-prediction", action="store_true",
+                   help="SLAVC's extended protocol (sets with non-sounding pairs, e.g. vggss-ext): threshold the scores "
+                   "at 0.5 instead of SLAVC's --relative_prediction (the default: its published numbers need it)")
     p.add_argument("--figure-examples", type=non_negative_int, default=DEFAULT.figure_examples, help="number of Fig. 2 overlay examples")
     p.add_argument("--name", default=None, help="model name in the report (default: the run folder name)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -66,15 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from sslsan.evaluation.evaluate import default_out_dir, evaluate_checkpoint
-    from sslsan.evaluation.report import TABLE2, table
+    from sslsan.evaluation.report import TABLE2, protocol_sections, table
 
     out = Path(args.out) if args.out else default_out_dir(args.checkpoint, args.dataset)
     cfg = EvaluationConfig(repetitions=args.repetitions, seed=args.seed, threshold=args.threshold,
                            threshold_mode=args.threshold_mode, negatives_in_db=False if args.negatives_linear else None,
                            noise_pool=args.noise_pool, batch_size=args.batch_size, workers=args.workers,
-                           figure_examples=args.figure_examples, offscreen=args.offscreen)
+                           figure_examples=args.figure_examples, offscreen=args.offscreen,
+                           relative_prediction=not args.absolute_prediction)
     m = evaluate_checkpoint(args.checkpoint, args.dataset, args.data_root, out, cfg, device=args.device, name=args.name,
                             method=args.method, policy=args.policy, progress=not args.no_progress)
     print(table({m["model"]: m}, TABLE2, "model"))
+    if m.get("extended") or m.get("instance"):
+        print("\n" + "\n".join(protocol_sections({m["model"]: m}, "#")).rstrip())
     print(f"\nU_th = {m['threshold']:.4f} ({m['threshold_info']['source']}); report: {out / 'report.md'}")
     return 0

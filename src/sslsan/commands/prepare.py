@@ -18,6 +18,9 @@ with the reason. A summary (OUT/summary.json) ends every run.
 
   vggsound  training videos -> frames/, 3 s 16 kHz mono audio/, train.jsonl + val.jsonl (resumable)
   vggss     VGG-SS test set (frames/, audio/, vggss.json)            -> vggss.jsonl
+            (--extended vggss_test_plus_silent.csv: also SLAVC's extended VGG-SS -> vggss_ext.jsonl)
+  flickr    Flickr-SoundNet test set (frames/, audio/, Annotations/)  -> flickr.jsonl
+            (--extended flickr_test_plus_silent.csv: also extended Flickr -> flickr_ext.jsonl)
   is3       IS3 test set (images/, audio_wav/, gt_segmentation/, synthetic3240_bbox.json) -> is3.jsonl
   is3plus   IS3+ (IS3 images + clean audio_wav/ + category_map.json) -> is3plus.jsonl
   s4        AVSBench S4 test split (s4_meta_data.csv, s4_data/)       -> s4.jsonl
@@ -69,6 +72,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ids", help="restrict to the ids of this file (e.g. vggss_heard_test.csv)")
     s.add_argument("--drop-empty-gt", action="store_true",
                    help="leave out clips whose boxes cover no pixel after clipping (kept and flagged by default)")
+    s.add_argument("--extended", metavar="CSV",
+                   help="SLAVC's metadata/vggss_test_plus_silent.csv: also write vggss_ext.jsonl (extended VGG-SS: "
+                   "the clips plus each listed non-sounding pair; `sslsan evaluate --dataset vggss-ext`)")
+
+    f = sub.add_parser("flickr", help="Flickr-SoundNet test set -> flickr.jsonl", description=_doc("flickr"),
+                       formatter_class=raw)
+    f.add_argument("--root", required=True, help="folder with frames/<id>.jpg, audio/<id>.wav and Annotations/<id>.xml")
+    f.add_argument("--out", required=True, help="output folder (manifest paths are relative to it)")
+    f.add_argument("--list", dest="test_list", metavar="CSV",
+                   help="the test ids, first column (default: flickr_test.csv under --root or its metadata/; "
+                   "else every annotation file)")
+    f.add_argument("--annotations", metavar="DIR", help="the XML annotation folder (default ROOT/Annotations)")
+    f.add_argument("--extended", metavar="CSV",
+                   help="SLAVC's metadata/flickr_test_plus_silent.csv: also write flickr_ext.jsonl (extended Flickr; "
+                   "`sslsan evaluate --dataset flickr-ext`)")
 
     for plus in (False, True):
         name = "is3plus" if plus else "is3"
@@ -114,7 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         from sslsan.data.prepare.vggss import prepare_vggss
 
         prepare_vggss(args.root, args.out, annotations=args.annotations, ids_file=args.ids,
-                      drop_empty_gt=args.drop_empty_gt, videos=args.videos)
+                      drop_empty_gt=args.drop_empty_gt, videos=args.videos, extended=args.extended)
+    elif args.dataset == "flickr":
+        from sslsan.data.prepare.flickr import prepare_flickr
+
+        prepare_flickr(args.root, args.out, test_list=args.test_list, annotations=args.annotations,
+                       extended=args.extended)
     elif args.dataset in ("is3", "is3plus"):
         from sslsan.data.prepare.is3 import prepare_is3
 

@@ -13,6 +13,9 @@ Fields of a line:
   scene_categories  list[str], every category visible in the image (offscreen must avoid them)
   group             str | null, scene id (IS3: one image with several annotations; S4: video)
   extra             dict, anything dataset-specific (kept, never interpreted by generic code)
+  visible           bool, default true (written only when false): false marks a non-sounding pair, an
+                    image with a sound whose source is not in it (SLAVC's extended test sets); such a
+                    sample has no boxes and no mask
 """
 
 from __future__ import annotations
@@ -43,9 +46,13 @@ class Sample:
     scene_categories: list[str] = field(default_factory=list)
     group: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    visible: bool = True
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=False, separators=(",", ":"))
+        d = dataclasses.asdict(self)
+        if self.visible:
+            del d["visible"]  # the default is not written: manifests of sounding pairs keep their bytes
+        return json.dumps(d, sort_keys=False, separators=(",", ":"))
 
 
 _FIELDS = {f.name for f in dataclasses.fields(Sample)}
@@ -77,6 +84,11 @@ class Manifest:
     def categories(self) -> list[str]:
         return sorted({s.category for s in self.samples if s.category is not None})
 
+    def split_visible(self) -> tuple[Manifest, Manifest]:
+        """(the sounding pairs, the non-sounding pairs), each in file order, both resolving paths as this one."""
+        return (Manifest(self.path, [s for s in self.samples if s.visible]),
+                Manifest(self.path, [s for s in self.samples if not s.visible]))
+
 
 def _sample_from(obj: Any, where: str) -> Sample:
     if not isinstance(obj, dict):
@@ -96,6 +108,11 @@ def _sample_from(obj: Any, where: str) -> Sample:
             raise ManifestError(f"{where}: sample {obj['id']!r}: box {b!r} is not [x1, y1, x2, y2] (four numbers)")
         if not all(math.isfinite(v) for v in b):
             raise ManifestError(f"{where}: sample {obj['id']!r}: box {b!r} has a NaN or infinite coordinate")
+    visible = obj.get("visible", True)
+    if not isinstance(visible, bool):
+        raise ManifestError(f"{where}: sample {obj['id']!r}: visible must be true or false, got {visible!r}")
+    if not visible and (boxes or obj.get("mask")):
+        raise ManifestError(f"{where}: sample {obj['id']!r}: a non-sounding pair (visible: false) has no boxes or mask")
     for key in ("image", "audio"):
         if not isinstance(obj[key], str) or not obj[key]:
             raise ManifestError(f"{where}: sample {obj['id']!r}: {key} must be a file path, got {obj[key]!r}")

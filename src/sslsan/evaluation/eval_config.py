@@ -31,6 +31,7 @@ class EvaluationConfig:
     workers: int = 0  # DataLoader worker processes decoding files
     figure_examples: int = 3  # Fig. 2 overlay examples
     offscreen: str | None = None  # offscreen.json of an earlier run: its assignment, repetitions and seed win
+    relative_prediction: bool = True  # SLAVC's extended protocol (sets with non-sounding pairs): its --relative_prediction
 
     def with_(self, **changes) -> EvaluationConfig:
         """A copy with `changes` (names of fields; an unknown name is an EvaluationError)."""

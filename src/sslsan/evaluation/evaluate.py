@@ -33,14 +33,14 @@ from sslsan.evaluation.figures import (
     plot_max_distributions,
     plot_overlays,
 )
-from sslsan.evaluation.inference import box_fixes, gt_maps, run_inference
+from sslsan.evaluation.inference import box_fixes, gt_maps, pair_maps, run_inference
 from sslsan.evaluation.negatives import (
     NEGATIVE_TYPES,
     assign_offscreen,
     load_offscreen_assignment,
 )
 from sslsan.evaluation.report import run_report, write_metrics
-from sslsan.evaluation.scoring import result_arrays, save_maps, score_arrays
+from sslsan.evaluation.scoring import protocol_arrays, result_arrays, save_maps, score_arrays
 from sslsan.methods.checkpoint import LoadedModel, load_model
 from sslsan.utils.device import resolve_device
 from sslsan.utils.io import atomic_write_text, make_folder, sha256_file
@@ -158,12 +158,16 @@ def _evaluate_into(out: Path, localizer: LoadedModel, checkpoint: Path, dataset:
     """The evaluation itself, every file written into `out` (the staging folder)."""
     manifest_path = Path(manifest.path)
     gt_kind = DATASETS[dataset].gt
+    # an extended set: every metric on the sounding pairs; the non-sounding ones only feed SLAVC's protocol
+    manifest, nonsounding = manifest.split_visible()
+    if not len(manifest):
+        raise EvaluationError(f"{manifest_path}: no sounding pair (every sample has visible: false)")
     ckpt_sha = sha256_file(checkpoint)
     with JsonlLogger(out / "log.jsonl") as jlog:
         jlog.log(event="start", checkpoint=str(checkpoint), dataset=dataset, manifest=str(manifest_path),
-                 n_samples=len(manifest), repetitions=cfg.repetitions, device=str(device), seed=cfg.seed)
+                 n_samples=len(manifest), n_nonsounding=len(nonsounding), repetitions=cfg.repetitions, device=str(device), seed=cfg.seed)
         gt = gt_maps(manifest, gt_kind)  # fail early on bad GT, before the model runs
-        fixes = box_fixes(manifest) if gt_kind == "boxes" else {}
+        fixes = box_fixes(manifest) if gt_kind in ("boxes", "consensus") else {}
         if any(fixes.values()):
             warnings.warn(f"{manifest_path}: ground-truth boxes fixed: "
                           + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in fixes.items() if n) + " (see metrics.json)")
@@ -182,6 +186,11 @@ def _evaluate_into(out: Path, localizer: LoadedModel, checkpoint: Path, dataset:
                             noise_pool=cfg.noise_pool)
         spec = localizer.spec
         arrays = result_arrays(res, gt, thr, spec.map.upsample)
+        groups = [s.group or s.id for s in manifest] if DATASETS[dataset].groups else None
+        ns_maps = pair_maps(localizer, nonsounding, device=device, batch_size=cfg.batch_size, workers=cfg.workers,
+                            progress=progress, desc="non-sounding pairs") if len(nonsounding) else None
+        arrays.update(protocol_arrays(groups, [s.id for s in nonsounding], ns_maps, cfg.relative_prediction,
+                                      spec.map.range))
         save_maps(out / "maps.npz", arrays)
         metrics = score_arrays(arrays)
         audio = spec.audio

@@ -91,19 +91,21 @@ def load_mask(path: str | Path, size: int = GT_SIZE) -> np.ndarray:
 
 
 def gt_maps(manifest: Manifest, gt: str = "boxes") -> np.ndarray:
-    """(N, 224, 224) uint8 ground truth: union of the boxes (reference protocol) or the mask."""
-    out = np.zeros((len(manifest), GT_SIZE, GT_SIZE), dtype=np.uint8)
+    """(N, 224, 224) ground truth: uint8 union of the boxes (reference protocol) or the mask; float32
+    {0, 0.5, 1} for "consensus" (Flickr: each annotator's box adds 1/2, capped at 1)."""
+    out = np.zeros((len(manifest), GT_SIZE, GT_SIZE), dtype=np.float32 if gt == "consensus" else np.uint8)
     for i, s in enumerate(manifest):
         if gt == "mask":
             if not s.mask:
                 raise EvaluationError(f"{manifest.path}: sample {s.id!r} has no mask but the dataset is scored on masks")
             out[i] = load_mask(manifest.resolve(s.mask))
-        elif gt == "boxes":
+        elif gt in ("boxes", "consensus"):
             if s.boxes:
                 pix = boxes_to_pixels(np.asarray(s.boxes, dtype=np.float64))
-                out[i] = np.asarray(gt_map_from_boxes(pix, mode="union")) > 0
+                g = gt_map_from_boxes(pix, mode="union" if gt == "boxes" else "consensus")
+                out[i] = g > 0 if gt == "boxes" else g
         else:
-            raise ValueError(f"unknown ground-truth kind {gt!r}; expected 'boxes' or 'mask'")
+            raise ValueError(f"unknown ground-truth kind {gt!r}; expected 'boxes', 'consensus' or 'mask'")
     return out
 
 
@@ -308,6 +310,23 @@ def batch_maps(localizer: LoadedModel, images: torch.Tensor, specs: torch.Tensor
         maps = _run(lambda: model.cross_map(feat, neg), where)  # (B, K, h, w)
         out.update({name: maps[:, k] for k, name in enumerate(negatives)})
     return out
+
+
+@torch.inference_mode()
+def pair_maps(localizer: LoadedModel, manifest: Manifest, *, device: str | torch.device = "cpu",
+              batch_size: int = EvaluationConfig.batch_size, workers: int = EvaluationConfig.workers,
+              progress: bool = True, desc: str = "pairs") -> np.ndarray:
+    """Native maps (N, h, w) float32 of each sample's image with its own audio and nothing else (the
+    non-sounding pairs of an extended test set), from the model's `pair_map` like `run_inference`'s positives."""
+    localizer.to(device)
+    frontend = localizer.frontend(device)
+    where = str(manifest.path)
+    maps = []
+    ds = AVDataset(manifest, image_transform=localizer.image_transform(), audio=localizer.spec.audio)
+    for batch in tqdm(_loader(ds, batch_size, workers), desc=desc, unit="batch", disable=not progress):
+        specs = frontend(batch["wave"].to(device))
+        maps.append(batch_maps(localizer, batch["image"].to(device), specs, where=where)["positive"].cpu())
+    return torch.cat(maps).numpy()
 
 
 @torch.inference_mode()

@@ -33,6 +33,13 @@ TABLE4 = [("cIoU Uth ↑", "localization", "ciou_u", 2), ("pIA S ↓", "localiza
           ("pIA N ↓", "localization", "pia_noise", 2), ("pIA O ↓", "localization", "pia_offscreen", 2),
           ("FLOC ↑", "localization", "floc", 2), ("Sep ↑", "separability", "sep", 4)]
 REFERENCE = [("cIoU Uth", "ciou_u", 2), ("AUC Uth", "auc_u", 2), ("cIoU Adap", "ciou_a", 2), ("AUC Adap", "auc_a", 2)]
+# the other protocols of the field (docs/metrics.md §7-8), each in its own table with its settings
+EXTENDED = [("AP ↑", "extended", "ap", 2), ("max-F1 ↑", "extended", "max_f1", 2), ("LocAcc ↑", "extended", "locacc", 2),
+            ("Prec@50 (≥) ↑", "extended", "precision_visible", 2), ("AUC vis ↑", "extended", "auc_visible", 2),
+            ("visible", "extended", "n_visible", 0), ("non-sounding", "extended", "n_nonvisible", 0)]
+INSTANCE = [("cIoU ↑", "instance", "ciou", 2), ("cIoU Adap ↑", "instance", "ciou_adap", 2), ("AUC ↑", "instance", "auc", 2),
+            ("AUC Adap ↑", "instance", "auc_adap", 2), ("iIoU ↑", "instance", "iiou", 2), ("iIoU Adap ↑", "instance", "iiou_adap", 2),
+            ("iAUC ↑", "instance", "iauc", 2), ("iAUC Adap ↑", "instance", "iauc_adap", 2), ("images", "instance", "n_images", 0)]
 
 
 def _get(m: dict, section: str | None, key: str) -> Any:
@@ -89,6 +96,47 @@ def _box_fix_lines(m: dict) -> list[str]:
             + " (coordinates outside [0, 1] are clipped to the image; inverted boxes add no pixel)."]
 
 
+def extended_settings(m: dict) -> str:
+    """SLAVC's protocol settings of a run, in words (printed beside its numbers)."""
+    st = (m.get("extended") or {}).get("settings") or {}
+    if not st:
+        return ""
+    pred = (f"relative_prediction on (each map min-max normalised, pixels ≥ the value at {st.get('pred_size')} of its sort)"
+            if st.get("relative_prediction") else f"relative_prediction off (scores ≥ {st.get('pred_thr')})")
+    lo, hi = st.get("bounds", [0.0, 1.0])
+    scores = ("the 224 × 224 map itself (its range is 0..1)" if (lo, hi) == (0.0, 1.0) else
+              f"(map − {lo:g}) / ({hi:g} − {lo:g}) of the 224 × 224 map (its range)")
+    return (f"IoU threshold {st.get('iou_thr')}; {pred}; confidence = mean of the top quarter of the scores; "
+            f"scores = {scores}, upsampled {st.get('upsample', 'bilinear')}")
+
+
+def protocol_sections(named: dict[str, dict], level: str = "##") -> list[str]:
+    """The tables of the other protocols (SLAVC's extended, SSL-Align's instance) that any run has, with
+    each run's settings; [] when no run has them."""
+    parts: list[str] = []
+    have = {n: m for n, m in named.items() if m.get("extended")}
+    if have:
+        runs_of: dict[str, list[str]] = {}
+        for n, m in have.items():
+            runs_of.setdefault(extended_settings(m), []).append(n)
+        parts += [f"{level} SLAVC extended protocol: sounding and non-sounding pairs (percent)", "",
+                  table(have, EXTENDED, "model" if len(named) == 1 else "run"), ""]
+        parts += ([f"Settings: {next(iter(runs_of))}."] if len(runs_of) == 1 else
+                  ["Settings differ between runs:", ""] + [f"- {', '.join(runs)}: {st}." for st, runs in runs_of.items()])
+        parts += [""]
+        parts += ["AP over all pairs (a non-sounding pair above the confidence threshold is a false positive); max-F1 = "
+                  "the largest F1 at SLAVC's ten thresholds; LocAcc = share of sounding pairs with cIoU > 0.5 (strict, "
+                  "as SLAVC's `precision_at_50`); Prec@50 (≥) is the same with ≥ (SLAVC's Precision-visible@50).", ""]
+    have = {n: m for n, m in named.items() if m.get("instance")}
+    if have:
+        parts += [f"{level} SSL-Align instance protocol: every object of an image (percent)", "",
+                  table(have, INSTANCE, "model" if len(named) == 1 else "run"), "",
+                  "Settings: each map min-max normalised; cIoU at the median (> value at n/2 of its sort), adaptive at the "
+                  "ground-truth area (> value at n − #GT); success at cIoU ≥ 0.5; iIoU / iAUC count an image only when "
+                  "all its annotated objects succeed (samples grouped by the manifest's `group`).", ""]
+    return parts
+
+
 def run_report(m: dict, title: str, figures: list[str] | None = None) -> str:
     """The Markdown report of one evaluation run."""
     name = m.get("model", "model")
@@ -96,7 +144,9 @@ def run_report(m: dict, title: str, figures: list[str] | None = None) -> str:
     parts = [
         f"# {title}",
         "",
-        f"{m.get('n_samples')} samples, {m.get('repetitions')} repetitions of the negatives, native map "
+        f"{m.get('n_samples')} samples"
+        + (f" (and {m['extended']['n_nonvisible']} non-sounding pairs for SLAVC's protocol)" if m.get("extended") else "")
+        + f", {m.get('repetitions')} repetitions of the negatives, native map "
         f"{'x'.join(map(str, m.get('map_size', [])))}. {_threshold_line(m)}",
         *_box_fix_lines(m),
         "",
@@ -127,6 +177,7 @@ def run_report(m: dict, title: str, figures: list[str] | None = None) -> str:
         "Similarity of image i and audio j = max of their map; relevant = same manifest `category`; the gallery "
         "includes each query's own pair (DECISIONS D12). P@K = hits in the top K / K, A@K = at least one hit.",
         "",
+        *protocol_sections(named),
         "## Per-sample maximum similarity",
         "",
         markdown_table(["audio", "mean", "median", "Q1", "Q3"],
@@ -154,6 +205,7 @@ def comparison_markdown(named: dict[str, dict]) -> str:
         "## Alignment and separability (Table 1)", "", table(named, TABLE1), "",
         "## Retrieval (Table 3, percent)", "", table(named, TABLE3), "",
         "## Ablation layout (Table 4)", "", table(named, TABLE4), "",
+        *protocol_sections(named),
         "## Thresholds", "", thr,
     ]
     return "\n".join(parts) + "\n"

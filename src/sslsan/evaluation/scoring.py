@@ -21,6 +21,13 @@ offscreen_index      (R, N)         int64     row r, col i: index of sample i's 
 repetition_seeds     (R,)           int64     seed of each repetition
 upsample             ()             str       how maps reach 224 x 224 (metrics.resample.UPSAMPLE_MODES);
                                               default "bilinear" (cv2 half-pixel, the reference protocol)
+groups               (N,)           str       image of each sample (IS3): SSL-Align's iIoU / iAUC
+nonsounding_ids      (M,)           str       ids of the non-sounding pairs of an extended test set
+nonsounding_maps     (M, h, w)      float32   map of each non-sounding pair (image, its listed sound):
+                                              SLAVC's AP / max-F1 / LocAcc with the N positives
+relative_prediction  ()             bool      SLAVC's --relative_prediction (default true)
+map_range            (2,)           float64   the values the map can take (MapSpec.range): SLAVC's score
+                                              bounds (default (0, 1))
 ==================== ============== ========= ========================================================
 
 Maps are the model's output at its own resolution (any h x w, e.g. 14 x 14 or 7 x 7); they are
@@ -28,7 +35,8 @@ upsampled to 224 x 224 (`upsample`; by default bilinear, half-pixel) and thresho
 protocol (docs/metrics.md). A negative of shape (N, h, w) is repeated R times (R = that of the other
 negatives, else 1). Per-sample maxima for Separability and for the universal threshold are taken
 on the native maps. Silence does not depend on the repetition; store R identical copies. Optional
-arrays only switch on their tables (Table 1 needs image_emb + audio_emb, Table 3 similarity + labels).
+arrays only switch on their tables (Table 1 needs image_emb + audio_emb, Table 3 similarity + labels,
+SLAVC's extended protocol nonsounding_maps, SSL-Align's instance protocol groups).
 """
 
 from __future__ import annotations
@@ -47,7 +55,7 @@ from sslsan.utils.io import atomic_savez
 
 REQUIRED = ("ids", "pos_maps", "neg_maps_silence", "neg_maps_noise", "neg_maps_offscreen", "gt_maps")
 OPTIONAL = ("threshold", "labels", "image_emb", "audio_emb", "similarity", "offscreen_index", "repetition_seeds",
-            "upsample")
+            "upsample", "groups", "nonsounding_ids", "nonsounding_maps", "relative_prediction", "map_range")
 GT_SIZE = 224
 
 
@@ -68,6 +76,22 @@ def result_arrays(res, gt: np.ndarray, threshold: float, upsample: str = "biline
     }
     if res.similarity is not None:
         arrays["similarity"] = res.similarity
+    return arrays
+
+
+def protocol_arrays(groups: list[str] | None, nonsounding_ids: list[str] | None = None,
+                    nonsounding_maps: np.ndarray | None = None, relative_prediction: bool = True,
+                    map_range: tuple[float, float] = (0.0, 1.0)) -> dict[str, np.ndarray]:
+    """The optional maps.npz arrays of the other protocols: `groups` (SSL-Align's iIoU), the non-sounding
+    pairs, the prediction setting and the map's range (SLAVC's extended protocol); None leaves a protocol out."""
+    arrays: dict[str, np.ndarray] = {}
+    if groups is not None:
+        arrays["groups"] = np.asarray(groups, dtype=str)
+    if nonsounding_maps is not None:
+        arrays["nonsounding_ids"] = np.asarray(nonsounding_ids, dtype=str)
+        arrays["nonsounding_maps"] = nonsounding_maps.astype(np.float32, copy=False)
+        arrays["relative_prediction"] = np.bool_(relative_prediction)
+        arrays["map_range"] = np.asarray(map_range, dtype=np.float64)
     return arrays
 
 
@@ -119,9 +143,22 @@ def validate_arrays(a: dict[str, np.ndarray], where: str) -> None:
             bad.append(f"neg_maps_{t} has shape {m.shape}, expected (R, {', '.join(map(str, pos.shape))}) with one R for all types")
     if a["gt_maps"].shape != (n, GT_SIZE, GT_SIZE):
         bad.append(f"gt_maps has shape {a['gt_maps'].shape}, expected ({n}, {GT_SIZE}, {GT_SIZE})")
-    for k, shape in (("labels", (n,)), ("similarity", (n, n))):
+    for k, shape in (("labels", (n,)), ("similarity", (n, n)), ("groups", (n,))):
         if k in a and a[k].shape != shape:
             bad.append(f"{k} has shape {a[k].shape}, expected {shape}")
+    if ("nonsounding_maps" in a) != ("nonsounding_ids" in a):
+        bad.append("nonsounding_maps and nonsounding_ids must be given together")
+    elif "nonsounding_maps" in a:
+        ns, ids = a["nonsounding_maps"], a["nonsounding_ids"]
+        if ns.ndim != 3 or ns.shape[1:] != pos.shape[1:] or ns.shape[0] == 0 or ids.shape != ns.shape[:1]:
+            bad.append(f"nonsounding_maps {ns.shape} / nonsounding_ids {ids.shape} must be (M, {', '.join(map(str, pos.shape[1:]))}) "
+                       "and (M,), M >= 1")
+    if "map_range" in a and not (a["map_range"].shape == (2,) and np.issubdtype(a["map_range"].dtype, np.floating)
+                                 and np.all(np.isfinite(a["map_range"])) and a["map_range"][0] < a["map_range"][1]):
+        bad.append(f"map_range must be two finite floats lo < hi, got {a['map_range'].tolist()}")
+    if "relative_prediction" in a and (a["relative_prediction"].size != 1 or a["relative_prediction"].dtype != bool):
+        bad.append(f"relative_prediction must be a boolean scalar, has dtype {a['relative_prediction'].dtype} "
+                   f"and shape {a['relative_prediction'].shape}")
     if ("image_emb" in a) != ("audio_emb" in a):
         bad.append("image_emb and audio_emb must be given together")
     elif "image_emb" in a and (a["image_emb"].shape != a["audio_emb"].shape or a["image_emb"].shape[0] != n):
@@ -143,7 +180,7 @@ def _value_problems(a: dict[str, np.ndarray]) -> list[str]:
 
     min/max first (NaN propagates through both), so a clean file costs no temporary arrays."""
     bad = []
-    for k in ("pos_maps", *(f"neg_maps_{t}" for t in NEGATIVE_TYPES), "image_emb", "audio_emb", "similarity"):
+    for k in ("pos_maps", *(f"neg_maps_{t}" for t in NEGATIVE_TYPES), "image_emb", "audio_emb", "similarity", "nonsounding_maps"):
         if k not in a or a[k].size == 0:
             continue
         if not np.issubdtype(a[k].dtype, np.number):
@@ -262,6 +299,7 @@ def score_arrays(a: dict[str, np.ndarray], threshold: float | None = None) -> di
     }
     if "image_emb" in a:
         out["alignment"] = dict(M.alignment_magnitude(a["image_emb"], a["audio_emb"]))
+    out.update(protocol_metrics(a))
     if "similarity" in a and "labels" in a:
         labels = a["labels"]
         if np.all(labels == ""):
@@ -269,6 +307,21 @@ def score_arrays(a: dict[str, np.ndarray], threshold: float | None = None) -> di
         else:
             out["retrieval"] = dict(M.retrieval(a["similarity"], labels))
     return _clean(out)
+
+
+def protocol_metrics(a: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The other protocols' metrics where maps.npz has what they need (docs/metrics.md §7-8):
+    "extended" (SLAVC: positives + non-sounding pairs) and "instance" (SSL-Align: samples grouped by image)."""
+    out: dict[str, Any] = {}
+    mode = str(a["upsample"]) if "upsample" in a else "bilinear"
+    if "nonsounding_maps" in a:
+        lo, hi = (float(v) for v in a["map_range"]) if "map_range" in a else (0.0, 1.0)
+        protocol = M.ExtendedProtocol(relative_prediction=bool(a.get("relative_prediction", True)), bounds=(lo, hi))
+        out["extended"] = M.extended_metrics(a["pos_maps"], a["gt_maps"], a["nonsounding_maps"], protocol,
+                                             upsample_mode=mode)
+    if "groups" in a:
+        out["instance"] = M.instance_protocol_metrics(a["pos_maps"], a["gt_maps"], a["groups"], upsample_mode=mode)
+    return out
 
 
 def score_maps(path: str | Path, threshold: float | None = None) -> dict[str, Any]:

@@ -96,6 +96,7 @@ class InferenceSpec:
 # reads the model ("original"), or how the SSL-SaN authors' evaluation code (vssl_eval) did for the
 # paper's Table 2 ("vssl_eval"): clip length, image transform, map convention, upsampling.
 POLICIES = ("original", "vssl_eval")
+DEFAULT_POLICY = "original"  # D1: the same front-end for negatives as for positives
 # the universal thresholds vssl_eval uses for the released VGG-SS files (eval.py main, `<method>_th_maxq3`: the Q3 of
 # the negatives' maxima); its SSL-Align one (0.3175) belongs to ours_sup_previs only
 VSSL_EVAL_THRESHOLD = {"ezvsl": 0.6382, "slavc": 0.5450, "fnac": 0.5538, "lvs": 0.6077, "ssl_tie": 0.3338}
@@ -265,7 +266,8 @@ class MethodObjective(nn.Module):
 
     def negative_logits(self, neg_maps: torch.Tensor) -> torch.Tensor:
         """(B, k, h, w) maps of each image with k negative clips -> (B, k) similarities as this method's
-        logits see a pair (before their temperature)."""
+        logits see a pair (before their temperature), or (B, k, h, w) for an objective whose logits are
+        per position (SLAVC); the columns of several negatives are concatenated along dim 1."""
         raise NotImplementedError(f"{type(self).__name__} is not contrastive: it takes no negative logits")
 
 

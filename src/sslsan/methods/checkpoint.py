@@ -27,7 +27,7 @@ from sslsan.audio import AudioConfig, build_frontend
 from sslsan.config import ConfigError, from_dict
 from sslsan.data.transforms import ImageEvalTransform
 from sslsan.methods import all_methods, get_method
-from sslsan.methods.base import AVModel, InferenceSpec, Method
+from sslsan.methods.base import DEFAULT_POLICY, AVModel, InferenceSpec, Method
 from sslsan.models.checkpoint import (
     FORMAT,
     VERSION,
@@ -141,6 +141,7 @@ def _ours(path: Path, ckpt: Mapping[str, Any]) -> tuple[Method, Any, InferenceSp
 
 def _original(path: Path, ckpt: Mapping[str, Any], method: str | None,
               policy: str | None) -> tuple[Method, Any, InferenceSpec, dict, list[str]]:
+    policy = policy or DEFAULT_POLICY
     """Read a method's original file: with `method` given, that method's reader; otherwise the one
     reader that recognises the file."""
     readers = [m for m in all_methods() if m.original is not None]
@@ -153,7 +154,10 @@ def _original(path: Path, ckpt: Mapping[str, Any], method: str | None,
             raise CheckpointError(f"{path}: a checkpoint of {others[0].label} (--method {others[0].name}), "
                                   f"not of {m.label} (--method {m.name})")
     else:
-        matches = {o.family: o for o in readers if o.original.recognise(ckpt)}
+        matches: dict[str, Method] = {}
+        for o in readers:  # a family's first method names it (ssl_tie, not ssl_san, for SSL-TIE's files)
+            if o.original.recognise(ckpt):
+                matches.setdefault(o.family, o)
         if not matches:
             raise CheckpointError(f"{path}: not an sslsan checkpoint, and no method recognises it as its original "
                                   f"file (top-level keys {sorted(map(str, ckpt))[:8]}); name the method with --method")
@@ -166,7 +170,7 @@ def _original(path: Path, ckpt: Mapping[str, Any], method: str | None,
     except ValueError as exc:
         raise CheckpointError(f"{path}: not a {m.label} checkpoint: {str(exc).splitlines()[0]}") from None
     try:
-        spec = m.policy_spec(policy or ("vssl_eval" if "vssl_eval" in m.policies else "original"))
+        spec = m.policy_spec(policy)
     except ValueError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     return m, model_cfg, spec, sd, ignored
@@ -179,8 +183,9 @@ def load_model(path: str | Path, map_location: Any = "cpu", *, method: str | Non
 
     `method`: the method the file must belong to (required for original files no reader recognises
     alone; a checkpoint of another method is refused by name). `policy`: the front-end policy of an
-    original file ("original": the authors' repository; "vssl_eval": the SSL-SaN authors' evaluation,
-    the default where the method has it); our checkpoints carry their own spec. `trusted=True` allows full
+    original file ("original", the default: the authors' repository, with silence and noise through the
+    same front-end as positives, D1; "vssl_eval": the SSL-SaN authors' evaluation of the paper's Table 2,
+    with its published universal threshold where there is one); our checkpoints carry their own spec. `trusted=True` allows full
     unpickling (only for files you trust). Missing entries, shape mismatches and unexpected entries
     raise CheckpointError; entries a method's reader declares unused are logged as a warning and
     listed in `ignored_keys`.
@@ -212,7 +217,7 @@ def load_model(path: str | Path, map_location: Any = "cpu", *, method: str | Non
     if isinstance(map_location, (str, torch.device)):
         model = model.to(map_location)
     if source == "original" and policy is None:
-        policy = "vssl_eval" if "vssl_eval" in m.policies else "original"
+        policy = DEFAULT_POLICY
     return LoadedModel(model=model.eval(), spec=spec, method=m, path=path, ignored_keys=ignored, source=source,
                        policy=policy)
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 # top-level entries of SSL-TIE's own training checkpoints (docs/model.md §3.4)
 ORIGINAL_TOP_LEVEL = ("epoch", "state_dict", "best_miou", "optimizer", "iteration")
+DEAD_HEAD = ("conv3.", "norm3.", "vision_fc1.")  # AVENet modules its forward never uses
 
 log = logging.getLogger("sslsan.methods")
 
@@ -64,10 +65,10 @@ def convert_original(ckpt: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], 
             out["audnet.conv1." + key[len("audnet.conv1_a."):]] = value
         elif "audnet.conv1_a.weight" in sd and key.startswith(("audnet.conv1.", "imgnet.conv1_a.")):
             unused.append(key)
-        elif key.startswith(("imgnet.", "audnet.")) and not (".conv1_flow." in key or key.startswith(("imgnet.fc.", "audnet.fc."))):
-            out[key] = value
-        else:
+        elif ".conv1_flow." in key or key.startswith(("imgnet.fc.", "audnet.fc.", *DEAD_HEAD)) or key == "epsilon":
             unused.append(key)
+        else:  # the towers, and anything unknown: `load_strict` names what does not fit
+            out[key] = value
     learned = ckpt.get("epsilon", sd.get("epsilon"))  # learnable-epsilon variant
     if isinstance(learned, (torch.Tensor, float)):
         log.warning("checkpoint carries a learned epsilon = %.4f (used only by the training loss)",

@@ -10,15 +10,27 @@ Everything of Table 2 at once: `localization_metrics` (= `aggregate_localization
 `localization_scores`); the classic relative protocol of older papers:
 `classic_localization_metrics`, `minmax_normalize`.
 Table 1: `separability`, `alignment_magnitude` (D11). Table 3: `retrieval` (D12).
+Other protocols of the field, bit for bit as their original code: SLAVC's extended protocol (AP, max-F1,
+LocAcc over sounding and non-sounding pairs): `extended_metrics` (`ExtendedProtocol` settings),
+`slavc_sample_scores`, `slavc_metrics`, `slavc_ap`, `slavc_f1`, `slavc_locacc`, `slavc_precision_recall`;
+SSL-Align's per-image iIoU / iAUC: `instance_protocol_metrics`, `instance_sample_scores`, `instance_metrics`.
 """
 
 from sslsan.metrics.common import AUC_GRID, MAP_SIZE, MetricsError
 from sslsan.metrics.embedding import alignment_magnitude, separability
-from sslsan.metrics.groundtruth import (
-    boxes_to_pixels,
-    gt_map_from_boxes,
-    gt_map_from_mask,
+from sslsan.metrics.extended import (
+    ExtendedProtocol,
+    extended_metrics,
+    extended_scores,
+    slavc_ap,
+    slavc_f1,
+    slavc_locacc,
+    slavc_metrics,
+    slavc_precision_recall,
+    slavc_sample_scores,
 )
+from sslsan.metrics.groundtruth import boxes_to_pixels, gt_map_from_boxes, gt_map_from_mask
+from sslsan.metrics.instance import instance_metrics, instance_protocol_metrics, instance_sample_scores
 from sslsan.metrics.localization import (
     NEGATIVE_TYPES,
     aggregate_localization,
@@ -43,6 +55,18 @@ from sslsan.metrics.thresholds import (
 
 __all__ = [
     "AUC_GRID",
+    "ExtendedProtocol",
+    "extended_metrics",
+    "extended_scores",
+    "instance_metrics",
+    "instance_protocol_metrics",
+    "instance_sample_scores",
+    "slavc_ap",
+    "slavc_f1",
+    "slavc_locacc",
+    "slavc_metrics",
+    "slavc_precision_recall",
+    "slavc_sample_scores",
     "MAP_SIZE",
     "MetricsError",
     "NEGATIVE_TYPES",

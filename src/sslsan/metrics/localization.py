@@ -53,11 +53,12 @@ def ciou(pred, gt, threshold, *, inclusive: bool = False):
         raise MetricsError(f"gt: shape {g.shape} does not match pred {p.shape}")
     hit = _binarize(p, threshold, inclusive)
     g_full = np.broadcast_to(g, hit.shape)
-    value, inter, union = _ciou_parts(hit, g_full, g_full.sum(axis=(-2, -1)), g_full == 0)
+    value, inter, union = ciou_parts(hit, g_full, g_full.sum(axis=(-2, -1)), g_full == 0)
     return scalar_or_array(value), scalar_or_array(inter), scalar_or_array(union)
 
 
-def _ciou_parts(hit: np.ndarray, g: np.ndarray, g_sum: np.ndarray, g_zero: np.ndarray):
+def ciou_parts(hit: np.ndarray, g: np.ndarray, g_sum: np.ndarray, g_zero: np.ndarray):
+    """(cIoU, inter, union) of bool predictions `hit` (..., H, W) and GT maps `g` given sum(G) and [G == 0]."""
     lead = hit.shape[:-2]
     hit2 = hit.reshape(-1, hit.shape[-2] * hit.shape[-1])
     # sum(P * G) as a dot product (exact for the GT values 0, 0.5, 1 in any order)
@@ -83,7 +84,8 @@ def pia(pred, threshold, *, inclusive: bool = False):
     return scalar_or_array(count_rows(hit) / (p.shape[-1] * p.shape[-2]))
 
 
-def _trapezoid(y: np.ndarray) -> float:
+def grid_trapezoid(y: np.ndarray) -> float:
+    """Trapezoid area of y_k over the AUC grid x_k = 0.05*k (21 values of y)."""
     # the expression of numpy.trapz (what sklearn.metrics.auc evaluates), so the sum order matches
     return float(np.add.reduce(_GRID_STEPS * (y[1:] + y[:-1]) / 2.0))
 
@@ -95,14 +97,14 @@ def auc(values) -> float:
     """
     v = as_values(values, "auc values")
     y = np.array([np.count_nonzero(v >= x) for x in AUC_GRID]) / v.size
-    return _trapezoid(y)
+    return grid_trapezoid(y)
 
 
 def aucn(values) -> float:
     """Area under the CDF y_k = #{v <= 0.05*k} / N of pIA fractions (AUCN; higher is better)."""
     v = as_values(values, "aucn values")
     y = np.array([np.count_nonzero(v <= x) for x in AUC_GRID]) / v.size
-    return _trapezoid(y)
+    return grid_trapezoid(y)
 
 
 def f_score(a, b) -> float:
@@ -162,9 +164,9 @@ def localization_scores(
         up = upsample(pos[start : start + chunk_size], size, mode=upsample_mode, workers=1)
         g = np.asarray(gt_maps[start : start + chunk_size])  # kept in its dtype: no float64 copy
         g_sum, g_zero = g.sum(axis=(-2, -1), dtype=np.float64), g == 0
-        c_u = _ciou_parts(_binarize(up, threshold, inclusive), g, g_sum, g_zero)[0]
+        c_u = ciou_parts(_binarize(up, threshold, inclusive), g, g_sum, g_zero)[0]
         t = np.atleast_1d(adaptive_threshold(up, g))
-        c_a = _ciou_parts(_binarize(up, t, False), g, g_sum, g_zero)[0]  # the adaptive rule is always strict
+        c_a = ciou_parts(_binarize(up, t, False), g, g_sum, g_zero)[0]  # the adaptive rule is always strict
         return c_u, c_a, t
 
     parts = map_chunks(score_chunk, range(0, n, chunk_size), workers)
@@ -250,9 +252,11 @@ def localization_metrics(
 
 
 def minmax_normalize(maps):
-    """Per-map min-max normalisation to [0, 1] over the last two axes, float32; a constant map is
-    returned unchanged (the classic protocol's ``normalize_img``)."""
-    m = as_maps(maps, "maps").astype(np.float32)
+    """Per-map min-max normalisation to [0, 1] over the last two axes, in the maps' float dtype (float32
+    for other dtypes); a constant map is returned unchanged (the classic protocol's ``normalize_img``)."""
+    m = as_maps(maps, "maps")
+    if not np.issubdtype(m.dtype, np.floating):
+        m = m.astype(np.float32)
     lo = m.min(axis=(-2, -1), keepdims=True)
     hi = m.max(axis=(-2, -1), keepdims=True)
     span = hi - lo

@@ -6,6 +6,7 @@ turned into a counted line of the skip report by the caller, never into a crash.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -15,11 +16,12 @@ import wave
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import av
+from tqdm import tqdm
 
-from sslsan.data.manifest import write_manifest
+from sslsan.data.manifest import Sample, write_manifest
 from sslsan.data.registry import DATASETS
 from sslsan.media import VIDEO_EXTENSIONS, ImageError, image_size, wav_truncation
 from sslsan.utils.io import atomic_write_text
@@ -54,6 +56,8 @@ NOTES = {
     "category_unmapped": "categories absent from the category map: kept as they are",
     "groups_not_two_annotations": "IS3 scenes without exactly two annotations",
     "duplicate_entry": "repeated annotation entries: first one kept",
+    "nonsounding": "non-sounding pairs (image + a sound whose source is not in it) in the extended manifest",
+    "nonsounding_own_clip": "non-sounding pairs whose image and sound come from the same clip (as listed)",
 }
 
 
@@ -307,14 +311,101 @@ def note_audio(path: Path, report: SkipReport, clip_seconds: float = 3.0) -> flo
     return seconds
 
 
-def finish_testset(name: str, out: Path, samples: list, report: SkipReport, t0: float, **extra: Any) -> Path:
-    """Write the dataset's manifest (file name from the registry), skip report and summary; print the summary."""
+def finish_testset(name: str, out: Path, samples: list, report: SkipReport, t0: float,
+                   nonsounding: list[Sample] | None = None, **extra: Any) -> Path:
+    """Write the dataset's manifest (file name from the registry), skip report and summary; print the summary.
+
+    `nonsounding` (an extended set, SLAVC): also write the `<name>-ext` manifest, the samples then these pairs."""
     if not samples:
         raise PrepareError(f"{name}: no usable sample; {len(report)} skipped "
                            f"({', '.join(f'{k}: {v}' for k, v in report.by_reason().items()) or 'nothing found'})")
+    if nonsounding is not None and not nonsounding:
+        raise PrepareError(f"{name}: no usable non-sounding pair in the extended list; {len(report)} skipped")
     manifest = write_manifest(out / DATASETS[name].manifest, samples)
+    lines = f"\n  manifest: {manifest}"
+    if nonsounding:
+        ext = write_manifest(out / DATASETS[f"{name}-ext"].manifest, [*samples, *nonsounding])
+        report.notes["nonsounding"] = len(nonsounding)
+        extra["extended_manifest"] = ext.name
+        lines += f"\n  extended manifest: {ext} ({len(samples)} sounding + {len(nonsounding)} non-sounding pairs)"
     report.write(out / "skipped.jsonl")
     seconds = timer() - t0
     write_summary(out, name, len(samples), report, seconds, manifest=manifest.name, **extra)
-    print(format_summary(name, len(samples), report, seconds, out) + f"\n  manifest: {manifest}")
+    print(format_summary(name, len(samples), report, seconds, out) + lines)
     return manifest
+
+
+# --------------------------------------------------------------------------------------------
+# Extended test sets (SLAVC): lists of non-sounding pairs
+
+NONSOUNDING_LABEL = "non-sounding"
+
+
+def read_nonsounding_list(path: str | Path, report: SkipReport) -> list[tuple[str, str]]:
+    """(image clip id, audio clip id) of each row of SLAVC's `metadata/*_test_plus_silent.csv`
+    (`video,audio,label`, label `non-sounding`), in file order.
+
+    The header row is skipped; a row without three fields, with an empty id or another label, and a repeated
+    pair are counted skips (`bad_annotation`, `duplicate_entry`) naming the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise PrepareError(f"{path}: extended list not found")
+    pairs: list[tuple[str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    with open(path, newline="") as fh:
+        for line, row in enumerate(csv.reader(fh), 1):
+            fields = [f.strip() for f in row]
+            if line == 1 and fields[:3] == ["video", "audio", "label"]:
+                continue
+            if not any(fields):
+                continue
+            where = f"{path.name}:{line}"
+            if len(fields) != 3 or not fields[0] or not fields[1]:
+                report.add(where, path, "bad_annotation", f"line {line}: expected video,audio,{NONSOUNDING_LABEL}, "
+                           f"got {','.join(row)[:80]!r}")
+                continue
+            if fields[2] != NONSOUNDING_LABEL:
+                report.add(where, path, "bad_annotation", f"line {line}: label {fields[2][:40]!r}, not {NONSOUNDING_LABEL!r}")
+                continue
+            pair = (strip_media_ext(fields[0]), strip_media_ext(fields[1]))
+            if pair in seen:
+                report.note("duplicate_entry")
+                continue
+            seen.add(pair)
+            pairs.append(pair)
+    return pairs
+
+
+def strip_media_ext(name: str) -> str:
+    """A clip id without a .jpg/.wav/.mp4 extension (lists name clips either way)."""
+    return name.rsplit(".", 1)[0] if name.lower().endswith((".mp4", ".jpg", ".jpeg", ".png", ".wav")) else name
+
+
+MediaFinder = Callable[[str, str], Path]  # (clip id, "image" | "audio") -> path; MediaError if it has none
+
+
+def pair_media(media: MediaFinder, image_id: str, audio_id: str, report: SkipReport) -> tuple[Path, Path, float]:
+    """(image, audio, audio seconds) of the frame of `image_id` and the sound of `audio_id` (the same clip for a
+    test sample), both checked; MediaError if one is missing or unusable."""
+    image, audio = media(image_id, "image"), media(audio_id, "audio")
+    check_image(image)
+    return image, audio, note_audio(audio, report)
+
+
+def nonsounding_samples(pairs: list[tuple[str, str]], media: MediaFinder, samples: list[Sample], out: Path,
+                        report: SkipReport, progress: bool = False) -> list[Sample]:
+    """The manifest samples of the listed non-sounding pairs (`visible: false`, no boxes, id `<image>+<audio>`,
+    the category of the sound when it is a test sample's); a pair with a missing or unusable file is a skip."""
+    categories = {s.id: s.category for s in samples}
+    found = []
+    for a, b in tqdm(pairs, desc="non-sounding pairs", unit="pair", disable=not progress):
+        try:
+            image, audio, seconds = pair_media(media, a, b, report)
+        except MediaError as err:
+            report.add_error(f"{a}+{b}", err)
+            continue
+        if a == b:
+            report.note("nonsounding_own_clip")
+        found.append(Sample(id=f"{a}+{b}", image=rel(image, out), audio=rel(audio, out), category=categories.get(b),
+                            extra={"image_of": a, "audio_of": b, "audio_seconds": round(seconds, 4)}, visible=False))
+    return found

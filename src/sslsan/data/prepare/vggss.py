@@ -11,6 +11,11 @@ VGGSound test videos: each annotated clip that has no frame/audio under the root
 as the annotators saw it) and the whole audio track as 16 kHz mono PCM16 WAV (evaluation reads the
 full clip). Extraction is resumable (complete outputs are kept).
 
+`--extended CSV` (SLAVC's `metadata/vggss_test_plus_silent.csv`: rows `video,audio,non-sounding`) also writes
+vggss_ext.jsonl, extended VGG-SS: the VGG-SS samples, then one `visible: false` sample per row, the frame of
+`video` with the audio of `audio`, both looked up like the VGG-SS clips (frames/, audio/, or extracted from
+`--videos`); a row naming a missing clip and a malformed row are counted skips.
+
 Boxes are stored as the reference loaders use them: every coordinate clipped to [0, 1]
 (`np.clip(v, 0, 1)`, which turns the 12 corrupt `-2.88e16` values into 0). A box with a non-numeric or
 non-finite coordinate is dropped. Degenerate boxes are kept (they add nothing to the GT map, exactly
@@ -28,9 +33,9 @@ from tqdm import tqdm
 from sslsan.data.manifest import Sample
 from sslsan.data.prepare.clips import decode_frame_and_track
 from sslsan.data.prepare.common import (
-    MediaError, PrepareError, SkipReport, check_image, complete_jpeg, complete_wav,
-    find_videos, finish_testset, first_existing, gt_map_empty, index_folder, load_json,
-    note_audio, rel, timer, youtube_id,
+    MediaError, PrepareError, SkipReport, complete_jpeg, complete_wav, find_videos, finish_testset,
+    first_existing, gt_map_empty, index_folder, load_json, nonsounding_samples, pair_media,
+    read_nonsounding_list, rel, strip_media_ext, timer, youtube_id,
 )
 from sslsan.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, jpeg_bytes, wav_bytes
 from sslsan.utils.io import atomic_write_bytes, make_folder
@@ -72,7 +77,7 @@ def read_ids(path: Path) -> set[str]:
     for line in path.read_text().splitlines():
         v = line.split(",")[0].strip()
         if v and not v.startswith("#"):
-            ids.add(v.rsplit(".", 1)[0] if v.lower().endswith((".mp4", ".jpg", ".wav")) else v)
+            ids.add(strip_media_ext(v))
     return ids
 
 
@@ -87,7 +92,7 @@ def extract_from_video(video: Path, frame_path: Path, audio_path: Path) -> None:
 
 def prepare_vggss(root: str | Path | None, out: str | Path, annotations: str | Path | None = None,
                   ids_file: str | Path | None = None, drop_empty_gt: bool = False,
-                  videos: str | Path | None = None, progress: bool = True) -> Path:
+                  videos: str | Path | None = None, extended: str | Path | None = None, progress: bool = True) -> Path:
     t0 = timer()
     out = Path(out)
     if root is None and (videos is None or annotations is None):
@@ -95,6 +100,8 @@ def prepare_vggss(root: str | Path | None, out: str | Path, annotations: str | P
     root = Path(root) if root is not None else None
     if root is not None and not root.is_dir():
         raise PrepareError(f"{root}: VGG-SS root folder not found")
+    report = SkipReport()
+    pairs = read_nonsounding_list(extended, report) if extended is not None else None
     ann_path = Path(annotations) if annotations else first_existing(*(root / n for n in ANNOTATION_NAMES))
     if ann_path is None:
         raise PrepareError(f"{root}: no VGG-SS annotation file ({', '.join(ANNOTATION_NAMES)}); pass --annotations")
@@ -107,11 +114,24 @@ def prepare_vggss(root: str | Path | None, out: str | Path, annotations: str | P
     frames = index_folder(frame_dir, IMAGE_EXTENSIONS) if frame_dir else {}
     audios = index_folder(root / "audio", AUDIO_EXTENSIONS) if root is not None else {}
     video_files = find_videos(Path(videos)) if videos is not None else {}
-    media = out / "vggss_media"
+    media_dir = out / "vggss_media"
     keep = read_ids(Path(ids_file)) if ids_file else None
     make_folder(out)
 
-    report = SkipReport()
+    def media(clip_id: str, kind: str) -> Path:
+        """The frame ("image") or audio of a clip: under the root, else extracted (with the other) from its
+        video; MediaError if missing."""
+        found = (frames if kind == "image" else audios).get(clip_id)
+        if found is None and clip_id in video_files:
+            image, audio = media_dir / "frames" / f"{clip_id}.jpg", media_dir / "audio" / f"{clip_id}.wav"
+            extract_from_video(video_files[clip_id], image, audio)
+            found = image if kind == "image" else audio
+        if found is None and kind == "image":
+            raise MediaError((frame_dir or Path(videos)) / f"{clip_id}.{'jpg' if frame_dir else 'mp4'}", "missing")
+        if found is None:
+            raise MediaError((root / "audio" if root else Path(videos)) / f"{clip_id}.wav", "missing")
+        return found
+
     samples: list[Sample] = []
     seen: set[str] = set()
     for i, e in enumerate(tqdm(entries, desc="prepare vggss", unit="clip", disable=not (progress and video_files))):
@@ -126,18 +146,8 @@ def prepare_vggss(root: str | Path | None, out: str | Path, annotations: str | P
             continue
         seen.add(clip_id)
         boxes = clean_boxes(e["bbox"], f"{where} ({clip_id})", report)
-        image, audio = frames.get(clip_id), audios.get(clip_id)
         try:
-            if (image is None or audio is None) and clip_id in video_files:
-                image, audio = media / "frames" / f"{clip_id}.jpg", media / "audio" / f"{clip_id}.wav"
-                extract_from_video(video_files[clip_id], image, audio)
-            if image is None:
-                where_img = frame_dir or Path(videos)
-                raise MediaError(where_img / f"{clip_id}.{'jpg' if frame_dir else 'mp4'}", "missing")
-            if audio is None:
-                raise MediaError((root / "audio" if root else Path(videos)) / f"{clip_id}.wav", "missing")
-            check_image(image)
-            seconds = note_audio(audio, report)
+            image, audio, seconds = pair_media(media, clip_id, clip_id, report)
         except MediaError as err:
             report.add_error(clip_id, err)
             continue
@@ -155,4 +165,7 @@ def prepare_vggss(root: str | Path | None, out: str | Path, annotations: str | P
         category = e.get("class")
         samples.append(Sample(id=clip_id, image=rel(image, out), audio=rel(audio, out), boxes=boxes,
                               category=category, scene_categories=[category] if category else [], extra=extra))
-    return finish_testset("vggss", out, samples, report, t0, annotations=str(ann_path))
+    nonsounding = (nonsounding_samples(pairs, media, samples, out, report, progress and bool(video_files))
+                   if pairs is not None else None)
+    return finish_testset("vggss", out, samples, report, t0, nonsounding=nonsounding, annotations=str(ann_path),
+                          **({"extended_list": str(extended)} if extended is not None else {}))

@@ -37,6 +37,10 @@ SPLIT_MANIFESTS = {
     "test_is3": DATASETS["synth-is3"].manifest,
 }
 _SPLIT_KEY = {"train": 0, "val": 1, "test_vggss": 2, "test_is3": 3}
+# SLAVC's extended protocol: test_vggss plus a non-sounding pair per image, drawn from its own stream (key 4)
+# after every item is written, so the other splits are byte-identical with or without it
+EXTENDED_MANIFEST = DATASETS["synth-vggss-ext"].manifest
+_EXTENDED_KEY = 4
 
 
 def _write(root: Path, rel: str, data: bytes) -> str:
@@ -93,6 +97,23 @@ def generate_item(split: str, index: int, cfg: SynthConfig, root: Path) -> list[
     return rows
 
 
+def extended_rows(rows: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """The synth-vggss-ext manifest rows: the test_vggss rows, then each image with the clip of another test
+    item whose category is not in the image (`visible: false`), drawn uniformly by `numpy_rng(seed, 4, i)`.
+    An image for which every other clip's category is in it gets no pair."""
+    out = list(rows)
+    for i, r in enumerate(rows):
+        banned = set(r["scene_categories"])
+        eligible = [o for j, o in enumerate(rows) if j != i and o["category"] not in banned]
+        if not eligible:
+            continue
+        o = eligible[int(numpy_rng(seed, _EXTENDED_KEY, i).integers(len(eligible)))]
+        out.append(vars(Sample(id=f"{r['id']}+{o['id']}", image=r["image"], audio=o["audio"], category=o["category"],
+                               scene_categories=r["scene_categories"], extra={"image_of": r["id"], "audio_of": o["id"]},
+                               visible=False)))
+    return out
+
+
 _WORKER_ARGS: tuple[SynthConfig, Path] | None = None
 
 
@@ -129,6 +150,7 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         for split, manifest in SPLIT_MANIFESTS.items():
             (out / manifest).unlink(missing_ok=True)
             shutil.rmtree(out / split, ignore_errors=True)
+        (out / EXTENDED_MANIFEST).unlink(missing_ok=True)
         meta.unlink()
     make_folder(out)
 
@@ -173,8 +195,10 @@ def generate_dataset(
             pool.join()
     for split, manifest in SPLIT_MANIFESTS.items():
         write_manifest(out / manifest, (Sample(**r) for r in rows[split]))
+    extended = extended_rows(rows["test_vggss"], cfg.seed)
+    write_manifest(out / EXTENDED_MANIFEST, (Sample(**r) for r in extended))
     meta["complete"] = True
-    meta["sizes"] = {SPLIT_MANIFESTS[s]: len(r) for s, r in rows.items()}
+    meta["sizes"] = {**{SPLIT_MANIFESTS[s]: len(r) for s, r in rows.items()}, EXTENDED_MANIFEST: len(extended)}
     atomic_write_text(out / "dataset.json", json.dumps(meta, indent=1) + "\n")
     return meta
 
