@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -42,12 +43,18 @@ def _frame(k: int, width: int, height: int) -> np.ndarray:
 def write_video(path: str | Path, seconds: float = 10.0, fps: int = 25, width: int = 128, height: int = 96,
                 audio: bool = True, video: bool = True, sample_rate: int = 44100, channels: int = 2,
                 audio_seconds: float | None = None, codec: str = "libx264", faststart: bool = False,
-                audio_gain: float = 1.0) -> Path:
+                audio_gain: float = 1.0, frame_times: list[float] | None = None, rotation: int = 0,
+                pix_fmt: str = "yuv420p", frames: Callable[[int], np.ndarray] | None = None,
+                sound: Callable[[np.ndarray], np.ndarray] | None = None) -> Path:
     """An MP4 (H.264 or MPEG-4 video + AAC audio) with the time-coded content described above.
 
     `audio_seconds` makes the audio track shorter (or longer) than the video; `faststart` puts the
     index at the front (then a cut file still opens and fails while decoding); `audio_gain` scales
-    the sound (0: a muted video).
+    the sound (0: a muted video). `frame_times` gives a variable frame rate: frame k at
+    frame_times[k] seconds (millisecond time base) instead of k / fps. `rotation` stores a display
+    matrix (counterclockwise degrees, as a phone's rotation metadata); `pix_fmt` yuv444p allows odd
+    sizes. `frames(k)` and `sound(t)` replace the content: uint8 (height, width, 3) of frame k, the
+    mono waveform at times t.
     """
     import av
 
@@ -58,17 +65,25 @@ def write_video(path: str | Path, seconds: float = 10.0, fps: int = 25, width: i
         vs = as_ = None
         if video:
             vs = out.add_stream(codec, rate=fps)
-            vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+            vs.width, vs.height, vs.pix_fmt = width, height, pix_fmt
             if codec == "libx264":
                 vs.options = {"preset": "ultrafast", "g": str(fps * 2)}
+            if frame_times is not None:
+                vs.time_base = vs.codec_context.time_base = Fraction(1, 1000)
+            if rotation:
+                vs.set_display_rotation(rotation)
         if audio:
             as_ = out.add_stream("aac", rate=sample_rate)
             as_.layout = "stereo" if channels == 2 else "mono"
         if vs is not None:
-            for k in range(int(round(seconds * fps))):
-                frame = av.VideoFrame.from_ndarray(_frame(k, width, height), format="rgb24")
-                frame.pts = k
-                frame.time_base = Fraction(1, fps)
+            count = len(frame_times) if frame_times is not None else int(round(seconds * fps))
+            for k in range(count):
+                image = frames(k) if frames is not None else _frame(k, width, height)
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+                if frame_times is not None:
+                    frame.pts, frame.time_base = int(round(frame_times[k] * 1000)), Fraction(1, 1000)
+                else:
+                    frame.pts, frame.time_base = k, Fraction(1, fps)
                 for packet in vs.encode(frame):
                     out.mux(packet)
             for packet in vs.encode():
@@ -76,7 +91,8 @@ def write_video(path: str | Path, seconds: float = 10.0, fps: int = 25, width: i
         if as_ is not None:
             n = int(round((seconds if audio_seconds is None else audio_seconds) * sample_rate))
             t = np.arange(n) / sample_rate
-            sig = (audio_gain * audio_amplitude(t) * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
+            sig = audio_gain * (sound(t) if sound is not None else audio_amplitude(t) * np.sin(2 * np.pi * 440.0 * t))
+            sig = sig.astype(np.float32)
             data = np.repeat(sig[None, :], channels, axis=0)
             hop = 1024
             for i in range(0, n, hop):

@@ -94,6 +94,15 @@ def w(tmp_path_factory):
     x.fake_mp4 = bad / "fake.mp4"
     x.fake_mp4.write_text("not a video")
     x.video = write_video(bad / "clip.mp4", seconds=1.0, width=64, height=64, codec="mpeg4")
+    # videos for the overlay video (localize --video IN --out OUT.mp4)
+    x.silent_video = write_video(bad / "silent.mp4", seconds=1.0, width=64, height=64, audio=False)
+    x.sound_only = write_audio(bad / "sound.m4a", np.full((1, 8000), 0.1, np.float32), 16000)
+    x.empty_video = bad / "empty.mp4"
+    x.empty_video.write_bytes(b"")
+    for name, faststart in (("cut_index_first.mp4", True), ("cut_index_last.mp4", False)):
+        whole = write_video(bad / name, seconds=4.0, width=64, height=64, faststart=faststart).read_bytes()
+        (bad / name).write_bytes(whole[: len(whole) * 6 // 10])  # a download stopped at 60 %
+    x.cut_video_index_first, x.cut_video_index_last = bad / "cut_index_first.mp4", bad / "cut_index_last.mp4"
     x.cut_ckpt = bad / "cut.pt"
     x.cut_ckpt.write_bytes(x.ckpt.read_bytes()[:5000])
     x.json_damaged = bad / "damaged.json"
@@ -151,6 +160,10 @@ def w(tmp_path_factory):
     x.prev_loc = r / "prev_loc"
     x.prev_loc.mkdir()
     (x.prev_loc / "localize.json").write_text("[]\n")
+    x.prev_video = r / "prev_video"  # an earlier overlay video and its record, alone in their folder
+    x.prev_video.mkdir()
+    (x.prev_video / "overlay.mp4").write_bytes(x.video.read_bytes())
+    (x.prev_video / "overlay.frames.jsonl").write_text('{"kind": "video"}\n')
     x.prev_score = r / "scores.json"
     x.prev_score.write_text('{"earlier": true}\n')
     x.synth_damaged = r / "synth_damaged"
@@ -202,6 +215,12 @@ def _loc(**kw: str) -> Callable[[SimpleNamespace], list[str]]:
         args.update({k: v[1:] if v.startswith("=") else getattr(x, v) for k, v in kw.items()})
         return ["localize", *(a for k, v in args.items() for a in (f"--{k}", str(v)))]
     return argv
+
+
+def _vid(video: str, *extra: str) -> Callable[[SimpleNamespace], list[str]]:
+    """localize --video of a fixture video into the earlier overlay video, plus `extra` arguments."""
+    return lambda x: ["localize", "--checkpoint", str(x.ckpt), "--video", str(getattr(x, video)), "--out",
+                      str(x.prev_video / "overlay.mp4"), "--no-progress", "--device", "cpu", *extra]
 
 
 def _train(*extra: str, root: str = "train_data") -> Callable[[SimpleNamespace], list[str]]:
@@ -299,6 +318,23 @@ CASES = [
     Case("localize/--threshold -0.1", _loc(threshold="=-0.1"), _text("--threshold"), r"must be a number in \[0, 1\]"),
     Case("localize/--pairs not a folder", _loc(pairs="text"), _name("text"), "not a folder"),
     Case("localize/--device cuda without CUDA", _loc(device="=cuda"), _text("--device cuda"), "CUDA is not available", cuda=True),
+    Case("localize video/no audio track", _vid("silent_video"), _name("silent_video"), "no audio track"),
+    Case("localize video/an audio file", _vid("sound_only"), _name("sound_only"), "no video track"),
+    Case("localize video/zero-length file", _vid("empty_video"), _name("empty_video"), "empty file"),
+    Case("localize video/not a video", _vid("fake_mp4"), _name("fake_mp4"), "cannot decode video"),
+    Case("localize video/cut, index first", _vid("cut_video_index_first"), _name("cut_video_index_first"),
+         r"video data ends at \d+\.\d+ s, the track declares 4\.00 s: a cut file"),
+    Case("localize video/cut, index last", _vid("cut_video_index_last"), _name("cut_video_index_last"),
+         r"cannot decode video .*'mdat' box ends past the end of the file: a cut file"),
+    Case("localize video/--fps 0", _vid("video", "--fps", "0"), _text("--fps"), "must be above 0"),
+    Case("localize video/--size 640x", _vid("video", "--size", "640x"), _text("--size"), "give WIDTHxHEIGHT"),
+    Case("localize video/--panels laughter", _vid("video", "--panels", "silence,laughter"), _text("--panels"),
+         "'laughter' is not a panel"),
+    Case("localize video/--out .webm", lambda x: _vid("video", "--out", str(x.root / "o.webm"))(x),
+         _text("o.webm"), r"H\.264 \+ AAC in \.mp4, \.m4v, \.mov, \.mkv"),
+    Case("localize video/--time with a video --out", _vid("video", "--time", "0.5"), _text("--time"),
+         "picks one frame"),
+    Case("localize video/--out video without --video", _loc(out="=o.mp4"), _text("--out"), "is a video file: give --video"),
     Case("localize/nothing to localize", lambda x: ["localize", "--checkpoint", str(x.ckpt)], _text("give"), "--image and --audio"),
     # train
     Case("train/train.epochs=0", _train("train.epochs=0"), _text("train.epochs=0"), "must be at least 1"),
@@ -396,7 +432,7 @@ def _env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
 
 
-EARLIER_OUTPUTS = ("prev_eval", "foreign", "prev_loc", "prev_score", "synth_damaged", "synth_list", "data")
+EARLIER_OUTPUTS = ("prev_eval", "foreign", "prev_loc", "prev_video", "prev_score", "synth_damaged", "synth_list", "data")
 
 
 def _snapshot(*paths: Path) -> dict[str, str]:

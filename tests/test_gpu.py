@@ -165,3 +165,24 @@ def test_cuda_default_run_trains_and_resumes(data_root, tmp_path):
     assert len(lf) == len(lp) == 4 and all(math.isfinite(x) for x in lf)
     assert lp == pytest.approx(lf, rel=1e-3)
     assert json.loads((full / "run.json").read_text())["sessions"][0]["device"].startswith("cuda")
+
+
+def test_cuda_overlay_video_matches_cpu(tmp_path):
+    """`localize --video` on CUDA gives the CPU's per-frame maps (fp32 on both: 1e-4 absolute) and frames."""
+    from conftest import tiny_localizer
+    from synthetic_media import write_video
+
+    from sslsan.evaluation.video import VideoOptions, frames_file, localize_video
+
+    video = write_video(tmp_path / "in.mp4", seconds=2.0, width=128, height=96)
+    rows = {}
+    for device in ("cpu", "cuda"):
+        with exact_fp32():
+            localize_video(tiny_localizer(threshold=0.45).to(device), video, tmp_path / f"{device}.mp4",
+                           VideoOptions(panels=("silence",)), device=device, progress=False)
+        rows[device] = [json.loads(line) for line in frames_file(tmp_path / f"{device}.mp4").read_text().splitlines()][1:-1]
+    assert len(rows["cpu"]) == len(rows["cuda"]) == 50
+    for a, b in zip(rows["cpu"], rows["cuda"]):
+        assert a["time"] == b["time"] and a["source_time"] == b["source_time"]
+        for key in ("map_max", "map_min", "silence_max"):
+            assert abs(a[key] - b[key]) <= 1e-4, (a["frame"], key, a[key], b[key])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import re
 import shutil
@@ -247,6 +248,66 @@ def test_an_unexpected_failure_is_a_json_500(service, media, monkeypatch):
         assert _post(c, image=media / "cat.jpg", audio=media / "cat.wav").status_code == 200
 
 
+def _finished(client, status_url: str, timeout: float = 120.0) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = client.get(status_url).json()
+        if job["state"] in ("done", "error"):
+            return job
+        time.sleep(0.1)
+    pytest.fail(f"the video job did not finish in {timeout:.0f} s: {job}")
+
+
+def test_video_job_makes_the_overlay_video(client, media, tmp_path):
+    """POST /api/video queues a job; its status counts frames; the result is H.264 + AAC with every frame."""
+    import av
+
+    r = _post(client, "/api/video?panels=silence,noise", video=media / "clip.mp4")
+    assert r.status_code == 202, r.text
+    started = r.json()
+    assert started["status"] == f"/api/video/{started['id']}"
+    job = _finished(client, started["status"])
+    assert job["state"] == "done" and job["done"] == job["total"] == 50 and job["rate"] > 0 and job["error"] is None
+    assert job["seconds"] == 2.0 and job["threshold"] == client.get("/api/info").json()["threshold"]
+    video = client.get(job["video"])
+    assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
+    assert 'filename="clip_overlay.mp4"' in video.headers["content-disposition"]
+    (tmp_path / "o.mp4").write_bytes(video.content)
+    with av.open(str(tmp_path / "o.mp4")) as c:
+        assert [s.codec_context.name for s in c.streams] == ["h264", "aac"]
+        assert (c.streams.video[0].width, c.streams.video[0].frames) == (3 * 64, 50)  # your audio, silence, noise
+    rows = [json.loads(line) for line in client.get(job["frames"]).text.splitlines()]
+    assert [r["kind"] for r in rows] == ["video"] + ["frame"] * 50 + ["summary"]
+    assert sum(r["above_threshold"] for r in rows[1:-1]) == job["above_threshold_frames"]
+
+
+def test_video_jobs_refuse_what_they_cannot_make(service, media):
+    from starlette.testclient import TestClient
+
+    from sslsan.serve.app import create_app
+
+    app = create_app(service, max_video_seconds=1.5)
+    with TestClient(app) as c:
+        assert c.get("/api/info").json()["max_video_seconds"] == 1.5
+        r = _post(c, "/api/video", video=media / "clip.mp4")  # 2 s
+        assert r.status_code == 422 and r.json()["error"] == (
+            "clip.mp4: video too long (2.0 s); this server makes overlay videos of up to 1.5 s "
+            "(sslsan serve --max-video-seconds), and `sslsan localize --video` has no limit")
+        r = _post(c, "/api/video", video=media / "silent.mp4")
+        assert r.status_code == 422 and r.json()["error"].startswith("silent.mp4: no audio track")
+        r = _post(c, "/api/video", video=media / "notes.txt")
+        assert r.status_code == 422 and r.json()["error"].startswith("notes.txt: cannot decode video")
+        r = _post(c, "/api/video", image=media / "cat.jpg", audio=media / "cat.wav")
+        assert r.status_code == 400 and r.json()["error"] == "send one file named video (got: audio, image)"
+        r = _post(c, "/api/video?panels=laughter", video=media / "clip.mp4")
+        assert r.status_code == 400 and "unknown panel 'laughter'" in r.json()["error"]
+        r = c.get("/api/video/0123456789abcdef")
+        assert r.status_code == 404 and "no video job 0123456789abcdef" in r.json()["error"]
+        assert c.get("/api/video/0123456789abcdef/overlay.mp4").status_code == 404
+        assert list(app.state.jobs.root.iterdir()) == []  # refused uploads are not kept
+    assert not app.state.jobs.root.exists()  # the server stopped: its videos are gone
+
+
 def test_examples(client, examples_manifest):
     from sslsan.data.manifest import read_manifest
 
@@ -457,6 +518,28 @@ def test_page_in_a_real_browser(chromium, live_server, media, tmp_path, client):
             page.wait_for_selector("#result:not([hidden])")
             assert page.inner_text("#result-name") == "clip.mp4" and page.is_hidden("#error")
 
+            # the overlay video of every frame: progress, then a <video> that plays it (H.264 + AAC)
+            page.click("#video-overlay")
+            page.wait_for_selector("#video-result:not([hidden])")
+            page.wait_for_selector("#overlay-video:not([hidden])", timeout=120_000)
+            assert page.inner_text("#video-title") == "clip.mp4: every frame"
+            assert page.inner_text("#video-name").startswith("clip.mp4 (")  # the drop zone keeps the file's name
+            assert page.get_attribute("#video-progress", "value") == page.get_attribute("#video-progress", "max") == "50"
+            assert page.inner_text("#video-status").startswith("done: 50 frames, 2.00 s")
+            page.wait_for_function("document.getElementById('overlay-video').readyState >= 2")
+            playing = page.evaluate("""async () => {
+                const v = document.getElementById('overlay-video');
+                v.muted = true;
+                await v.play();
+                await new Promise((resolve) => setTimeout(resolve, 700));
+                return {duration: v.duration, time: v.currentTime, width: v.videoWidth, height: v.videoHeight,
+                        error: v.error && v.error.message};
+            }""")
+            assert playing["error"] is None and (playing["width"], playing["height"]) == (64, 64)
+            assert abs(playing["duration"] - 2.0) <= 1 / 25 and playing["time"] > 0.2, playing
+            assert page.get_attribute("#video-download", "href").endswith("/overlay.mp4")
+            page.screenshot(path=str(tmp_path / "serve_video.png"), full_page=True)
+
             page.click("#example-1")  # one click: a scene of the embedded benchmark, its box drawn in green
             page.wait_for_function("document.getElementById('result-name').textContent.startsWith('test_vggss_000001')")
             page.wait_for_selector("#overlay-positive[data-active]")
@@ -466,4 +549,4 @@ def test_page_in_a_real_browser(chromium, live_server, media, tmp_path, client):
     assert not problems, problems
     shot = Image.open(tmp_path / "serve_page.png")
     assert shot.width >= 1000 and shot.height > 600
-    print(f"screenshots: {tmp_path / 'serve_page.png'}, {tmp_path / 'serve_example.png'}")
+    print(f"screenshots: {tmp_path / 'serve_page.png'}, {tmp_path / 'serve_video.png'}, {tmp_path / 'serve_example.png'}")

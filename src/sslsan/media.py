@@ -18,7 +18,15 @@
 * **Boxes from masks** (`box_from_mask`): normalised half-open xyxy of the foreground pixels
   (``[x_min / w, y_min / h, (x_max + 1) / w, (y_max + 1) / h]``); ``inclusive=True`` gives the
   s4_box.json convention ``x_max / w``. An empty mask has no box: None.
-* **Encoding**: `wav_bytes` (PCM16 WAV), `jpeg_bytes`, `mask_png_bytes` (0/255 PNG).
+* **Video streams** (`probe_video`, `read_frames`, `AudioReader`), for whole videos in bounded memory:
+  frames come in presentation order, upright (a display matrix, a phone's rotation metadata, is
+  applied to the pixels in quarter turns) and scaled by libswscale; decoding that fails part-way, and
+  frames ending more than 1 s before the track declares, are errors (a cut file), never a silently
+  shorter video. The sound is decoded a piece at a time, resampled and averaged as `load_audio` does,
+  and ends where the track declares (decoders also return the encoder's padding after it).
+  `cut_box` tells a cut MP4 (a top-level box running past the end of the file) from a corrupt one.
+* **Encoding**: `wav_bytes` (PCM16 WAV), `jpeg_bytes`, `mask_png_bytes` (0/255 PNG); `VideoWriter`
+  (H.264 + AAC in MP4/MOV/MKV, what browsers play).
 """
 
 from __future__ import annotations
@@ -28,8 +36,9 @@ import struct
 import warnings
 import wave
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import av
 import numpy as np
@@ -300,6 +309,42 @@ def box_from_mask(mask: np.ndarray, inclusive: bool = False) -> list[float] | No
 # ------------------------------------------------------------------------------------------- video
 
 
+_MP4_TOP_LEVEL_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pdin", b"moof", b"mfra",
+                        b"styp", b"sidx", b"uuid", b"meta", b"junk"}
+
+
+def cut_box(path: str | Path) -> str | None:
+    """For ISO-BMFF files (MP4/MOV/M4A): the first top-level box that runs past the end of the file.
+
+    A download cut short leaves its last box incomplete; that tells "truncated" from "corrupt".
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    pos = 0
+    with open(path, "rb") as fh:
+        while pos + 8 <= size:
+            fh.seek(pos)
+            head = fh.read(16)
+            n, kind = struct.unpack(">I", head[:4])[0], head[4:8]
+            if n == 1 and len(head) == 16:
+                n = struct.unpack(">Q", head[8:16])[0]
+            elif n == 0:
+                n = size - pos
+            if n < 8 or kind not in _MP4_TOP_LEVEL_BOXES:
+                return None  # not ISO-BMFF (or garbage): no opinion
+            if pos + n > size:
+                return kind.decode("ascii", "replace")
+            pos += n
+    return None
+
+
+def declared_end(stream) -> float | None:
+    """Where a stream declares it ends, in seconds of its own timeline (None if it does not say)."""
+    if stream.duration is None or stream.time_base is None:
+        return None
+    return float(((stream.start_time or 0) + stream.duration) * stream.time_base)
+
+
 def container_span(container) -> tuple[float, float] | None:
     """(start, duration) in seconds of an open PyAV container (streams as fallback); None if unknown."""
     start = container.start_time / 1e6 if container.start_time is not None else 0.0
@@ -383,3 +428,300 @@ def video_frame(path: str | Path, at: float | None = None) -> tuple[torch.Tensor
     except (av.error.FFmpegError, ValueError, OSError) as exc:
         raise ImageError(f"{path}: cannot decode video ({decoder_message(exc)})") from None
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).contiguous(), shown
+
+
+# ------------------------------------------------------------------------------- video streams
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What `probe_video` reads from a video file's header and first frame. Times are seconds from
+    `start`, the container's start time."""
+
+    path: Path
+    width: int  # of the upright frame (rotation applied)
+    height: int
+    quarter_turns: int  # counterclockwise quarter turns (0-3) that make the decoded frames upright
+    fps: Fraction | None  # the video track's average frame rate
+    start: float
+    duration: float | None  # of the container
+    video_end: float | None  # where the video track declares it ends
+    audio: bool  # has an audio track
+
+
+def _quarter_turns(frame) -> int:
+    """Counterclockwise quarter turns that show a decoded frame upright: its display matrix (a phone's
+    rotation metadata) as FFmpeg reads it, rounded to the nearest quarter turn; flips are ignored."""
+    return int(round((frame.rotation or 0) / 90.0)) % 4
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """A video file's sizes, rate, span, rotation and tracks, after decoding its first frame.
+
+    ImageError (one line naming the file) when it is missing, empty, not a video, has no video track
+    or no decodable frame.
+    """
+    path = check_input_file(path, "video", ImageError)
+    try:
+        with av.open(str(path)) as c:
+            if not c.streams.video:
+                raise ImageError(f"{path}: no video track (is it an audio file?)")
+            stream = c.streams.video[0]
+            first = next(iter(c.decode(stream)), None)
+            if first is None:
+                raise ImageError(f"{path}: video track holds no decodable frame")
+            turns = _quarter_turns(first)
+            w, h = (first.width, first.height) if turns % 2 == 0 else (first.height, first.width)
+            start, duration = container_span(c) or (0.0, None)
+            end = declared_end(stream)
+            return VideoInfo(path=path, width=w, height=h, quarter_turns=turns, fps=stream.average_rate or None,
+                             start=start, duration=duration, video_end=None if end is None else end - start,
+                             audio=bool(c.streams.audio))
+    except ImageError:
+        raise
+    except (av.error.FFmpegError, ValueError, OSError) as exc:
+        box = cut_box(path)  # a cut MP4 whose index sat at its end cannot even be opened
+        cut = f"; the '{box}' box ends past the end of the file: a cut file?" if box else ""
+        raise ImageError(f"{path}: cannot decode video ({decoder_message(exc)}){cut}") from None
+
+
+@dataclass
+class DecodedFrame:
+    time: float  # seconds from the container start
+    duration: float | None  # seconds, when the file says
+    image: np.ndarray  # uint8 (H, W, 3) RGB, upright
+
+
+def read_frames(info: VideoInfo, width: int, height: int) -> Iterator[DecodedFrame]:
+    """Every frame of the video track in presentation order, upright and scaled to width x height.
+
+    ImageError when decoding fails part-way, and when the frames end more than a second before the
+    video track declares (a cut file): the caller never gets a silently shortened video.
+    """
+    path, turns = info.path, info.quarter_turns
+    dw, dh = (width, height) if turns % 2 == 0 else (height, width)  # decoded (not yet rotated) size
+    last = None
+    try:
+        with av.open(str(path)) as c:
+            stream = c.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in c.decode(stream):
+                if frame.time is None:
+                    continue
+                image = frame.reformat(width=dw, height=dh, format="rgb24").to_ndarray()
+                dur = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else None
+                last = float(frame.time) - info.start
+                yield DecodedFrame(last, dur, np.ascontiguousarray(np.rot90(image, turns)) if turns else image)
+    except (av.error.FFmpegError, ValueError, OSError) as exc:
+        where = "before its first frame" if last is None else f"after {last:.2f} s"
+        raise ImageError(f"{path}: video cannot be decoded {where} ({decoder_message(exc)}): a cut or damaged file?") from None
+    if last is None:
+        raise ImageError(f"{path}: video track holds no decodable frame")
+    if info.video_end is not None and last < info.video_end - 1.0:
+        raise ImageError(f"{path}: video data ends at {last:.2f} s, the track declares {info.video_end:.2f} s: a cut file?")
+
+
+def _first_samples(frame, n: int):
+    """The first `n` samples of a decoded audio frame, as a new frame."""
+    data = frame.to_ndarray()  # planar (C, N); packed (1, N x C)
+    keep = n if frame.format.is_planar else n * len(frame.layout.channels)
+    cut = av.AudioFrame.from_ndarray(np.ascontiguousarray(data[:, :keep]), format=frame.format.name,
+                                     layout=frame.layout.name)
+    cut.sample_rate = frame.sample_rate
+    return cut
+
+
+class AudioReader:
+    """The first audio track of a file, decoded a piece at a time: memory does not grow with its length.
+
+    Each decoded frame goes to `on_frame` (e.g. an encoder copying the sound into another file), and,
+    resampled to `sample_rate` with the channels averaged (as `load_audio`), into a buffer of mono
+    samples; the track ends where it declares (decoders also return the encoder's padding after it): `read_until(i)` decodes until sample i is held or the track ends, `samples(i0, i1)` gives
+    what is held of [i0, i1), `drop_before(i)` forgets older samples. Sample i lies at
+    ``first + i / sample_rate`` seconds from the container start; gaps in the track's timestamps are
+    closed, as `load_audio` does. AudioError when there is no audio track or it cannot be decoded.
+    """
+
+    def __init__(self, path: str | Path, sample_rate: int = SAMPLE_RATE,
+                 on_frame: Callable[[Any], None] | None = None, chunk_seconds: float = 0.5):
+        self.path = Path(path)
+        self.sample_rate = sample_rate
+        self.on_frame = on_frame
+        try:
+            self._container = av.open(str(self.path))
+        except (av.error.FFmpegError, ValueError, OSError) as exc:
+            raise AudioError(f"{self.path}: cannot decode audio ({decoder_message(exc)})") from None
+        if not self._container.streams.audio:
+            self._container.close()
+            raise AudioError(f"{self.path}: no audio track")
+        stream = self._container.streams.audio[0]
+        self.channels = stream.codec_context.channels or 1
+        self.rate = stream.rate
+        c = self._container
+        self._start = c.start_time / 1e6 if c.start_time is not None else 0.0
+        self._frames = c.decode(stream)
+        self._fifo = av.AudioFifo()
+        self._resampler = av.AudioResampler(format="fltp", layout=stream.layout.name if stream.layout else None,
+                                            rate=sample_rate)
+        self._chunk = max(1, int(chunk_seconds * (stream.rate or sample_rate)))
+        self._buf = np.zeros(0, np.float32)
+        self._base = 0  # index of _buf[0]
+        self._declared_end = declared_end(stream)
+        self._room: int | None = None  # samples (at the track's rate) left before its declared end
+        self.first: float | None = None  # time of sample 0
+        self.done = False
+
+    @property
+    def end(self) -> int:
+        """One past the last sample held."""
+        return self._base + len(self._buf)
+
+    @property
+    def held(self) -> int:
+        """How many samples are held (what memory the reader takes)."""
+        return len(self._buf)
+
+    def _append(self, frames) -> None:
+        parts = [f.to_ndarray()[: self.channels].mean(axis=0) for f in frames]
+        if parts:
+            self._buf = np.concatenate([self._buf, *parts]).astype(np.float32, copy=False)
+
+    def _decode_one(self) -> bool:
+        """Decode one more frame; False when the track has ended (then the resampler is flushed)."""
+        try:
+            frame = next(self._frames, None)
+        except (av.error.FFmpegError, ValueError, OSError) as exc:
+            held = f"after {self.first + self.end / self.sample_rate:.2f} s" if self.first is not None else "at its start"
+            raise AudioError(f"{self.path}: audio cannot be decoded {held} ({decoder_message(exc)}): a cut or "
+                             "damaged file?") from None
+        if frame is None:
+            self._append(self._resampler.resample(self._fifo.read() if self._fifo.samples else None))
+            if self._fifo.samples == 0:
+                self._append(self._resampler.resample(None))
+            self.done = True
+            return False
+        if self.first is None:
+            self.first = (float(frame.time) - self._start) if frame.time is not None else 0.0
+            if self._declared_end is not None and frame.time is not None:
+                self._room = int(round((self._declared_end - float(frame.time)) * frame.sample_rate))
+        if self._room is not None:
+            if self._room < frame.samples:
+                frame = _first_samples(frame, max(0, self._room))
+            self._room -= frame.samples
+            if frame.samples == 0:
+                return True
+        frame.pts = None  # the fifo checks timestamp continuity; broken timestamps must not drop audio
+        if self.on_frame is not None:
+            self.on_frame(frame)
+        self._fifo.write(frame)
+        if self._fifo.samples >= self._chunk:
+            self._append(self._resampler.resample(self._fifo.read()))
+        return True
+
+    def read_until(self, i: int) -> None:
+        while not self.done and self.end < i:
+            self._decode_one()
+        if self.done and self.first is None:
+            raise AudioError(f"{self.path}: audio track holds no samples")
+
+    def finish(self) -> None:
+        """Decode the rest of the track (its frames still go to `on_frame`), keeping no samples."""
+        while not self.done:
+            self._decode_one()
+            self.drop_before(self.end)
+
+    def samples(self, i0: int, i1: int) -> np.ndarray:
+        """The held samples of [i0, i1) (fewer at the track's ends), float32."""
+        if max(i0, 0) < self._base and i1 > max(i0, 0):
+            raise ValueError(f"samples from {i0} were dropped (held from {self._base})")
+        lo, hi = max(i0, self._base) - self._base, max(0, min(i1, self.end) - self._base)
+        return self._buf[lo:hi] if hi > lo else np.zeros(0, np.float32)
+
+    def drop_before(self, i: int) -> None:
+        k = min(max(0, i - self._base), len(self._buf))
+        if k:
+            self._buf = self._buf[k:].copy()
+            self._base += k
+
+    def close(self) -> None:
+        self._container.close()
+
+
+class VideoWriter:
+    """An H.264 (libx264, yuv420p) + AAC video file: frames and decoded audio frames in, `close()` finishes it.
+
+    H.264 + AAC in MP4 is what every browser plays (Chromium included); .mov and .mkv hold the same
+    streams. Width and height must be even (yuv420p). It writes `path` as it goes: give it a name from
+    `sslsan.utils.io.atomic_path` so a reader never sees a half-written file. Leaving a `with` block by
+    an exception closes the file without finishing it.
+    """
+
+    CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: Fraction, *, audio_rate: int | None = None,
+                 audio_channels: int = 2, container: str = "mp4", crf: int = 20, preset: str = "veryfast"):
+        if width % 2 or height % 2 or width < 2 or height < 2:
+            raise ValueError(f"{path}: video size must be even for yuv420p, got {width} x {height}")
+        self.fps = Fraction(fps)
+        self._frames = 0
+        self._sound = Fraction(0)  # seconds of sound written
+        options = {"movflags": "+faststart"} if container in ("mp4", "mov") else {}  # playable while it downloads
+        self._out = av.open(str(path), "w", format=container, options=options)
+        try:
+            self._video = self._out.add_stream("libx264", rate=self.fps)
+            self._video.width, self._video.height, self._video.pix_fmt = width, height, "yuv420p"
+            self._video.options = {"crf": str(crf), "preset": preset}
+            self._audio = None
+            if audio_rate:
+                layout = "mono" if audio_channels == 1 else "stereo"
+                rates = av.codec.Codec("aac", "w").audio_rates or [audio_rate]
+                rate = audio_rate if audio_rate in rates else 48000  # AAC has a fixed set of rates
+                self._audio = self._out.add_stream("aac", rate=rate, layout=layout)
+                self._audio.bit_rate = 96_000 * min(2, audio_channels)
+        except BaseException:
+            self._out.close()
+            raise
+
+    def write(self, image: np.ndarray) -> None:
+        """Append one uint8 (H, W, 3) RGB frame, shown for 1 / fps seconds."""
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        frame.pts, frame.time_base = self._frames, 1 / self.fps
+        self._frames += 1
+        self._mux(self._video.encode(frame))
+
+    def write_audio(self, frame) -> None:
+        """Append a decoded audio frame (any rate, layout and sample format), right after the sound so far."""
+        # Timestamps from 0 let the encoder date its priming samples before 0, so the muxer writes the edit
+        # list that skips them; without them the sound would start 1024 samples (about 21 ms) late.
+        frame.pts, frame.time_base = round(self._sound * frame.sample_rate), Fraction(1, frame.sample_rate)
+        self._sound += Fraction(frame.samples, frame.sample_rate)
+        self._mux(self._audio.encode(frame))
+
+    def write_silence(self, seconds: float) -> None:
+        n = int(round(seconds * self._audio.rate))
+        if n > 0:
+            frame = av.AudioFrame.from_ndarray(np.zeros((len(self._audio.layout.channels), n), np.float32),
+                                               format="fltp", layout=self._audio.layout.name)
+            frame.sample_rate = self._audio.rate
+            self.write_audio(frame)
+
+    def _mux(self, packets) -> None:
+        for packet in packets:
+            self._out.mux(packet)
+
+    def close(self) -> None:
+        """Flush the encoders and close the file."""
+        for stream in (self._video, self._audio):
+            if stream is not None:
+                self._mux(stream.encode(None))
+        self._out.close()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is not None:
+            try:
+                self._out.close()
+            except (av.error.FFmpegError, OSError, ValueError):
+                pass  # already failing: the first error is the one to report, and the caller removes the file

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from sslsan.commands import DEVICE_HELP, CommandParser, add_policy_argument, method_help, unit_float
-from sslsan.serve import MAX_UPLOAD_MB
+from sslsan.serve import MAX_UPLOAD_MB, MAX_VIDEO_SECONDS
 
 DEMO_CHECKPOINT = Path("runs") / "ssl_san_seed0" / "checkpoints" / "best.pt"  # inside `sslsan demo --out`
 EXAMPLES_MANIFEST = "test_vggss.jsonl"  # the embedded benchmark's VGG-SS-style test set
@@ -20,7 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start a local web page: pick or drop an image and an audio file (any format `sslsan localize` "
         "reads), or one video (its middle frame and its sound), and see the sound's map over the image, thresholded "
         "at the checkpoint's universal threshold (a slider moves it), next to the same image with silence and with "
-        f"noise. Uploads are limited to {MAX_UPLOAD_MB} MB per request (--max-upload-mb). The page needs no internet.",
+        "noise; for a video also the overlay of every frame as a video with its sound, playable in the page "
+        f"(videos of up to {MAX_VIDEO_SECONDS} s, --max-video-seconds). Uploads are limited to {MAX_UPLOAD_MB} MB per "
+        "request (--max-upload-mb). The page needs no internet.",
     )
     p.add_argument("--checkpoint", type=Path, default=None,
                    help=f"model checkpoint (.pt); default: the SSL-SaN model of `sslsan demo` (DEMO/{DEMO_CHECKPOINT})")
@@ -38,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_MB,
                    help=f"largest accepted request in MB (default {MAX_UPLOAD_MB})")
+    p.add_argument("--max-video-seconds", type=float, default=MAX_VIDEO_SECONDS,
+                   help=f"longest video the page makes an overlay video of, in seconds (default {MAX_VIDEO_SECONDS}); "
+                   "`sslsan localize --video` has no limit")
     return p
 
 
@@ -75,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"open http://{shown}:{port}/  (Ctrl+C stops the server)", flush=True)
     if not ipaddress.ip_address(host).is_loopback:
         print(f"note: listening on {host}: anyone who can reach this machine can use the page", file=sys.stderr)
-    app = create_app(service, examples, max_upload_mb=args.max_upload_mb)
+    app = create_app(service, examples, max_upload_mb=args.max_upload_mb, max_video_seconds=args.max_video_seconds)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     try:
         server.run(sockets=[sock])

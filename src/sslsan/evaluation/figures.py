@@ -1,15 +1,18 @@
 """Fig. 1 (distributions of per-sample maximum similarity) and Fig. 2 (thresholded map overlays).
 
-Matplotlib with the Agg backend; every function writes one PNG atomically and returns its path.
+Matplotlib with the Agg backend; every `plot_*` function writes one PNG atomically and returns its path.
+`overlay_frames` and `label_frame` draw Fig. 2's overlay on video frames with NumPy (no figure per frame).
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from sslsan.data.transforms import load_image
 from sslsan.metrics import upsample
@@ -17,6 +20,7 @@ from sslsan.utils.io import atomic_write_bytes
 from sslsan.utils.plotting import figure_png as _png
 from sslsan.utils.plotting import plt, save_figure  # plt in the Agg backend
 
+AUDIO_LABELS = {"positive": "your audio", "silence": "silence", "noise": "noise"}  # how the overlays name each audio
 COLOURS = {"positive": "tab:green", "silence": "tab:gray", "noise": "tab:orange", "offscreen": "tab:purple"}
 
 
@@ -64,16 +68,18 @@ def maxima_from_maps(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def thresholded(map224: np.ndarray, threshold: float | None) -> np.ndarray:
-    """Fig. 2 rendering: values ≤ U_th clipped away, the rest normalised to [0, 1] (the paper's rule)."""
-    m = np.asarray(map224, dtype=np.float64)
-    lo = float(threshold) if threshold is not None else float(m.min())
-    keep = m > np.float32(lo) if threshold is not None else np.ones_like(m, dtype=bool)
-    span = float(m.max()) - lo
-    out = np.zeros_like(m)
-    if span > 0:
-        out[keep] = (m[keep] - lo) / span
-    return out
+def thresholded(map224: np.ndarray, threshold: float | None, dtype=np.float64) -> np.ndarray:
+    """Fig. 2 rendering: values ≤ U_th clipped away, the rest normalised to [0, 1] (the paper's rule).
+
+    Maps (..., H, W): each normalised by its own maximum (and, without a threshold, its own minimum).
+    """
+    m = np.asarray(map224, dtype=dtype)
+    axes = (-2, -1)
+    lo = np.asarray(threshold, dtype=dtype) if threshold is not None else m.min(axis=axes, keepdims=True)
+    span = m.max(axis=axes, keepdims=True) - lo
+    keep = (m > np.float32(threshold)) if threshold is not None else np.ones(m.shape, dtype=bool)
+    keep &= span > 0
+    return np.where(keep, (m - lo) / np.where(span > 0, span, 1), 0).astype(dtype, copy=False)
 
 
 def plot_overlays(image: np.ndarray, maps: dict[str, np.ndarray], threshold: float | None, path: str | Path,
@@ -114,3 +120,54 @@ def display_image(image, size: int = 224) -> np.ndarray:
     img = load_image(image) if isinstance(image, (str, Path)) else image
     arr = img.permute(1, 2, 0).numpy()
     return np.asarray(Image.fromarray(arr).resize((size, size), Image.BICUBIC))
+
+
+# ------------------------------------------------------------------------------------ video frames
+
+JET = np.round(colormaps["jet"](np.arange(256))[:, :3] * 255).astype(np.uint16)  # the overlays' colours
+
+
+def overlay_frames(frames: np.ndarray, maps: np.ndarray, threshold: float | None,
+                   upsample_mode: str = "bilinear") -> np.ndarray:
+    """Fig. 2 drawn on video frames, vectorised (no figure per frame): uint8 (B, H, W, 3) with native maps
+    (B, h, w) -> uint8 (B, H, W, 3).
+
+    Each map is upsampled to the frame (`upsample_mode`: the method's, as scoring upsamples to 224),
+    `thresholded`, coloured with jet (matplotlib's 256-entry table, index floor(256 x value)) and
+    blended half and half with the frame where it is above the threshold, as `plot_overlays` draws it
+    (alpha 0.5).
+    """
+    frames = np.asarray(frames)
+    heat = thresholded(upsample(maps, frames.shape[1:3], mode=upsample_mode), threshold, dtype=np.float32)
+    colour = np.take(JET, np.minimum(heat * 256, 255).astype(np.uint8), axis=0)  # (B, H, W, 3)
+    blend = ((colour + frames + 1) >> 1).astype(np.uint8)  # integer alpha 0.5, rounded
+    return np.where((heat > 0)[..., None], blend, frames)
+
+
+@functools.lru_cache(maxsize=8)
+def _font(size: int):
+    return ImageFont.load_default(size=size)
+
+
+def label_frame(image: np.ndarray, texts: str | tuple[str, ...], highlight: bool = False) -> None:
+    """Write a label in the bottom left corner of uint8 (H, W, 3) `image` (in place): light letters on a
+    darkened band, orange when `highlight` (the map is above the threshold). `texts`: the label, or
+    versions of it from longest to shortest; the first that fits the width at 8 px or more is written."""
+    h, w = image.shape[:2]
+    texts = (texts,) if isinstance(texts, str) else texts
+    size = max(9, min(h, w) // 22)
+    for text in texts:
+        width = _font(size).getlength(text)
+        fit = size if width <= 0.95 * w else int(size * 0.95 * w / width)
+        if fit >= 8:
+            break
+    font = _font(max(6, fit))
+    left, top, right, bottom = font.getbbox(text)
+    pad = max(2, font.size // 4)
+    bw, bh = min(w, right - left + 2 * pad), min(h, bottom - top + 2 * pad)
+    mask = Image.new("L", (bw, bh), 0)
+    ImageDraw.Draw(mask).text((pad - left, pad - top), text, fill=255, font=font)
+    ink = np.asarray(mask, dtype=np.float32)[..., None] / 255.0
+    colour = np.array([255, 170, 40] if highlight else [255, 255, 255], dtype=np.float32)
+    band = image[h - bh:, :bw].astype(np.float32) * 0.45
+    image[h - bh:, :bw] = (band + ink * (colour - band) + 0.5).astype(np.uint8)

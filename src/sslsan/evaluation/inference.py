@@ -296,20 +296,36 @@ def media_inputs(localizer: LoadedModel, frame: torch.Tensor, wave: torch.Tensor
 
 
 @torch.inference_mode()
+def batch_maps(localizer: LoadedModel, images: torch.Tensor, specs: torch.Tensor, *,
+               negatives: dict[str, torch.Tensor] | None = None, where: str = "input") -> dict[str, torch.Tensor]:
+    """Native maps of B images at once, float32 on their device: each image with its own spectrogram
+    ("positive", (B, h, w)) and every image with each negative embedding in `negatives` ((B, h, w)
+    each). One call per encoder; the model must already be in eval mode on the inputs' device."""
+    model = localizer.model
+    feat = _run(lambda: model.image_features(images), where).float()
+    emb = _run(lambda: model.audio_embedding(specs), where).float()
+    out = {"positive": _run(lambda: model.pair_map(feat, emb), where)[:, 0]}
+    if negatives:
+        neg = torch.stack([e.to(feat.device) for e in negatives.values()])
+        maps = _run(lambda: model.cross_map(feat, neg), where)  # (B, K, h, w)
+        out.update({name: maps[:, k] for k, name in enumerate(negatives)})
+    return out
+
+
+@torch.inference_mode()
 def pair_maps(localizer: LoadedModel, manifest: Manifest, *, device: str | torch.device = "cpu",
               batch_size: int = EvaluationConfig.batch_size, workers: int = EvaluationConfig.workers,
               progress: bool = True, desc: str = "pairs") -> np.ndarray:
     """Native maps (N, h, w) float32 of each sample's image with its own audio and nothing else (the
     non-sounding pairs of an extended test set), from the model's `pair_map` like `run_inference`'s positives."""
-    model = localizer.model.to(device).eval()
+    localizer.to(device)
     frontend = localizer.frontend(device)
     where = str(manifest.path)
     maps = []
     ds = AVDataset(manifest, image_transform=localizer.image_transform(), audio=localizer.spec.audio)
     for batch in tqdm(_loader(ds, batch_size, workers), desc=desc, unit="batch", disable=not progress):
-        emb = _run(lambda: model.audio_embedding(frontend(batch["wave"].to(device))), where).float()
-        feat = _run(lambda: model.image_features(batch["image"].to(device)), where).float()
-        maps.append(_run(lambda: model.pair_map(feat, emb)[:, 0], where).cpu())
+        specs = frontend(batch["wave"].to(device))
+        maps.append(batch_maps(localizer, batch["image"].to(device), specs, where=where)["positive"].cpu())
     return torch.cat(maps).numpy()
 
 
@@ -317,15 +333,10 @@ def pair_maps(localizer: LoadedModel, manifest: Manifest, *, device: str | torch
 def model_maps(localizer: LoadedModel, img: torch.Tensor, spec: torch.Tensor, *,
                negatives: dict[str, torch.Tensor] | None = None, where: str = "input") -> dict[str, np.ndarray]:
     """Native maps (h, w) float32 of `media_inputs`' image with its spectrogram ("positive") and with each
-    negative embedding in `negatives` (see `negative_embeddings`). Only this half runs the model,
-    which must already be in eval mode on the inputs' device."""
-    model = localizer.model
-    feat = _run(lambda: model.image_features(img), where).float()
-    emb = _run(lambda: model.audio_embedding(spec), where).float()
-    negatives = negatives or {}
-    emb = torch.cat([emb, *(e.to(emb.device)[None] for e in negatives.values())])
-    maps = _run(lambda: model.cross_map(feat, emb), where)[0].cpu().numpy()
-    return dict(zip(("positive", *negatives), maps))
+    negative embedding in `negatives` (see `negative_embeddings`): `batch_maps` of one input. Only this
+    half runs the model, which must already be in eval mode on the inputs' device."""
+    maps = batch_maps(localizer, img, spec, negatives=negatives, where=where)
+    return {name: m[0].cpu().numpy() for name, m in maps.items()}
 
 
 @torch.inference_mode()

@@ -7,16 +7,24 @@ Routes (JSON unless said otherwise; every error is `{"error": "one line"}` with 
   POST /api/localize.png          the same upload -> Fig. 2 PNG (`?threshold=` moves the threshold)
   GET  /api/examples/{i}/image    an example's image file
   POST /api/examples/{i}[.png]    an example's result
+  POST /api/video                 multipart: `video` (`?panels=silence,noise`) -> 202 {"id", "status"}: the overlay
+                                  video of every frame, made in the background (serve.jobs); longer than the
+                                  server's limit, without an audio track or undecodable: 422
+  GET  /api/video/{id}            its state: queued, running (frames done, expected, frames/s), done (links), error
+  GET  /api/video/{id}/{file}     overlay.mp4 (H.264 + AAC) or overlay.frames.jsonl of a finished job
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import secrets
 import shutil
 import socket
 import tempfile
 from pathlib import Path
+from typing import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -26,8 +34,10 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from sslsan.evaluation.video import PANELS
 from sslsan.media import VIDEO_EXTENSIONS
-from sslsan.serve import MAX_UPLOAD_MB
+from sslsan.serve import MAX_UPLOAD_MB, MAX_VIDEO_SECONDS
+from sslsan.serve.jobs import VideoJob, VideoJobs
 from sslsan.serve.service import Example, Localization, LocalizationService
 
 log = logging.getLogger("sslsan.serve")
@@ -73,6 +83,14 @@ def _pick_inputs(files: dict[str, tuple[str, object]]) -> tuple[str, str]:
     raise RequestError(f"give an image and an audio file, or one video file (got: {given})", 400)
 
 
+def _user_names(exc: ValueError, paths: dict[str, Path], names: dict[str, str]) -> RequestError:
+    """A library input error about our copies of the uploads, naming the user's files instead."""
+    msg = str(exc)
+    for slot, name in names.items():
+        msg = msg.replace(str(paths[slot]), name)
+    return RequestError(msg, 422)
+
+
 def _localize_upload(service: LocalizationService, files: dict[str, tuple[str, object]]) -> Localization:
     """Copy the uploads into a private folder (the decoders read files) and localize them."""
     image_slot, audio_slot = _pick_inputs(files)
@@ -87,10 +105,23 @@ def _localize_upload(service: LocalizationService, files: dict[str, tuple[str, o
         try:
             return service.localize(paths[image_slot], paths[audio_slot], name=title)
         except ValueError as exc:  # the library's one-line input errors; name the user's files, not ours
-            msg = str(exc)
-            for slot, name in names.items():
-                msg = msg.replace(str(paths[slot]), name)
-            raise RequestError(msg, 422) from None
+            raise _user_names(exc, paths, names) from None
+
+
+def _submit_video(jobs: VideoJobs, files: dict[str, tuple[str, object]], panels: tuple[str, ...]) -> VideoJob:
+    """Copy the uploaded video into the jobs' folder and queue its overlay video."""
+    if set(files) != {"video"}:
+        raise RequestError(f"send one file named video (got: {', '.join(sorted(files)) or 'nothing'})", 400)
+    filename, fh = files["video"]
+    path = jobs.root / f"upload-{secrets.token_hex(8)}{_suffix(filename, 'video')}"
+    with open(path, "wb") as out:
+        shutil.copyfileobj(fh, out)
+    try:
+        return jobs.submit(path, filename or "video", panels)
+    except ValueError as exc:
+        raise _user_names(exc, {"video": path}, {"video": filename or "video"}) from None
+    finally:
+        path.unlink(missing_ok=True)  # moved into the job when accepted
 
 
 def _threshold(request: Request) -> float | None:
@@ -109,17 +140,48 @@ def _respond(result: Localization, png: bool, threshold: float | None) -> Respon
     return JSONResponse(result.to_json())
 
 
+def _panels(request: Request) -> tuple[str, ...]:
+    panels = tuple(p for p in request.query_params.get("panels", "").split(",") if p)
+    unknown = [p for p in panels if p not in PANELS]
+    if unknown:
+        raise RequestError(f"unknown panel {unknown[0]!r}; choose from {', '.join(PANELS)}", 400)
+    return panels
+
+
+@contextlib.asynccontextmanager
+async def _uploads(request: Request, max_upload_mb: float) -> AsyncIterator[dict[str, tuple[str, object]]]:
+    """The uploaded files of a form, by slot (image, audio, video), open while the block runs."""
+    _check_length(request, max_upload_mb)
+    async with request.form(max_files=len(SLOTS), max_fields=len(SLOTS)) as form:
+        files = {}
+        for key, value in form.multi_items():
+            if key not in SLOTS or isinstance(value, str):
+                raise RequestError(f"unexpected form field {key!r}; send files named image, audio or video", 400)
+            if value.filename or value.size:  # an empty file input sends an unnamed empty part
+                files[key] = (value.filename, value.file)
+        yield files
+
+
 def create_app(service: LocalizationService, examples: list[Example] | None = None,
-               max_upload_mb: float = MAX_UPLOAD_MB) -> Starlette:
-    """The ASGI app serving `service` (and `examples`, when given) to the page."""
+               max_upload_mb: float = MAX_UPLOAD_MB, max_video_seconds: float = MAX_VIDEO_SECONDS) -> Starlette:
+    """The ASGI app serving `service` (and `examples`, when given) to the page; overlay videos of up to
+    `max_video_seconds` are made in the background while it runs."""
     examples = list(examples or [])
+    jobs = VideoJobs(service, max_video_seconds)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        try:
+            yield
+        finally:
+            await run_in_threadpool(jobs.close)
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     async def info(request: Request) -> Response:
         return JSONResponse({
-            **service.info(), "max_upload_mb": max_upload_mb,
+            **service.info(), "max_upload_mb": max_upload_mb, "max_video_seconds": max_video_seconds,
             "examples": [{"index": i, "id": e.id, "category": e.category, "image": f"/api/examples/{i}/image"}
                          for i, e in enumerate(examples)],
         })
@@ -128,18 +190,37 @@ def create_app(service: LocalizationService, examples: list[Example] | None = No
         png = request.url.path.endswith(".png")
         try:
             threshold = _threshold(request)
-            _check_length(request, max_upload_mb)
-            async with request.form(max_files=len(SLOTS), max_fields=len(SLOTS)) as form:
-                files = {}
-                for key, value in form.multi_items():
-                    if key not in SLOTS or isinstance(value, str):
-                        raise RequestError(f"unexpected form field {key!r}; send files named image, audio or video", 400)
-                    if value.filename or value.size:  # an empty file input sends an unnamed empty part
-                        files[key] = (value.filename, value.file)
+            async with _uploads(request, max_upload_mb) as files:
                 result = await run_in_threadpool(_localize_upload, service, files)
             return await run_in_threadpool(_respond, result, png, threshold)
         except RequestError as exc:
             return _error(str(exc), exc.status)
+
+    async def video_submit(request: Request) -> Response:
+        try:
+            panels = _panels(request)
+            async with _uploads(request, max_upload_mb) as files:
+                job = await run_in_threadpool(_submit_video, jobs, files, panels)
+            return JSONResponse({"id": job.id, "status": f"/api/video/{job.id}"}, status_code=202)
+        except RequestError as exc:
+            return _error(str(exc), exc.status)
+
+    def _job(request: Request) -> VideoJob:
+        job = jobs.get(request.path_params["job"])
+        if job is None:
+            raise HTTPException(404, f"no video job {request.path_params['job']} (finished jobs are kept for a while)")
+        return job
+
+    async def video_status(request: Request) -> Response:
+        return JSONResponse(_job(request).to_json())
+
+    async def video_file(request: Request) -> Response:
+        job, name = _job(request), request.path_params["file"]
+        path = jobs.file(job.id, name)
+        if path is None:
+            raise HTTPException(404, f"no {name} for video job {job.id} ({job.state})")
+        media = "video/mp4" if name.endswith(".mp4") else "application/x-ndjson"
+        return FileResponse(path, media_type=media, filename=f"{Path(job.name).stem}_{name}")
 
     def _example(request: Request) -> Example:
         i = request.path_params["index"]
@@ -176,9 +257,15 @@ def create_app(service: LocalizationService, examples: list[Example] | None = No
         Route("/api/examples/{index:int}/image", example_image),
         Route("/api/examples/{index:int}", example_result, methods=["POST"]),
         Route("/api/examples/{index:int}.png", example_result, methods=["POST"]),
+        Route("/api/video", video_submit, methods=["POST"]),
+        Route("/api/video/{job}", video_status),
+        Route("/api/video/{job}/{file}", video_file),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: server_error})
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: server_error},
+                    lifespan=lifespan)
+    app.state.jobs = jobs
+    return app
 
 
 def listen(host: str, port: int) -> socket.socket:

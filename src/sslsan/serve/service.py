@@ -8,17 +8,19 @@ share tensors or interleave on the device.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 from PIL import Image
 
 from sslsan.data.manifest import read_manifest
-from sslsan.evaluation.figures import display_image, render_overlays
+from sslsan.evaluation.figures import AUDIO_LABELS, display_image, render_overlays
 from sslsan.evaluation.inference import (
     load_media,
     media_frontends,
@@ -26,11 +28,11 @@ from sslsan.evaluation.inference import (
     model_maps,
     negative_embeddings,
 )
+from sslsan.evaluation.video import VideoOptions, localize_video
 from sslsan.methods.checkpoint import LoadedModel, load_model
 from sslsan.metrics import upsample
 
 NEGATIVES = ("silence", "noise")
-LABELS = {"positive": "your audio", "silence": "silence", "noise": "noise"}
 MAX_EXAMPLES = 6
 
 
@@ -58,7 +60,7 @@ class Localization:
             "image": "data:image/png;base64," + base64.b64encode(_png(self.frame)).decode(),
             "boxes": self.boxes,
             "maps": [{
-                "name": n, "label": LABELS.get(n, n),
+                "name": n, "label": AUDIO_LABELS.get(n, n),
                 "min": float(self.maps[n].min()), "max": float(self.maps[n].max()),
                 "shape": list(self.maps[n].shape),
                 "above_threshold": None if thr is None else bool(self.maps[n].max() > np.float32(thr)),
@@ -70,7 +72,7 @@ class Localization:
         """The paper's Fig. 2 for this input (`sslsan localize`'s rendering), at `threshold`
         (default: the universal threshold)."""
         thr = self.threshold if threshold is None else threshold
-        return render_overlays(self.frame, {LABELS.get(n, n): m for n, m in self.maps.items()}, thr, title=self.name,
+        return render_overlays(self.frame, {AUDIO_LABELS.get(n, n): m for n, m in self.maps.items()}, thr, title=self.name,
                                upsample_mode=self.upsample)
 
 
@@ -143,6 +145,17 @@ class LocalizationService:
             maps = model_maps(self.localizer, img, spec, negatives=self._negatives, where=name or str(image))
         return Localization(name=name or Path(image).name, frame=display_image(frame), maps=maps,
                             threshold=self.threshold, boxes=list(boxes or []), upsample=self.localizer.spec.map.upsample)
+
+    def localize_video(self, video: str | Path, out: str | Path, options: VideoOptions | None = None, *,
+                       on_progress: Callable[[int, int], None] | None = None) -> dict:
+        """The overlay video of `video` into `out` (`sslsan.evaluation.video.localize_video`) at this service's
+        threshold; the lock is held for each batch's model call only, so other requests go on meanwhile."""
+        options = options or VideoOptions()
+        if options.threshold is None:
+            options = dataclasses.replace(options, threshold=self.threshold)
+        return localize_video(self.localizer, video, out, options, device=self.device, progress=False,
+                              on_progress=on_progress, lock=self._lock, frontends=self._frontends,
+                              negatives=self._negatives)
 
     def localize_example(self, example: Example) -> Localization:
         return self.localize(example.image, example.audio, name=example.id, boxes=example.boxes)

@@ -17,7 +17,6 @@ from an undecodable one.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ import av
 import numpy as np
 
 from sslsan.data.prepare.common import MediaError, check_file, short_detail
-from sslsan.media import SAMPLE_RATE, container_span, frame_before, resample_fifo
+from sslsan.media import SAMPLE_RATE, container_span, cut_box, declared_end, frame_before, resample_fifo
 
 
 @dataclass
@@ -40,34 +39,6 @@ class DecodedClip:
     short: bool  # audio track shorter than the window (stored whole)
 
 
-_TOP_LEVEL_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pdin", b"moof", b"mfra",
-                    b"styp", b"sidx", b"uuid", b"meta", b"junk"}
-
-
-def _cut_box(path: Path) -> str | None:
-    """For ISO-BMFF files (MP4/MOV/M4A): the first top-level box that runs past the end of the file.
-
-    A download cut short leaves its last box incomplete; that tells "truncated" from "corrupt".
-    """
-    size = path.stat().st_size
-    pos = 0
-    with open(path, "rb") as fh:
-        while pos + 8 <= size:
-            fh.seek(pos)
-            head = fh.read(16)
-            n, kind = struct.unpack(">I", head[:4])[0], head[4:8]
-            if n == 1 and len(head) == 16:
-                n = struct.unpack(">Q", head[8:16])[0]
-            elif n == 0:
-                n = size - pos
-            if n < 8 or kind not in _TOP_LEVEL_BOXES:
-                return None  # not ISO-BMFF (or garbage): no opinion
-            if pos + n > size:
-                return kind.decode("ascii", "replace")
-            pos += n
-    return None
-
-
 def _open(path: Path):
     check_file(path)
     try:
@@ -75,7 +46,7 @@ def _open(path: Path):
     except av.FFmpegError as exc:
         msg = short_detail(exc)
         # A cut MP4 whose index (moov box) sat at the end cannot even be opened.
-        box = _cut_box(path) if path.suffix.lower() in (".mp4", ".m4v", ".mov", ".m4a") else None
+        box = cut_box(path) if path.suffix.lower() in (".mp4", ".m4v", ".mov", ".m4a") else None
         if box is not None:
             raise MediaError(path, "truncated", f"'{box}' box ends past the end of the file; {msg}") from None
         raise MediaError(path, "undecodable", msg) from None
@@ -89,15 +60,9 @@ def _duration(container, path: Path) -> tuple[float, float]:
     return span
 
 
-def _declared_end(stream) -> float | None:
-    if stream.duration is None or stream.time_base is None:
-        return None
-    return float(((stream.start_time or 0) + stream.duration) * stream.time_base)
-
-
 def _check_track_end(container, path: Path, start: float, decoded_end: float) -> None:
     """A track that decodes to well before its declared end is a cut file."""
-    declared = _declared_end(container.streams.audio[0])
+    declared = declared_end(container.streams.audio[0])
     if declared is not None and decoded_end < declared - 0.5:
         raise MediaError(path, "truncated",
                          f"audio data ends at {decoded_end - start:.2f} s, the track declares {declared - start:.2f} s")
@@ -151,7 +116,7 @@ def decode_audio_span(container, path: Path, t0: float, t1: float | None,
             fifo.write(frame)
     except av.FFmpegError as exc:
         if fifo.samples == 0:
-            raise MediaError(path, "truncated" if _cut_box(path) else "undecodable", f"audio: {short_detail(exc)}") from None
+            raise MediaError(path, "truncated" if cut_box(path) else "undecodable", f"audio: {short_detail(exc)}") from None
     if fifo.samples == 0:
         return np.zeros(0, np.float32), (first if first is not None else t0)
     return resample_fifo(fifo, sample_rate).mean(axis=0).astype(np.float32), first

@@ -7,6 +7,7 @@ const $ = (id) => document.getElementById(id);
 const SLOTS = ["image", "audio", "video"];
 const STEPS = 1000; // slider resolution
 const state = { files: {}, result: null, threshold: null, lo: 0, hi: 1, limitMB: 50, last: null };
+const POLL_MS = 250; // how often the page asks how far an overlay video is
 
 function fmt(x, digits = 4) {
   return x === null || x === undefined ? "none" : Number(x).toFixed(digits);
@@ -54,6 +55,7 @@ function setFile(slot, file) {
     $(`${s}-name`).textContent = f ? `${f.name} (${(f.size / 1048576).toFixed(1)} MB)` : "drop or click";
     $(`drop-${s}`).classList.toggle("filled", !!f);
   }
+  $("video-overlay").disabled = !state.files.video;
 }
 
 function slotFor(file) {
@@ -94,6 +96,7 @@ function setupInputs() {
   });
   $("reset").addEventListener("click", () => { setThreshold(state.result.threshold); draw(); });
   $("download").addEventListener("click", downloadFigure);
+  $("video-overlay").addEventListener("click", overlayVideo);
 }
 
 // --------------------------------------------------------------------------------------- requests
@@ -103,6 +106,17 @@ function showError(message) {
   $("error").hidden = !message;
 }
 
+// the one line of a failed request: the server's {"error": ...}, else its status
+async function errorOf(response) {
+  let data = null;
+  try { data = await response.json(); } catch (_) { /* not JSON: a proxy or a dead server */ }
+  return (data && data.error) || `the server answered ${response.status} ${response.statusText}`;
+}
+
+function failed(err) {
+  return err instanceof TypeError ? `cannot reach the server (${err.message}); is sslsan serve still running?` : err.message;
+}
+
 async function post(url, body) {
   showError("");
   $("localize").disabled = true;
@@ -110,22 +124,25 @@ async function post(url, body) {
   const tick = setInterval(() => { $("status").textContent = `localizing… ${((performance.now() - t0) / 1000).toFixed(1)} s`; }, 100);
   try {
     const response = await fetch(url, { method: "POST", body });
-    let data = null;
-    try { data = await response.json(); } catch (_) { /* not JSON: a proxy or a dead server */ }
-    if (!response.ok) {
-      throw new Error((data && data.error) || `the server answered ${response.status} ${response.statusText}`);
-    }
+    if (!response.ok) throw new Error(await errorOf(response));
+    const data = await response.json();
     state.last = { url, body };
     $("status").textContent = `done in ${((performance.now() - t0) / 1000).toFixed(2)} s`;
     show(data);
   } catch (err) {
     $("status").textContent = "";
     $("result").hidden = true;
-    showError(err instanceof TypeError ? `cannot reach the server (${err.message}); is sslsan serve still running?` : err.message);
+    showError(failed(err));
   } finally {
     clearInterval(tick);
     $("localize").disabled = false;
   }
+}
+
+function tooLarge(bytes) {
+  if (bytes <= state.limitMB * 1048576) return false;
+  showError(`the files add up to ${(bytes / 1048576).toFixed(1)} MB; the limit is ${state.limitMB} MB per upload`);
+  return true;
 }
 
 function localizeUpload() {
@@ -137,11 +154,71 @@ function localizeUpload() {
   }
   let bytes = 0;
   for (const s of chosen) { body.append(s, state.files[s], state.files[s].name); bytes += state.files[s].size; }
-  if (bytes > state.limitMB * 1048576) {
-    showError(`the files add up to ${(bytes / 1048576).toFixed(1)} MB; the limit is ${state.limitMB} MB per upload`);
-    return;
-  }
+  if (tooLarge(bytes)) return;
   post("/api/localize", body);
+}
+
+// ------------------------------------------------------------------------------------ overlay video
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// upload the video, then follow its job until the overlay video is ready (or failed)
+async function overlayVideo() {
+  const file = state.files.video;
+  if (!file || tooLarge(file.size)) return;
+  showError("");
+  const body = new FormData();
+  body.append("video", file, file.name);
+  const video = $("overlay-video");
+  video.removeAttribute("src");
+  video.hidden = true;
+  $("video-links").hidden = true;
+  $("video-progress").removeAttribute("value"); // indeterminate until the first frames are done
+  $("video-title").textContent = `${file.name}: every frame`;
+  $("video-status").textContent = "uploading…";
+  $("video-result").hidden = false;
+  $("video-overlay").disabled = true;
+  try {
+    const panels = $("video-panels").checked ? "?panels=silence,noise" : "";
+    const response = await fetch(`/api/video${panels}`, { method: "POST", body });
+    if (!response.ok) throw new Error(await errorOf(response));
+    showVideo(await follow((await response.json()).status));
+  } catch (err) {
+    $("video-result").hidden = true;
+    showError(failed(err));
+  } finally {
+    $("video-overlay").disabled = !state.files.video;
+  }
+}
+
+async function follow(url) {
+  for (;;) {
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(await errorOf(response));
+    const job = await response.json();
+    if (job.state === "error") throw new Error(job.error);
+    if (job.total) {
+      $("video-progress").max = job.total;
+      $("video-progress").value = job.done;
+    }
+    const rate = job.rate ? ` · ${job.rate.toFixed(1)} frames/s` : "";
+    $("video-status").textContent = job.state === "queued" ? "waiting for the video before it…"
+      : `frame ${job.done} of ${job.total || "…"}${rate}`;
+    if (job.state === "done") return job;
+    await sleep(POLL_MS);
+  }
+}
+
+function showVideo(job) {
+  const above = job.above_threshold_frames === null ? ""
+    : ` · the map is above U_th in ${job.above_threshold_frames} of ${job.done} frames`;
+  $("video-status").textContent = `done: ${job.done} frames, ${Number(job.seconds).toFixed(2)} s${above}`;
+  $("video-download").href = job.video;
+  $("video-frames").href = job.frames;
+  $("video-links").hidden = false;
+  const video = $("overlay-video");
+  video.src = job.video;
+  video.hidden = false;
 }
 
 async function downloadFigure() {
@@ -260,6 +337,7 @@ async function loadInfo() {
     const info = await (await fetch("/api/info")).json();
     state.limitMB = info.max_upload_mb;
     $("limit").textContent = String(info.max_upload_mb);
+    $("video-limit").textContent = String(info.max_video_seconds);
     $("model").textContent = `model ${info.checkpoint} · universal threshold U_th ${fmt(info.threshold)} · ${info.device}`;
     const list = $("example-list");
     for (const ex of info.examples) {
