@@ -27,8 +27,10 @@ from sslsan.engine.run import checkpoint_paths
 from sslsan.engine.train_config import validate_train_config
 from sslsan.evaluation import EvaluationConfig
 from sslsan.evaluation.evaluate import evaluate_checkpoint
+from sslsan.evaluation.diagnostics import embedding_report, rf_aligned_ciou_a
+from sslsan.evaluation.findings import Finding, findings, metric_value
 from sslsan.evaluation.per_category import map_offset, per_category_markdown
-from sslsan.evaluation.report import comparison_markdown
+from sslsan.evaluation.report import comparison_markdown, markdown_table
 from sslsan.evaluation.scoring import load_maps
 from sslsan.evaluation.training_curves import plot_training_curves
 from sslsan.models import read_checkpoint
@@ -36,6 +38,7 @@ from sslsan.utils.device import resolve_device
 from sslsan.utils.io import atomic_write_text, make_folder
 
 MAIN_VARIANTS = ("ssl_san", "ssl_tie")
+DIAG_PARTS = ("alignment", "unpaired", "paired_gain", "magnitude", "image_centroid", "audio_centroid")
 DISPLAY = {name: row.label for name, row in ABLATIONS.items()}
 EVAL_SETS = ("synth-vggss", "synth-is3")
 KEY_METRICS = [  # (label, section, key, lower is better)
@@ -65,6 +68,7 @@ class DemoOptions:
     workers: int | None = None
     overrides: list[str] = field(default_factory=list)  # extra TrainConfig overrides, e.g. train.epochs=2
     progress: bool = True
+    diagnostics: bool = False  # add the views of sslsan.evaluation.diagnostics to report.md (not metrics)
 
 
 def _log(msg: str) -> None:
@@ -101,12 +105,18 @@ def eval_dir_of(dataset: str, run_dir: Path, opts: DemoOptions) -> Path:
     return opts.out / "eval" / dataset / run_dir.name
 
 
+def variant_config(variant: str, seed: int, data: Path, opts: DemoOptions, extra: tuple[str, ...] = ()) -> TrainConfig:
+    """The training config of one demo model: `synth_cpu`, the data, seed and size, the Table-4 row's
+    switches, the demo's overrides, then `extra` (e.g. `train.epochs=1` for a study's snapshot)."""
+    overrides = [f"data.root={data.resolve()}", f"train.seed={seed}", f"data.image_size={opts.image_size}",
+                 *ablation_overrides(variant), *opts.overrides, *extra]
+    return load_config(TrainConfig, "synth_cpu", overrides)
+
+
 def train_variant(variant: str, seed: int, data: Path, opts: DemoOptions, device: str) -> Path:
     """Train one configuration (or pick up a finished/interrupted run); returns its run directory."""
     run_dir = run_dir_of(variant, seed, opts)
-    overrides = [f"data.root={data.resolve()}", f"train.seed={seed}", f"data.image_size={opts.image_size}",
-                 *ablation_overrides(variant), *opts.overrides]
-    cfg = load_config(TrainConfig, "synth_cpu", overrides)
+    cfg = variant_config(variant, seed, data, opts)
     latest, _ = checkpoint_paths(run_dir)
     resume = latest.exists()
     if resume and read_checkpoint(latest).get("epoch", 0) >= cfg.train.epochs and (run_dir / "threshold.json").exists():
@@ -117,22 +127,20 @@ def train_variant(variant: str, seed: int, data: Path, opts: DemoOptions, device
     return run_dir
 
 
-def evaluate_variant(run_dir: Path, dataset: str, data: Path, opts: DemoOptions, device: str) -> dict[str, Any]:
-    out = eval_dir_of(dataset, run_dir, opts)
+def evaluate_variant(run_dir: Path, dataset: str, data: Path, opts: DemoOptions, device: str, *,
+                     checkpoint: Path | None = None, out: Path | None = None) -> dict[str, Any]:
+    """Evaluate a run's best.pt (or `checkpoint`) on `dataset` into its eval folder (or `out`), once:
+    a finished evaluation there is read back."""
+    out = out or eval_dir_of(dataset, run_dir, opts)
     metrics_file = out / "metrics.json"
-    _, ckpt = checkpoint_paths(run_dir)
+    ckpt = checkpoint or checkpoint_paths(run_dir)[1]
     if metrics_file.exists() and out.joinpath("done").exists():
         return json.loads(metrics_file.read_text())
-    _log(f"evaluating {run_dir.name} on {dataset}")
+    _log(f"evaluating {out.name} on {dataset}")
     m = evaluate_checkpoint(ckpt, dataset, data, out, EvaluationConfig(repetitions=opts.repetitions), device=device,
-                            name=run_dir.name, progress=opts.progress)
+                            name=out.name, progress=opts.progress)
     out.joinpath("done").write_text("")
     return m
-
-
-def _get(m: dict, section: str, key: str) -> float:
-    v = (m.get(section) or {}).get(key)
-    return float("nan") if v is None else float(v)
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -148,7 +156,7 @@ def _fmt(mean: float, std: float, n: int, decimals: int = 2) -> str:
 
 def key_metrics(results: dict[str, list[dict]], variants: list[str]) -> dict[str, dict[str, tuple[float, float]]]:
     """{variant: {label: (mean, std) over seeds}} of the key metrics."""
-    return {v: {lab: _mean_std([_get(m, sec, key) for m in results[v]]) for lab, sec, key, _ in KEY_METRICS}
+    return {v: {lab: _mean_std([metric_value(m, sec, key) for m in results[v]]) for lab, sec, key, _ in KEY_METRICS}
             for v in variants}
 
 
@@ -167,89 +175,36 @@ def summary_table(results: dict[str, list[dict]], variants: list[str]) -> str:
     return "\n".join(lines)
 
 
-@dataclass
-class Finding:
-    text: str
-    holds: bool
-    evidence: str
-    per_seed: str = ""
+def diagnostics_markdown(maps: dict[str, list[dict]], dataset: str) -> str:
+    """`--diagnostics`: views that explain the findings, never metrics of the paper (sslsan.evaluation.diagnostics),
+    mean over seeds: cIoU_A with each cell at its receptive-field centre, Table 1's parts, Table 3's biases."""
+    rows = []
+    for name, runs in maps.items():
+        report = [embedding_report(a) for a in runs]
+        mean = {k: float(np.mean([r[k] for r in report])) for k in report[0]}
+        rows.append([name, f"{np.mean([rf_aligned_ciou_a(a) for a in runs]):.2f}", *(f"{mean[k]:.3f}" for k in DIAG_PARTS),
+                     *(f"{mean[k]:.4f}" for k in ("image_bias_std", "audio_bias_std", "rest_std")),
+                     f"{mean['a2i_P@1_without_image_bias']:.2f}", f"{mean['i2a_P@1_without_audio_bias']:.2f}"])
+    header = ["model", "cIoU_A, cells at RF centres", *DIAG_PARTS, "image bias std", "audio bias std", "rest std",
+              "A→I P@1 w/o image bias", "I→A P@1 w/o audio bias"]
+    return "\n".join([f"### {dataset}: diagnostics (`--diagnostics`; not metrics of the paper)", "",
+                      "cIoU_A with each map cell drawn at its receptive-field centre (15/32 of a cell up and left of the "
+                      "reference placement); Alignment = unpaired (v̄·ā, any image with any audio) + paired_gain; "
+                      "Magnitude² = |v̄|² + |ā|² − 2 v̄·ā; the retrieval similarity split into image (row) and audio "
+                      "(column) biases. See sslsan.evaluation.diagnostics and docs/demo_results.md.", "",
+                      markdown_table(header, rows)])
 
 
-# Margins of the paper's claims as the demo checks them (percentage points / percent of the image).
-CIOU_MARGIN = 3.0  # SSL-SaN's cIoU_U and cIoU_A at most this far below SSL-TIE's
-QUIET_PIA = 0.1  # SSL-SaN's pIA for silence and noise at most this (and at most SSL-TIE's)
-CHANCE_MARGIN = 5.0  # "far above chance": cIoU_U and AUC_U at least this above the best chance map
+def findings_table(fs: list[Finding]) -> str:
+    """Markdown: one row per finding — table, the paper's claim and numbers, the verdict, what was measured."""
+    rows = [[f.table, f.text, f"**{f.label}** ({f.per_seed})", f.evidence, f.paper, f.rule] for f in fs]
+    return markdown_table(["table", "the paper's finding", "verdict", "measured", "paper", "judged"], rows)
 
 
-def findings(results: dict[str, list[dict]]) -> list[Finding]:
-    """The paper's claims, checked on the mean over seeds of the measured numbers (never assumed).
-
-    Each finding also says on how many seeds it holds seed by seed.
-    """
-    san, tie = results["ssl_san"], results["ssl_tie"]
-    n = len(san)
-
-    def val(m, key, section="localization"):
-        return _get(m, section, key)
-
-    def mean(runs, key, section="localization"):
-        return _mean_std([val(m, key, section) for m in runs])[0]
-
-    def avg(runs) -> dict:
-        """The mean over seeds in the layout of one run's metrics."""
-        keys = [("localization", k) for k in ("ciou_u", "auc_u", "ciou_a", "pia_silence", "pia_noise", "floc")]
-        out: dict = {"localization": {}, "separability": {}}
-        for sec, k in keys + [("separability", "sep")]:
-            out[sec][k] = mean(runs, k, sec)
-        return out
-
-    def per_seed(pred) -> str:
-        ok = sum(bool(pred(a, b)) for a, b in zip(san, tie))
-        return f"{ok}/{n} seeds"
-
-    ref = san[0].get("reference_maps") or {}
-    chance_ciou = max((r.get("ciou_u", 0.0) for r in ref.values()), default=0.0)
-    chance_auc = max((r.get("auc_u", 0.0) for r in ref.values()), default=0.0)
-    ms, mt = avg(san), avg(tie)
-
-    def beats_chance(a, b):
-        return all(val(m, "ciou_u") >= chance_ciou + CHANCE_MARGIN and val(m, "auc_u") >= chance_auc + CHANCE_MARGIN
-                   for m in (a, b))
-
-    def as_good(a, b):
-        return all(val(a, k) >= val(b, k) - CIOU_MARGIN for k in ("ciou_u", "ciou_a"))
-
-    def quiet(a, b):
-        return all(val(a, f"pia_{t}") <= QUIET_PIA and val(a, f"pia_{t}") <= val(b, f"pia_{t}") for t in ("silence", "noise"))
-
-    def separates(a, b):
-        return val(a, "sep", "separability") > val(b, "sep", "separability")
-
-    def floc(a, b):
-        return val(a, "floc") >= val(b, "floc")
-
-    def finding(text, pred, evidence):
-        return Finding(text, bool(pred(ms, mt)), evidence, per_seed(pred))
-
-    return [
-        finding(f"Both models localize far better than chance (cIoU_U and AUC_U at least {CHANCE_MARGIN:g} points above "
-                "the best chance map).", beats_chance,
-                f"cIoU_U SSL-SaN {ms['localization']['ciou_u']:.2f}, SSL-TIE {mt['localization']['ciou_u']:.2f} vs chance "
-                f"{chance_ciou:.2f}; AUC_U {ms['localization']['auc_u']:.2f}, {mt['localization']['auc_u']:.2f} vs chance "
-                f"{chance_auc:.2f}"),
-        finding(f"SSL-SaN localizes positives as well as SSL-TIE (cIoU_U and cIoU_A at most {CIOU_MARGIN:g} points below).",
-                as_good,
-                f"cIoU_U SSL-SaN {ms['localization']['ciou_u']:.2f} vs SSL-TIE {mt['localization']['ciou_u']:.2f}; "
-                f"cIoU_A {ms['localization']['ciou_a']:.2f} vs {mt['localization']['ciou_a']:.2f}"),
-        finding(f"SSL-SaN stays quiet for silence and noise (pIA ≤ {QUIET_PIA:g} % and no higher than SSL-TIE's).", quiet,
-                f"pIA silence SSL-SaN {ms['localization']['pia_silence']:.2f} % vs SSL-TIE "
-                f"{mt['localization']['pia_silence']:.2f} %; noise {ms['localization']['pia_noise']:.2f} % vs "
-                f"{mt['localization']['pia_noise']:.2f} %"),
-        finding("SSL-SaN separates positive from negative audio better (higher Separability).", separates,
-                f"Sep SSL-SaN {ms['separability']['sep']:.4f} vs SSL-TIE {mt['separability']['sep']:.4f}"),
-        finding("SSL-SaN's FLOC is at least the baseline's.", floc,
-                f"FLOC SSL-SaN {ms['localization']['floc']:.2f} vs SSL-TIE {mt['localization']['floc']:.2f}"),
-    ]
+def findings_text(fs: list[Finding]) -> str:
+    """The findings as the demo prints them: one verdict line and one line of numbers each."""
+    return "\n".join(f"{f.label} ({f.per_seed}) [{f.table}] {f.text}\n    measured: {f.evidence}\n    paper:    {f.paper}"
+                     for f in fs)
 
 
 def write_report(opts: DemoOptions, data: Path, results: dict[str, dict[str, list[dict]]], variants: list[str],
@@ -272,10 +227,9 @@ def write_report(opts: DemoOptions, data: Path, results: dict[str, dict[str, lis
         parts += [f"## {ds}: key metrics" + (" (mean ± std over seeds)" if len(seeds) > 1 else ""), "", table, ""]
         if ds == EVAL_SETS[0]:
             printed = table
-            parts += ["### Findings", ""]
-            for f in fs:
-                parts.append(f"- **{'HOLDS' if f.holds else 'DOES NOT HOLD'}** ({f.per_seed}): {f.text} {f.evidence}.")
-            parts.append("")
+            parts += ["### Findings", "", f"The paper's findings that the embedded benchmark can test, judged on {ds} "
+                      "(mean over seeds; the rule: `sslsan.evaluation.findings`). Each that does not hold is explained, "
+                      "with measurements, in docs/demo_results.md.", "", findings_table(fs), ""]
             # each maps.npz read once, for both the per-category table and the map offset
             maps = {DISPLAY.get(v, v): [load_maps(eval_dir_of(ds, run_dir_of(v, s, opts), opts) / "maps.npz")
                                         for s in seeds] for v in MAIN_VARIANTS}
@@ -288,6 +242,8 @@ def write_report(opts: DemoOptions, data: Path, results: dict[str, dict[str, lis
                       "224 × 224 ground truth (right, down): "
                       + "; ".join(f"{name} ({dx:+.1f}, {dy:+.1f})" for name, (dx, dy) in offsets.items())
                       + ". A map that sits consistently beside the object it found loses cIoU_A.", ""]
+            if opts.diagnostics:
+                parts += [diagnostics_markdown(maps, ds), ""]
         first = {DISPLAY.get(v, v): res[v][0] for v in variants}
         parts += [f"### {ds}: the paper's tables (seed {seeds[0]})", "", comparison_markdown(first)]
         for v in variants:
@@ -320,19 +276,18 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
             for ds in EVAL_SETS:
                 results[ds][v].append(evaluate_variant(run_dir, ds, data, opts, device))
     seconds = time.time() - t0
-    fs = findings(results[EVAL_SETS[0]])
+    fs = findings(results[EVAL_SETS[0]], DISPLAY)
     report, table = write_report(opts, data, results, variants, fs, seconds, device)
     summary = {
         "seconds": round(seconds, 1), "device": device, "seeds": opts.seeds, "data_seed": opts.data_seed,
         "variants": variants,
-        "findings": [{"text": f.text, "holds": f.holds, "evidence": f.evidence, "per_seed": f.per_seed} for f in fs],
+        "findings": [f.as_dict() for f in fs],
         "key_metrics": {ds: key_metrics(results[ds], variants) for ds in EVAL_SETS},
     }
     atomic_write_text(opts.out / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
     print(f"\n{EVAL_SETS[0]} test set, universal threshold per model (percent; Sep raw):\n")
     print(table)
     print()
-    for f in fs:
-        print(f"{'HOLDS' if f.holds else 'DOES NOT HOLD'} ({f.per_seed}): {f.text}\n    measured: {f.evidence}")
+    print(findings_text(fs))
     print(f"\nreport: {report}  ({seconds / 60:.1f} min on {device})")
     return {"report": report, "findings": fs, "results": results, "summary": summary}
