@@ -17,7 +17,8 @@ import numpy as np
 
 from sslsan.demo import DISPLAY
 from sslsan.engine import ABLATIONS
-from sslsan.evaluation.diagnostics import alignment_parts, category_alignment, embedding_report, rf_aligned_ciou_a, rf_offset_px
+from sslsan.evaluation.diagnostics import (alignment_parts, category_alignment, embedding_report, negative_view,
+                                           rf_aligned_ciou_a, rf_offset_px)
 from sslsan.evaluation.findings import metric_value
 from sslsan.evaluation.per_category import map_offset
 from sslsan.evaluation.report import markdown_table
@@ -64,6 +65,15 @@ def per_seed(root: Path, size: int, variant: str, dataset: str, fn: Callable[[Pa
     return out
 
 
+def over_sizes(root: Path, dataset: str, view: Callable[[Path], dict[str, float]]):
+    """(size, variant, {quantity: per-seed values}, {quantity: mean_std}) of SSL-TIE and SSL-SaN at each size."""
+    for size in SIZES:
+        for v in MAIN:
+            vals = per_seed(root, size, v, dataset, view)
+            if vals:
+                yield size, v, vals, {k: mean_std(x) for k, x in vals.items()}
+
+
 def localization_view(folder: Path) -> dict[str, float]:
     """cIoU_U, cIoU_A, the map offset and the receptive-field-aligned cIoU_A of one evaluation."""
     m = json.loads((folder / "metrics.json").read_text())
@@ -88,16 +98,11 @@ def resolution_table(root: Path, dataset: str) -> tuple[str, list[dict[str, Any]
     header = ["input (map)", "model", "seeds", "cIoU_U", "cIoU_A", "offset dx, dy (px at 224)", "RF offset (px)",
               "cIoU_A, cells at RF centres", "Magnitude", "Alignment", "Sep"]
     rows, data = [], []
-    for size in SIZES:
-        for v in MAIN:
-            vals = per_seed(root, size, v, dataset, localization_view)
-            if not vals:
-                continue
-            ms = {k: mean_std(x) for k, x in vals.items()}
-            data.append({"size": size, "variant": v, **{k: list(x) for k, x in vals.items()}})
-            rows.append([f"{size} px ({size // 16} × {size // 16})", DISPLAY[v], str(ms["ciou_u"][2]), fmt(ms["ciou_u"]),
-                         fmt(ms["ciou_a"]), f"{fmt(ms['dx'], 1)}, {fmt(ms['dy'], 1)}", f"{rf_offset_px(size // 16):.1f}",
-                         fmt(ms["ciou_a_rf"]), fmt(ms["magnitude"], 3), fmt(ms["alignment"], 3), fmt(ms["sep"], 3)])
+    for size, v, vals, ms in over_sizes(root, dataset, localization_view):
+        data.append({"size": size, "variant": v, **vals})
+        rows.append([f"{size} px ({size // 16} × {size // 16})", DISPLAY[v], str(ms["ciou_u"][2]), fmt(ms["ciou_u"]),
+                     fmt(ms["ciou_a"]), f"{fmt(ms['dx'], 1)}, {fmt(ms['dy'], 1)}", f"{rf_offset_px(size // 16):.1f}",
+                     fmt(ms["ciou_a_rf"]), fmt(ms["magnitude"], 3), fmt(ms["alignment"], 3), fmt(ms["sep"], 3)])
     return markdown_table(header, rows), data
 
 
@@ -210,20 +215,16 @@ RETRIEVAL_COLS = [("I→A P@1", "i2a_P@1", 2), ("A→I P@1", "a2i_P@1", 2), ("im
 def retrieval_table(root: Path, dataset: str) -> tuple[str, list[dict[str, Any]]]:
     header = ["input", "model", "seeds"] + [c[0] for c in RETRIEVAL_COLS]
     rows, data = [], []
-    for size in SIZES:
-        for v in MAIN:
-            vals = per_seed(root, size, v, dataset, embedding_view)
-            if not vals:
-                continue
-            ms = {k: mean_std(x) for k, x in vals.items()}
-            data.append({"size": size, "variant": v, **{k: vals[k] for _, k, _ in RETRIEVAL_COLS}})
-            rows.append([f"{size} px", DISPLAY[v], str(ms["rest_std"][2])] + [fmt(ms[k], d) for _, k, d in RETRIEVAL_COLS])
+    for size, v, vals, ms in over_sizes(root, dataset, embedding_view):
+        data.append({"size": size, "variant": v, **{k: vals[k] for _, k, _ in RETRIEVAL_COLS}})
+        rows.append([f"{size} px", DISPLAY[v], str(ms["rest_std"][2])] + [fmt(ms[k], d) for _, k, d in RETRIEVAL_COLS])
     return markdown_table(header, rows), data
 
 
 def offscreen_table(root: Path, dataset: str) -> tuple[str, list[dict[str, Any]]]:
     """Which negative type sets each model's U_th (per-type Q3 of the validation maxima) and pIA_O at it."""
-    header = ["input", "model", "seeds", "U_th", "Q3 silence", "Q3 noise", "Q3 offscreen", "pIA_O", "AUCN_O"]
+    header = ["input", "model", "seeds", "U_th", "Q3 silence", "Q3 noise", "Q3 offscreen", "pIA_O", "AUCN_O",
+              "pIA_O at the offscreen Q3 (test)", "Q1(pos) − Q3(offscreen) (test)"]
     rows, data = [], []
     for size in SIZES:
         for v in MAIN:
@@ -235,6 +236,8 @@ def offscreen_table(root: Path, dataset: str) -> tuple[str, list[dict[str, Any]]
                 row = {"u_th": float(t["universal_threshold"]), **{f"q3_{k}": float(q3.get(k, np.nan)) for k in ("silence", "noise", "offscreen")},
                        "pia_o": metric_value(m, "localization", "pia_offscreen"),
                        "aucn_o": metric_value(m, "localization", "aucn_offscreen")}
+                view = negative_view(eval_dir(root, size, dataset, v, seed) / "maps.npz")
+                row.update(pia_o_own=view["pia_offscreen_own_q3"], sep_o=view["sep_offscreen"])
                 for k, x in row.items():
                     vals.setdefault(k, []).append(x)
             if not vals:
@@ -242,7 +245,8 @@ def offscreen_table(root: Path, dataset: str) -> tuple[str, list[dict[str, Any]]
             ms = {k: mean_std(x) for k, x in vals.items()}
             data.append({"size": size, "variant": v, **vals})
             rows.append([f"{size} px", DISPLAY[v], str(ms["u_th"][2]), fmt(ms["u_th"], 3), fmt(ms["q3_silence"], 3),
-                         fmt(ms["q3_noise"], 3), fmt(ms["q3_offscreen"], 3), fmt(ms["pia_o"]), fmt(ms["aucn_o"])])
+                         fmt(ms["q3_noise"], 3), fmt(ms["q3_offscreen"], 3), fmt(ms["pia_o"]), fmt(ms["aucn_o"]),
+                         fmt(ms["pia_o_own"]), fmt(ms["sep_o"], 3)])
     return markdown_table(header, rows), data
 
 

@@ -93,3 +93,22 @@ def test_retrieval_biases_each_direction_is_blind_to_one_bias():
     assert out["a2i_P@1"] == retrieval(biased, labels, ks=(1,))["a2i_P@1"]
     assert out["a2i_P@1_without_image_bias"] >= out["a2i_P@1"]
     assert retrieval(biased - biased.mean(1, keepdims=True), labels, ks=(1,))["i2a_P@1"] == out["i2a_P@1"]
+
+
+def test_negative_view_against_brute_force():
+    from sslsan.evaluation.diagnostics import negative_view
+
+    rng = np.random.default_rng(4)
+    n, r = 6, 3
+    arrays = {"pos_maps": rng.random((n, 6, 6), dtype=np.float32), "gt_maps": np.zeros((n, 224, 224), np.uint8),
+              "threshold": np.float64(0.6)}
+    for t in ("silence", "noise", "offscreen"):
+        arrays[f"neg_maps_{t}"] = rng.random((r, n, 6, 6), dtype=np.float32) * (0.5 if t == "silence" else 0.9)
+    view = negative_view(arrays)
+    off = arrays["neg_maps_offscreen"]
+    q3 = float(np.quantile(off.max(axis=(-2, -1)).ravel(), 0.75))
+    assert view["q3_offscreen"] == pytest.approx(q3)
+    assert view["sep_offscreen"] == pytest.approx(float(np.quantile(arrays["pos_maps"].max(axis=(1, 2)), 0.25)) - q3)
+    up = upsample(off.reshape(-1, 6, 6), 224)
+    assert view["pia_offscreen"] == pytest.approx(100 * float((up > np.float32(0.6)).mean()))
+    assert view["pia_offscreen_own_q3"] == pytest.approx(100 * float((up > np.float32(q3)).mean()))

@@ -8,6 +8,8 @@
 - `retrieval_biases`: Table 3's similarity matrix split into an image bias (row mean) and an audio
   bias (column mean); image->audio ranking is blind to the first, audio->image to the second.
 - `category_alignment`: Alignment and Magnitude per sound category.
+- `negative_view`: which negative type sets the universal threshold, and offscreen pIA at the
+  threshold the offscreen maps alone would set.
 
 None of them changes a number of the reference protocol; the demo shows them only when asked
 (`sslsan demo --diagnostics`).
@@ -20,7 +22,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from sslsan.evaluation.per_category import Maps, _arrays
-from sslsan.metrics import adaptive_threshold, alignment_magnitude, ciou, retrieval
+from sslsan.evaluation.figures import maxima_from_maps
+from sslsan.metrics import adaptive_threshold, alignment_magnitude, ciou, count_above, retrieval
 
 STRIDE = 16  # input pixels per map cell of the ResNet-18 towers (layer4 stride 1)
 
@@ -125,6 +128,27 @@ def retrieval_biases(similarity, labels) -> dict[str, float]:
     return {"image_bias_std": float(b.std()), "audio_bias_std": float(c.std()), "rest_std": float(rest.std()),
             "i2a_P@1": plain["i2a_P@1"], "a2i_P@1": plain["a2i_P@1"],
             "a2i_P@1_without_image_bias": no_image["a2i_P@1"], "i2a_P@1_without_audio_bias": no_audio["i2a_P@1"]}
+
+
+def negative_view(maps: Maps, threshold: float | None = None) -> dict[str, float]:
+    """Per negative type t of one maps.npz: q3_<t>, the 3rd quartile of its per-sample maxima (U_th is the
+    largest of them on the calibration split, D6), and sep_<t> = Q1(positive maxima) - q3_<t>; then
+    pia_offscreen at `threshold` (default: the file's U_th) and pia_offscreen_own_q3, at the threshold the
+    offscreen maps alone would set (their q3 on these maps). Percent for pIA."""
+    arrays, _ = _arrays(maps)
+    maxima = maxima_from_maps(arrays)
+    q1 = float(np.quantile(maxima["positive"], 0.25))
+    out: dict[str, float] = {}
+    for t in ("silence", "noise", "offscreen"):
+        out[f"q3_{t}"] = float(np.quantile(maxima[t], 0.75))
+        out[f"sep_{t}"] = q1 - out[f"q3_{t}"]
+    off = arrays["neg_maps_offscreen"]
+    size = arrays["gt_maps"].shape[1:]
+    npix = size[0] * size[1]
+    thr = float(arrays["threshold"]) if threshold is None else float(threshold)
+    out["pia_offscreen"] = 100 * float(count_above(off, thr, size).mean()) / npix
+    out["pia_offscreen_own_q3"] = 100 * float(count_above(off, out["q3_offscreen"], size).mean()) / npix
+    return out
 
 
 def embedding_report(arrays: Mapping[str, np.ndarray]) -> dict[str, float]:
