@@ -18,7 +18,7 @@ import numpy as np
 from sslsan.demo import DISPLAY
 from sslsan.engine import ABLATIONS
 from sslsan.evaluation.diagnostics import (alignment_parts, category_alignment, embedding_report, negative_view,
-                                           rf_aligned_ciou_a, rf_offset_px)
+                                           region_similarity, rf_aligned_ciou_a, rf_offset_px)
 from sslsan.evaluation.findings import metric_value
 from sslsan.evaluation.per_category import map_offset
 from sslsan.evaluation.report import markdown_table
@@ -88,7 +88,8 @@ def localization_view(folder: Path) -> dict[str, float]:
 
 def embedding_view(folder: Path) -> dict[str, float]:
     m = json.loads((folder / "metrics.json").read_text())
-    out = embedding_report(load_maps(folder / "maps.npz"))
+    arrays = load_maps(folder / "maps.npz")
+    out = {**embedding_report(arrays), **region_similarity(arrays)}
     out.update(ciou_u=metric_value(m, "localization", "ciou_u"), ciou_a=metric_value(m, "localization", "ciou_a"),
                sep=metric_value(m, "separability", "sep"), pia_o=metric_value(m, "localization", "pia_offscreen"))
     return out
@@ -108,7 +109,9 @@ def resolution_table(root: Path, dataset: str) -> tuple[str, list[dict[str, Any]
 
 EMBED_COLS = [("Alignment", "alignment", 3), ("unpaired v̄·ā", "unpaired", 3), ("paired gain", "paired_gain", 3),
               ("same category", "same_category", 3), ("Magnitude", "magnitude", 3), ("|v̄|", "image_centroid", 3),
-              ("|ā|", "audio_centroid", 3), ("cIoU_U", "ciou_u", 1), ("Sep", "sep", 3)]
+              ("|ā|", "audio_centroid", 3), ("object cos", "pos_object", 3), ("background cos", "pos_background", 3),
+              ("offscreen: object cos", "off_object", 3), ("offscreen: background cos", "off_background", 3),
+              ("cIoU_U", "ciou_u", 1), ("Sep", "sep", 3)]
 
 
 def embedding_table(root: Path, dataset: str, variants, size: int = 96) -> tuple[str, list[dict[str, Any]]]:

@@ -112,3 +112,18 @@ def test_negative_view_against_brute_force():
     up = upsample(off.reshape(-1, 6, 6), 224)
     assert view["pia_offscreen"] == pytest.approx(100 * float((up > np.float32(0.6)).mean()))
     assert view["pia_offscreen_own_q3"] == pytest.approx(100 * float((up > np.float32(q3)).mean()))
+
+
+def test_region_similarity_splits_object_and_background():
+    from sslsan.evaluation.diagnostics import region_similarity
+
+    gt = np.zeros((2, 224, 224), np.uint8)
+    gt[:, :112] = 1  # the top half is the object
+    pos = np.zeros((2, 6, 6), np.float32)
+    pos[:, :3] = 0.8  # the top half of the map
+    pos[:, 3:] = 0.2
+    off = np.full((1, 2, 6, 6), 0.1, np.float32)
+    out = region_similarity({"pos_maps": pos, "gt_maps": gt, "neg_maps_offscreen": off})
+    up = upsample(pos, 224).astype(np.float64)
+    assert out["pos_object"] == pytest.approx(up[:, :112].mean()) and out["pos_background"] == pytest.approx(up[:, 112:].mean())
+    assert out["off_object"] == pytest.approx(0.1) and out["object_share"] == pytest.approx(0.5)

@@ -8,6 +8,9 @@
 - `retrieval_biases`: Table 3's similarity matrix split into an image bias (row mean) and an audio
   bias (column mean); image->audio ranking is blind to the first, audio->image to the second.
 - `category_alignment`: Alignment and Magnitude per sound category.
+- `region_similarity`: the mean similarity of the positive (and offscreen) audio with the pixels of
+  the sounding object and with the rest of the image; Table 1's image embedding is the spatial mean
+  of the visual map, so the background counts in Alignment as much as its area.
 - `negative_view`: which negative type sets the universal threshold, and offscreen pIA at the
   threshold the offscreen maps alone would set.
 
@@ -23,7 +26,7 @@ import numpy as np
 
 from sslsan.evaluation.per_category import Maps, _arrays
 from sslsan.evaluation.figures import maxima_from_maps
-from sslsan.metrics import adaptive_threshold, alignment_magnitude, ciou, count_above, retrieval
+from sslsan.metrics import adaptive_threshold, alignment_magnitude, ciou, count_above, retrieval, upsample
 
 STRIDE = 16  # input pixels per map cell of the ResNet-18 towers (layer4 stride 1)
 
@@ -128,6 +131,31 @@ def retrieval_biases(similarity, labels) -> dict[str, float]:
     return {"image_bias_std": float(b.std()), "audio_bias_std": float(c.std()), "rest_std": float(rest.std()),
             "i2a_P@1": plain["i2a_P@1"], "a2i_P@1": plain["a2i_P@1"],
             "a2i_P@1_without_image_bias": no_image["a2i_P@1"], "i2a_P@1_without_audio_bias": no_audio["i2a_P@1"]}
+
+
+def region_similarity(maps: Maps, chunk_size: int = 128) -> dict[str, float]:
+    """Mean map value (cosine of a pixel's feature with the audio) inside the ground truth ("object") and
+    outside it ("background"), for each sample's own audio ("pos_*") and for its offscreen audio of the
+    first repetition ("off_*"); maps upsampled as the protocol does. "object_share" is the mean GT area
+    fraction. Samples with an empty GT are skipped."""
+    arrays, _ = _arrays(maps)
+    gt = arrays["gt_maps"]
+    off = arrays["neg_maps_offscreen"][0] if "neg_maps_offscreen" in arrays else None
+    sums = {k: [] for k in ("pos_object", "pos_background", "off_object", "off_background", "object_share")}
+    for start in range(0, len(gt), chunk_size):
+        g = np.asarray(gt[start : start + chunk_size]) > 0
+        keep = g.any(axis=(1, 2))
+        area = g.sum(axis=(1, 2))
+        sums["object_share"].append((area / g[0].size)[keep])
+        for name, m in (("pos", arrays["pos_maps"]), ("off", off)):
+            if m is None:
+                continue
+            up = upsample(m[start : start + chunk_size], g.shape[1:]).astype(np.float64)
+            obj = (up * g).sum(axis=(1, 2)) / np.maximum(area, 1)
+            bg = (up * ~g).sum(axis=(1, 2)) / np.maximum(g[0].size - area, 1)
+            sums[f"{name}_object"].append(obj[keep])
+            sums[f"{name}_background"].append(bg[keep])
+    return {k: float(np.concatenate(v).mean()) for k, v in sums.items() if v}
 
 
 def negative_view(maps: Maps, threshold: float | None = None) -> dict[str, float]:
