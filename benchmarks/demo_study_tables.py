@@ -18,7 +18,7 @@ import numpy as np
 from sslsan.demo import DISPLAY
 from sslsan.engine import ABLATIONS
 from sslsan.evaluation.diagnostics import (alignment_parts, category_alignment, embedding_report, negative_view,
-                                           region_similarity, rf_aligned_ciou_a, rf_offset_px)
+                                           rf_aligned_ciou_a, rf_offset_px)
 from sslsan.evaluation.findings import metric_value
 from sslsan.evaluation.per_category import map_offset
 from sslsan.evaluation.report import markdown_table
@@ -88,8 +88,7 @@ def localization_view(folder: Path) -> dict[str, float]:
 
 def embedding_view(folder: Path) -> dict[str, float]:
     m = json.loads((folder / "metrics.json").read_text())
-    arrays = load_maps(folder / "maps.npz")
-    out = {**embedding_report(arrays), **region_similarity(arrays)}
+    out = embedding_report(load_maps(folder / "maps.npz"))
     out.update(ciou_u=metric_value(m, "localization", "ciou_u"), ciou_a=metric_value(m, "localization", "ciou_a"),
                sep=metric_value(m, "separability", "sep"), pia_o=metric_value(m, "localization", "pia_offscreen"))
     return out

@@ -38,7 +38,8 @@ from sslsan.utils.device import resolve_device
 from sslsan.utils.io import atomic_write_text, make_folder
 
 MAIN_VARIANTS = ("ssl_san", "ssl_tie")
-DIAG_PARTS = ("alignment", "unpaired", "paired_gain", "magnitude", "image_centroid", "audio_centroid")
+DIAG_PARTS = ("alignment", "unpaired", "paired_gain", "magnitude", "image_centroid", "audio_centroid", "pos_object",
+              "pos_background")
 DISPLAY = {name: row.label for name, row in ABLATIONS.items()}
 EVAL_SETS = ("synth-vggss", "synth-is3")
 KEY_METRICS = [  # (label, section, key, lower is better)
@@ -190,8 +191,9 @@ def diagnostics_markdown(maps: dict[str, list[dict]], dataset: str) -> str:
     return "\n".join([f"### {dataset}: diagnostics (`--diagnostics`; not metrics of the paper)", "",
                       "cIoU_A with each map cell drawn at its receptive-field centre (15/32 of a cell up and left of the "
                       "reference placement); Alignment = unpaired (v̄·ā, any image with any audio) + paired_gain; "
-                      "Magnitude² = |v̄|² + |ā|² − 2 v̄·ā; the retrieval similarity split into image (row) and audio "
-                      "(column) biases. See sslsan.evaluation.diagnostics and docs/demo_results.md.", "",
+                      "Magnitude² = |v̄|² + |ā|² − 2 v̄·ā; the positive map's mean on the sounding object (pos_object) "
+                      "and on the rest of the image (pos_background); the retrieval similarity split into image (row) "
+                      "and audio (column) biases. See sslsan.evaluation.diagnostics and docs/demo_results.md.", "",
                       markdown_table(header, rows)])
 
 

@@ -180,8 +180,8 @@ def negative_view(maps: Maps, threshold: float | None = None) -> dict[str, float
 
 
 def embedding_report(arrays: Mapping[str, np.ndarray]) -> dict[str, float]:
-    """`alignment_parts` and `retrieval_biases` of one maps.npz's arrays (the ones it holds)."""
-    out: dict[str, float] = {}
+    """`alignment_parts`, `region_similarity` and `retrieval_biases` of one maps.npz's arrays (those it holds)."""
+    out: dict[str, float] = region_similarity(arrays)
     labels = arrays.get("labels")
     if "image_emb" in arrays and "audio_emb" in arrays:
         out.update(alignment_parts(arrays["image_emb"], arrays["audio_emb"], labels))
