@@ -127,3 +127,19 @@ def test_region_similarity_splits_object_and_background():
     up = upsample(pos, 224).astype(np.float64)
     assert out["pos_object"] == pytest.approx(up[:, :112].mean()) and out["pos_background"] == pytest.approx(up[:, 112:].mean())
     assert out["off_object"] == pytest.approx(0.1) and out["object_share"] == pytest.approx(0.5)
+
+
+def test_retrieval_by_scene_counts_visible_categories():
+    from sslsan.evaluation.diagnostics import retrieval_by_scene
+
+    labels = np.array(["a", "b", "c", "a"])
+    scenes = [["a", "b"], ["b"], ["c", "a", "b"], ["a"]]
+    sim = np.array([[0.1, 0.9, 0.0, 0.0],   # image 0 (a, b visible) -> audio 1 (b): wrong label, visible
+                    [0.0, 0.9, 0.1, 0.0],   # image 1 -> b: right
+                    [0.9, 0.1, 0.2, 0.0],   # image 2 (c, a, b) -> a: wrong, visible
+                    [0.0, 0.0, 0.9, 0.1]])  # image 3 (a) -> c: wrong, not visible
+    out = retrieval_by_scene(sim, labels, scenes)
+    assert out["i2a_P@1"] == pytest.approx(25.0) == retrieval(sim, labels, ks=(1,))["i2a_P@1"]
+    assert out["i2a_P@1_any_visible"] == pytest.approx(75.0)
+    assert out["share_k1"] == 50.0 and out["i2a_P@1_k1"] == 50.0 and out["i2a_P@1_k2"] == 0.0
+    assert out["bound"] == pytest.approx(100 * (0.5 + 1 + 1 / 3 + 1) / 4)

@@ -8,6 +8,9 @@
 - `retrieval_biases`: Table 3's similarity matrix split into an image bias (row mean) and an audio
   bias (column mean); image->audio ranking is blind to the first, audio->image to the second.
 - `category_alignment`: Alignment and Magnitude per sound category.
+- `retrieval_by_scene`: image->audio top-1 against what the image shows: a scene with k objects of
+  k categories, one sounding, matches the audio of any of them, and nothing in the image says which
+  one sounds.
 - `region_similarity`: the mean similarity of the positive (and offscreen) audio with the pixels of
   the sounding object and with the rest of the image; Table 1's image embedding is the spatial mean
   of the visual map, so the background counts in Alignment as much as its area.
@@ -176,6 +179,26 @@ def negative_view(maps: Maps, threshold: float | None = None) -> dict[str, float
     thr = float(arrays["threshold"]) if threshold is None else float(threshold)
     out["pia_offscreen"] = 100 * float(count_above(off, thr, size).mean()) / npix
     out["pia_offscreen_own_q3"] = 100 * float(count_above(off, out["q3_offscreen"], size).mean()) / npix
+    return out
+
+
+def retrieval_by_scene(similarity, labels, scene_categories) -> dict[str, float]:
+    """Image->audio top-1 (percent) split by the number k of object categories in the image
+    (`scene_categories[i]`, e.g. the embedded benchmark's manifest field): "i2a_P@1" by label as Table 3,
+    "i2a_P@1_any_visible" when the top audio's category is any category in the image, "i2a_P@1_k<k>" per k,
+    "share_k<k>" the share of such images, and "bound" = mean 1/k, what a model that matches every
+    visible object equally well (and cannot know from the image which one sounds) would score."""
+    s = np.asarray(similarity, dtype=np.float64)
+    labels = np.asarray(labels).astype(str)
+    top = labels[np.argmax(np.where(np.isnan(s), -np.inf, s), axis=1)]  # ties: the lower index, as `retrieval`
+    k = np.array([len(set(c)) for c in scene_categories])
+    hit = top == labels
+    visible = np.array([t in set(c) for t, c in zip(top, scene_categories)])
+    out = {"i2a_P@1": 100 * float(hit.mean()), "i2a_P@1_any_visible": 100 * float(visible.mean()),
+           "bound": 100 * float(np.mean(1.0 / np.maximum(k, 1)))}
+    for n in sorted(set(k.tolist())):
+        out[f"share_k{n}"] = 100 * float(np.mean(k == n))
+        out[f"i2a_P@1_k{n}"] = 100 * float(hit[k == n].mean())
     return out
 
 
