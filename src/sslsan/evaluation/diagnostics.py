@@ -57,26 +57,32 @@ def _axis(n_in: int, n_out: int, shift: float) -> tuple[np.ndarray, np.ndarray, 
     return i0, i1, (src - i0).astype(np.float64)
 
 
-def shifted_upsample(maps: np.ndarray, size: tuple[int, int], shift: float) -> np.ndarray:
+def shifted_upsample(maps: np.ndarray, size: tuple[int, int], shift: float | tuple[float, float]) -> np.ndarray:
     """Bilinear upsampling of (N, h, w) maps to `size` with every cell drawn `shift` cells up and left of
-    its half-pixel centre (shift 0: the reference protocol's placement, up to float rounding)."""
+    its half-pixel centre, one shift or (up, left) (0: the reference protocol's placement, up to float rounding)."""
     m = np.asarray(maps, dtype=np.float64)
-    y0, y1, wy = _axis(m.shape[1], size[0], shift)
-    x0, x1, wx = _axis(m.shape[2], size[1], shift)
+    sy, sx = (shift, shift) if np.isscalar(shift) else shift
+    y0, y1, wy = _axis(m.shape[1], size[0], sy)
+    x0, x1, wx = _axis(m.shape[2], size[1], sx)
     rows = m[:, y0, :] * (1 - wy)[None, :, None] + m[:, y1, :] * wy[None, :, None]
     return (rows[:, :, x0] * (1 - wx) + rows[:, :, x1] * wx).astype(np.float32)
 
 
-def rf_aligned_ciou_a(maps: Maps, stride: int = STRIDE, chunk_size: int = 128) -> float:
+def rf_aligned_ciou_a(maps: Maps, stride: int = STRIDE) -> float:
     """cIoU_A (percent of samples with adaptive-threshold cIoU >= 0.5) with each cell drawn at its
     receptive-field centre (`rf_shift_cells`). A diagnostic: the reference protocol's cIoU_A stays
     the number reported; this view says how much of it the cell placement costs."""
+    return shifted_ciou_a(maps, rf_shift_cells(stride))
+
+
+def shifted_ciou_a(maps: Maps, shift: float | tuple[float, float], chunk_size: int = 128) -> float:
+    """cIoU_A with every map drawn `shift` cells up and left (one value, or (up, left)); see `shifted_upsample`."""
     arrays, _ = _arrays(maps)
     pos, gt = arrays["pos_maps"], arrays["gt_maps"]
     hits = []
     for start in range(0, len(pos), chunk_size):
         g = np.asarray(gt[start : start + chunk_size])
-        up = shifted_upsample(pos[start : start + chunk_size], g.shape[1:], rf_shift_cells(stride))
+        up = shifted_upsample(pos[start : start + chunk_size], g.shape[1:], shift)
         value = np.atleast_1d(ciou(up, g, np.atleast_1d(adaptive_threshold(up, g)))[0])
         hits.append(value >= 0.5)
     return 100 * float(np.concatenate(hits).mean())
