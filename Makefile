@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test test-slow test-gpu bench setup browser clean
+.PHONY: demo test test-slow test-gpu bench studies setup browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,18 @@ test-gpu: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+# The experiments behind docs/demo_results.md: the demo's recipe at 96/160/224 px, per-epoch snapshots and the
+# Table-4 rows, 3 seeds each, then the tables (benchmarks/results/demo_studies/tables.md). About 5 CPU-hours;
+# every step resumes. Not part of `make test`.
+STUDY = nice -n 10 $(BIN)/python benchmarks/demo_studies.py
+studies: $(STAMP)
+	$(STUDY) data
+	$(STUDY) budget --seeds 0 1 2
+	$(STUDY) train --size 96 --seeds 0 1 2 --variants s s_ls n n_ln s_n
+	$(STUDY) train --size 160 --seeds 0 1 2
+	$(STUDY) train --size 224 --seeds 0 1 2
+	$(STUDY) report
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

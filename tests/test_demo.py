@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from sslsan.commands.demo import main
-from sslsan.demo import EVAL_SETS, KEY_METRICS, DemoOptions, findings, run_demo
+from sslsan.demo import EVAL_SETS, KEY_METRICS, DemoOptions, run_demo
+from sslsan.evaluation.findings import CLAIMS
 
 TINY = ["model.width=0.125", "train.epochs=1", "train.batch_size=8", "train.log_every=1", "train.threads=1"]
 
@@ -18,7 +19,10 @@ def test_tiny_demo_end_to_end(tmp_path, capsys):
     # the printed side-by-side table and one plain sentence per finding
     assert "| model | cIoU_U ↑ | AUC_U ↑" in printed
     assert "| SSL-SaN |" in printed and "| SSL-TIE |" in printed and "| chance: centre map |" in printed
-    assert printed.count("HOLDS") + printed.count("DOES NOT HOLD") >= 4
+    # every finding of Tables 1-3 (Table 4 needs --ablation) and the chance check, each with its verdict
+    n_findings = 1 + sum(c.table != "Table 4" for c in CLAIMS)
+    verdicts = [line for line in printed.splitlines() if line.startswith(("HOLDS (", "DOES NOT HOLD", "NOT MEASURED"))]
+    assert len(verdicts) == n_findings and printed.count("    paper:    ") == n_findings
     # the report: key metrics of both test protocols, the paper's tables, findings, figures
     for ds in EVAL_SETS:
         assert f"## {ds}: key metrics" in report
@@ -42,39 +46,17 @@ def test_tiny_demo_end_to_end(tmp_path, capsys):
     cfg_tie = (tmp_path / "demo" / "runs" / "ssl_tie_seed0" / "config.yaml").read_text()
     assert "loss_silence: true" in cfg_san and "loss_silence: false" in cfg_tie
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    assert len(summary["findings"]) == 5 and all(isinstance(f["holds"], bool) for f in summary["findings"])
+    assert len(summary["findings"]) == n_findings and all(isinstance(f["holds"], bool) for f in summary["findings"])
+    assert {f["table"] for f in summary["findings"]} == {"sanity", "Table 1", "Table 2", "Table 3"}
+    assert report.count("| Table 3 |") == 2  # the findings table of report.md: both retrieval directions
     assert set(summary["key_metrics"]["synth-vggss"]) == {"ssl_san", "ssl_tie"}
     assert len(summary["key_metrics"]["synth-vggss"]["ssl_san"]) == len(KEY_METRICS)
     assert set(summary["extended"]["ssl_tie"]) == {"ap", "max_f1", "locacc", "ap_abs", "max_f1_abs", "locacc_abs"}
-    assert len(out["findings"]) == 5
+    assert len(out["findings"]) == n_findings
     assert (tmp_path / "demo" / "figures" / "training_curves.png").exists()
     # a second run reuses everything already done (and gives the same numbers)
     again = run_demo(opts)
     assert json.loads(json.dumps(again["summary"]["key_metrics"])) == summary["key_metrics"]
-
-
-def _metrics(ciou, pia_s, pia_n, floc, sep, ciou_a=None, auc=50.0):
-    return {"localization": {"ciou_u": ciou, "ciou_a": ciou if ciou_a is None else ciou_a, "auc_u": auc,
-                             "pia_silence": pia_s, "pia_noise": pia_n, "floc": floc},
-            "separability": {"sep": sep},
-            "reference_maps": {"centre": {"ciou_u": 10.0, "auc_u": 10.0}}}
-
-
-def test_findings_are_measured_not_assumed():
-    good = findings({"ssl_san": [_metrics(40, 0.05, 0.0, 60, 0.3)], "ssl_tie": [_metrics(41, 5.0, 8.0, 50, 0.2)]})
-    assert [f.holds for f in good] == [True] * 5
-    bad = findings({"ssl_san": [_metrics(12, 3.0, 0.0, 40, 0.1)], "ssl_tie": [_metrics(30, 2.0, 1.0, 45, 0.2)]})
-    assert [f.holds for f in bad] == [False] * 5
-    assert "3.00 %" in bad[2].evidence  # the numbers are in the sentence
-    # each claim at its margin: 3 points of cIoU (both kinds), pIA 0.1 % and no higher than the baseline
-    edge = findings({"ssl_san": [_metrics(38, 0.1, 0.1, 50, 0.2, ciou_a=37.01)], "ssl_tie": [_metrics(41, 0.1, 0.2, 50, 0.2, ciou_a=40)]})
-    assert [f.holds for f in edge] == [True, True, True, False, True]
-    worse_a = findings({"ssl_san": [_metrics(41, 0.0, 0.0, 50, 0.3, ciou_a=30)], "ssl_tie": [_metrics(41, 0.0, 0.0, 50, 0.2, ciou_a=40)]})
-    assert not worse_a[1].holds
-    # judged on the mean over seeds, with the per-seed count beside it
-    two = findings({"ssl_san": [_metrics(40, 0.0, 0.0, 60, 0.3), _metrics(30, 0.0, 0.0, 60, 0.3)],
-                    "ssl_tie": [_metrics(36, 0.0, 0.0, 50, 0.2), _metrics(36, 0.0, 0.0, 50, 0.2)]})
-    assert two[1].holds and two[1].per_seed == "1/2 seeds"
 
 
 def test_demo_help(capsys):
@@ -96,3 +78,27 @@ def test_data_seed_draws_another_benchmark_beside_the_first(tmp_path):
     first_clip = lambda d: sorted((d / "train" / "audio").iterdir())[0].read_bytes()  # noqa: E731
     assert first_clip(d0) != first_clip(d3)
     assert run_name("ssl_san", 1, base) == "ssl_san_seed1" and run_name("ssl_san", 1, other) == "ssl_san_data3_seed1"
+
+
+def test_demo_methods_pairs_each_method_with_and_without_silence_noise():
+    """`--methods ezvsl ssl_tie`: the variants, and findings per method with the claims' rows read as the
+    method with (ssl_san) and without (ssl_tie) silence/noise."""
+    from sslsan.demo import method_findings, variants_of
+
+    variants = variants_of(DemoOptions(methods=["ezvsl", "ssl_tie"]))
+    assert [(v.name, v.method, v.row, v.label) for v in variants] == [
+        ("ezvsl_san", "ezvsl", "ssl_san", "EZ-VSL + SaN"), ("ezvsl", "ezvsl", "ssl_tie", "EZ-VSL"),
+        ("ssl_san", None, "ssl_san", "SSL-SaN"), ("ssl_tie", None, "ssl_tie", "SSL-TIE")]
+
+    def metrics(ciou: float, pia: float) -> dict:
+        return {"localization": {"ciou_u": ciou, "auc_u": ciou, "pia_silence": pia, "pia_noise": pia},
+                "reference_maps": {"centre": {"ciou_u": 10.0, "auc_u": 10.0}}}
+
+    results = {"ezvsl_san": [metrics(40.0, 0.0)], "ezvsl": [metrics(30.0, 2.0)],
+               "ssl_san": [metrics(20.0, 3.0)], "ssl_tie": [metrics(30.0, 1.0)]}
+    (head_ez, ez), (head_tie, tie) = method_findings(results, variants)
+    assert head_ez == ": EZ-VSL + SaN vs EZ-VSL" and head_tie == ": SSL-SaN vs SSL-TIE"
+    assert {f.key: f.verdict for f in ez}["t2_positives_uth"] == "holds"  # 40 vs 30
+    assert {f.key: f.verdict for f in tie}["t2_positives_uth"] == "reversed"  # 20 vs 30
+    assert {f.key: f.verdict for f in ez}["t2_silence"] == "not measured"  # AUCN_S missing here
+    assert next(f for f in ez if f.key == "t2_positives_uth").evidence.startswith("EZ-VSL + SaN vs EZ-VSL: cIoU_U 40.00")

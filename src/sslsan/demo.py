@@ -31,8 +31,10 @@ from sslsan.engine.run import checkpoint_paths
 from sslsan.engine.train_config import validate_train_config
 from sslsan.evaluation import EvaluationConfig
 from sslsan.evaluation.evaluate import evaluate_checkpoint
+from sslsan.evaluation.diagnostics import embedding_report, rf_aligned_ciou_a
+from sslsan.evaluation.findings import Finding, findings, metric_value
 from sslsan.evaluation.per_category import map_offset, per_category_markdown
-from sslsan.evaluation.report import comparison_markdown, extended_settings
+from sslsan.evaluation.report import comparison_markdown, extended_settings, markdown_table
 from sslsan.evaluation.scoring import load_maps, protocol_metrics
 from sslsan.evaluation.training_curves import plot_training_curves
 from sslsan.methods import get_method
@@ -41,6 +43,8 @@ from sslsan.utils.device import resolve_device
 from sslsan.utils.io import atomic_write_text, make_folder
 
 MAIN_VARIANTS = ("ssl_san", "ssl_tie")
+DIAG_PARTS = ("alignment", "unpaired", "paired_gain", "magnitude", "image_centroid", "audio_centroid", "pos_object",
+              "pos_background")
 DISPLAY = {name: row.label for name, row in ABLATIONS.items()}
 DEFAULT_METHODS = ("ssl_tie",)  # the base methods the demo trains (with and without silence/noise)
 EVAL_SETS = ("synth-vggss", "synth-is3")
@@ -79,6 +83,7 @@ class DemoOptions:
     workers: int | None = None
     overrides: list[str] = field(default_factory=list)  # extra TrainConfig overrides, e.g. train.epochs=2
     progress: bool = True
+    diagnostics: bool = False  # add the views of sslsan.evaluation.diagnostics to report.md (not metrics)
 
 
 def _log(msg: str) -> None:
@@ -151,13 +156,27 @@ def transfer_pairs(variants: list[Variant]) -> list[tuple[Variant, Variant]]:
     return [(by[(m, "ssl_san")], by[(m, "ssl_tie")]) for m in dict.fromkeys(v.method for v in variants)]
 
 
-def train_variant(variant: Variant, seed: int, data: Path, opts: DemoOptions, device: str) -> Path:
-    """Train one configuration (or pick up a finished/interrupted run); returns its run directory."""
-    run_dir = run_dir_of(variant.name, seed, opts)
+def as_variant(variant: Variant | str) -> Variant:
+    """A `Variant`, or a Table-4 row of SSL-TIE's family by name (ssl_san, ssl_tie, s, ...)."""
+    return variant if isinstance(variant, Variant) else Variant(variant, None, variant, DISPLAY[variant])
+
+
+def variant_config(variant: Variant | str, seed: int, data: Path, opts: DemoOptions,
+                   extra: tuple[str, ...] = ()) -> TrainConfig:
+    """The training config of one demo model: `synth_cpu`, the data, seed and size, the method and its Table-4
+    row's switches, the demo's overrides, then `extra` (e.g. `train.epochs=1` for a study's snapshot)."""
+    variant = as_variant(variant)
     method = [f"method={variant.method}"] if variant.method else []
     overrides = [f"data.root={data.resolve()}", f"train.seed={seed}", f"data.image_size={opts.image_size}",
-                 *method, *ablation_overrides(variant.row), *opts.overrides]
-    cfg = load_config(TrainConfig, "synth_cpu", overrides)
+                 *method, *ablation_overrides(variant.row), *opts.overrides, *extra]
+    return load_config(TrainConfig, "synth_cpu", overrides)
+
+
+def train_variant(variant: Variant | str, seed: int, data: Path, opts: DemoOptions, device: str) -> Path:
+    """Train one configuration (or pick up a finished/interrupted run); returns its run directory."""
+    variant = as_variant(variant)
+    run_dir = run_dir_of(variant.name, seed, opts)
+    cfg = variant_config(variant, seed, data, opts)
     latest, _ = checkpoint_paths(run_dir)
     resume = latest.exists()
     if resume and read_checkpoint(latest).get("epoch", 0) >= cfg.train.epochs and (run_dir / "threshold.json").exists():
@@ -172,17 +191,21 @@ def dataset_manifest_exists(dataset: str, data: Path) -> bool:
     return (data / DATASETS[dataset].manifest).exists()
 
 
-def evaluate_variant(run_dir: Path, dataset: str, data: Path, opts: DemoOptions, device: str) -> dict[str, Any]:
-    out = eval_dir_of(dataset, run_dir, opts)
+def evaluate_variant(run_dir: Path, dataset: str, data: Path, opts: DemoOptions, device: str, *,
+                     checkpoint: Path | None = None, out: Path | None = None) -> dict[str, Any]:
+    """Evaluate a run's best.pt (or `checkpoint`) on `dataset` into its eval folder (or `out`), once:
+    a finished evaluation there is read back. On the extended set, the same maps are also scored with
+    SLAVC's absolute prediction (`extended_absolute`)."""
+    out = out or eval_dir_of(dataset, run_dir, opts)
     metrics_file = out / "metrics.json"
-    _, ckpt = checkpoint_paths(run_dir)
+    ckpt = checkpoint or checkpoint_paths(run_dir)[1]
     if metrics_file.exists() and out.joinpath("done").exists():
         m = json.loads(metrics_file.read_text())
     else:
-        _log(f"evaluating {run_dir.name} on {dataset}")
+        _log(f"evaluating {out.name} on {dataset}")
         cfg = (EvaluationConfig(repetitions=1, figure_examples=0) if dataset == EXTENDED_SET
                else EvaluationConfig(repetitions=opts.repetitions))
-        m = evaluate_checkpoint(ckpt, dataset, data, out, cfg, device=device, name=run_dir.name, progress=opts.progress)
+        m = evaluate_checkpoint(ckpt, dataset, data, out, cfg, device=device, name=out.name, progress=opts.progress)
         out.joinpath("done").write_text("")
     if dataset == EXTENDED_SET:
         arrays = load_maps(out / "maps.npz")
@@ -227,7 +250,7 @@ def _fmt(mean: float, std: float, n: int, decimals: int = 2) -> str:
 
 def key_metrics(results: dict[str, list[dict]], variants: list[str]) -> dict[str, dict[str, tuple[float, float]]]:
     """{variant: {label: (mean, std) over seeds}} of the key metrics."""
-    return {v: {lab: _mean_std([_get(m, sec, key) for m in results[v]]) for lab, sec, key, _ in KEY_METRICS}
+    return {v: {lab: _mean_std([metric_value(m, sec, key) for m in results[v]]) for lab, sec, key, _ in KEY_METRICS}
             for v in variants}
 
 
@@ -246,92 +269,48 @@ def summary_table(results: dict[str, list[dict]], variants: list[str], labels: d
     return "\n".join(lines)
 
 
-@dataclass
-class Finding:
-    text: str
-    holds: bool
-    evidence: str
-    per_seed: str = ""
+def diagnostics_markdown(maps: dict[str, list[dict]], dataset: str) -> str:
+    """`--diagnostics`: views that explain the findings, never metrics of the paper (sslsan.evaluation.diagnostics),
+    mean over seeds: cIoU_A with each cell at its receptive-field centre, Table 1's parts, Table 3's biases."""
+    rows = []
+    for name, runs in maps.items():
+        report = [embedding_report(a) for a in runs]
+        mean = {k: float(np.mean([r[k] for r in report])) for k in report[0]}
+        rows.append([name, f"{np.mean([rf_aligned_ciou_a(a) for a in runs]):.2f}", *(f"{mean[k]:.3f}" for k in DIAG_PARTS),
+                     *(f"{mean[k]:.4f}" for k in ("image_bias_std", "audio_bias_std", "rest_std")),
+                     f"{mean['a2i_P@1_without_image_bias']:.2f}", f"{mean['i2a_P@1_without_audio_bias']:.2f}"])
+    header = ["model", "cIoU_A, cells at RF centres", *DIAG_PARTS, "image bias std", "audio bias std", "rest std",
+              "A→I P@1 w/o image bias", "I→A P@1 w/o audio bias"]
+    return "\n".join([f"### {dataset}: diagnostics (`--diagnostics`; not metrics of the paper)", "",
+                      "cIoU_A with each map cell drawn at its receptive-field centre (15/32 of a cell up and left of the "
+                      "reference placement); Alignment = unpaired (v̄·ā, any image with any audio) + paired_gain; "
+                      "Magnitude² = |v̄|² + |ā|² − 2 v̄·ā; the positive map's mean on the sounding object (pos_object) "
+                      "and on the rest of the image (pos_background); the retrieval similarity split into image (row) "
+                      "and audio (column) biases. See sslsan.evaluation.diagnostics and docs/demo_results.md.", "",
+                      markdown_table(header, rows)])
 
 
-# Margins of the paper's claims as the demo checks them (percentage points / percent of the image).
-CIOU_MARGIN = 3.0  # SSL-SaN's cIoU_U and cIoU_A at most this far below SSL-TIE's
-QUIET_PIA = 0.1  # SSL-SaN's pIA for silence and noise at most this (and at most SSL-TIE's)
-CHANCE_MARGIN = 5.0  # "far above chance": cIoU_U and AUC_U at least this above the best chance map
+def findings_table(fs: list[Finding]) -> str:
+    """Markdown: one row per finding — table, the paper's claim and numbers, the verdict, what was measured."""
+    rows = [[f.table, f.text, f"**{f.label}** ({f.per_seed})", f.evidence, f.paper, f.rule] for f in fs]
+    return markdown_table(["table", "the paper's finding", "verdict", "measured", "paper", "judged"], rows)
 
 
-def findings(results: dict[str, list[dict]], san_name: str = "ssl_san", base_name: str = "ssl_tie",
-             S: str = "SSL-SaN", T: str = "SSL-TIE") -> list[Finding]:
-    """The paper's claims, checked on the mean over seeds of the measured numbers (never assumed): SSL-SaN
-    (`san_name`, shown as `S`) against SSL-TIE (`base_name`, `T`), or any method with silence/noise against
-    the same method without.
+def method_findings(results: dict[str, list[dict]], variants: list[Variant]) -> list[tuple[str, list[Finding]]]:
+    """(heading, findings) per base method: the paper's claims with SSL-SaN read as the method with silence/noise
+    and SSL-TIE as the method without (each method's variants keyed by their Table-4 row)."""
+    out = []
+    for san, base in transfer_pairs(variants):
+        mine = [v for v in variants if v.method == san.method]
+        found = findings({v.row: results[v.name] for v in mine}, {v.row: v.label for v in mine})
+        out.append((f": {san.label} vs {base.label}" if len(variants) > len(mine) else "", found))
+    return out
 
-    Each finding also says on how many seeds it holds seed by seed.
-    """
-    san, tie = results[san_name], results[base_name]
-    n = len(san)
 
-    def val(m, key, section="localization"):
-        return _get(m, section, key)
-
-    def mean(runs, key, section="localization"):
-        return _mean_std([val(m, key, section) for m in runs])[0]
-
-    def avg(runs) -> dict:
-        """The mean over seeds in the layout of one run's metrics."""
-        keys = [("localization", k) for k in ("ciou_u", "auc_u", "ciou_a", "pia_silence", "pia_noise", "floc")]
-        out: dict = {"localization": {}, "separability": {}}
-        for sec, k in keys + [("separability", "sep")]:
-            out[sec][k] = mean(runs, k, sec)
-        return out
-
-    def per_seed(pred) -> str:
-        ok = sum(bool(pred(a, b)) for a, b in zip(san, tie))
-        return f"{ok}/{n} seeds"
-
-    ref = san[0].get("reference_maps") or {}
-    chance_ciou = max((r.get("ciou_u", 0.0) for r in ref.values()), default=0.0)
-    chance_auc = max((r.get("auc_u", 0.0) for r in ref.values()), default=0.0)
-    ms, mt = avg(san), avg(tie)
-
-    def beats_chance(a, b):
-        return all(val(m, "ciou_u") >= chance_ciou + CHANCE_MARGIN and val(m, "auc_u") >= chance_auc + CHANCE_MARGIN
-                   for m in (a, b))
-
-    def as_good(a, b):
-        return all(val(a, k) >= val(b, k) - CIOU_MARGIN for k in ("ciou_u", "ciou_a"))
-
-    def quiet(a, b):
-        return all(val(a, f"pia_{t}") <= QUIET_PIA and val(a, f"pia_{t}") <= val(b, f"pia_{t}") for t in ("silence", "noise"))
-
-    def separates(a, b):
-        return val(a, "sep", "separability") > val(b, "sep", "separability")
-
-    def floc(a, b):
-        return val(a, "floc") >= val(b, "floc")
-
-    def finding(text, pred, evidence):
-        return Finding(text, bool(pred(ms, mt)), evidence, per_seed(pred))
-
-    return [
-        finding(f"Both models localize far better than chance (cIoU_U and AUC_U at least {CHANCE_MARGIN:g} points above "
-                "the best chance map).", beats_chance,
-                f"cIoU_U {S} {ms['localization']['ciou_u']:.2f}, {T} {mt['localization']['ciou_u']:.2f} vs chance "
-                f"{chance_ciou:.2f}; AUC_U {ms['localization']['auc_u']:.2f}, {mt['localization']['auc_u']:.2f} vs chance "
-                f"{chance_auc:.2f}"),
-        finding(f"{S} localizes positives as well as {T} (cIoU_U and cIoU_A at most {CIOU_MARGIN:g} points below).",
-                as_good,
-                f"cIoU_U {S} {ms['localization']['ciou_u']:.2f} vs {T} {mt['localization']['ciou_u']:.2f}; "
-                f"cIoU_A {ms['localization']['ciou_a']:.2f} vs {mt['localization']['ciou_a']:.2f}"),
-        finding(f"{S} stays quiet for silence and noise (pIA ≤ {QUIET_PIA:g} % and no higher than {T}'s).", quiet,
-                f"pIA silence {S} {ms['localization']['pia_silence']:.2f} % vs {T} "
-                f"{mt['localization']['pia_silence']:.2f} %; noise {ms['localization']['pia_noise']:.2f} % vs "
-                f"{mt['localization']['pia_noise']:.2f} %"),
-        finding(f"{S} separates positive from negative audio better (higher Separability).", separates,
-                f"Sep {S} {ms['separability']['sep']:.4f} vs {T} {mt['separability']['sep']:.4f}"),
-        finding(f"{S}'s FLOC is at least the baseline's.", floc,
-                f"FLOC {S} {ms['localization']['floc']:.2f} vs {T} {mt['localization']['floc']:.2f}"),
-    ]
+def findings_text(fs: list[Finding]) -> str:
+    """The findings as the demo prints them: one verdict line and one line of numbers each."""
+    return "\n".join(f"{f.label} ({f.per_seed}) [{f.table}] {f.text}\n    measured: {f.evidence}\n    paper:    {f.paper}"
+                     for f in fs)
 
 
 def write_report(opts: DemoOptions, data: Path, results: dict[str, dict[str, list[dict]]], variants: list[Variant],
@@ -358,10 +337,9 @@ def write_report(opts: DemoOptions, data: Path, results: dict[str, dict[str, lis
         if ds == EVAL_SETS[0]:
             printed = table
             for heading, fs in all_findings:
-                parts += [f"### Findings{heading}", ""]
-                for f in fs:
-                    parts.append(f"- **{'HOLDS' if f.holds else 'DOES NOT HOLD'}** ({f.per_seed}): {f.text} {f.evidence}.")
-                parts.append("")
+                parts += [f"### Findings{heading}", "", f"The paper's findings that the embedded benchmark can test, "
+                          f"judged on {ds} (mean over seeds; the rule: `sslsan.evaluation.findings`). Each that does "
+                          "not hold is explained, with measurements, in docs/demo_results.md.", "", findings_table(fs), ""]
             # each maps.npz read once, for both the per-category table and the map offset
             maps = {labels[v]: [load_maps(eval_dir_of(ds, run_dir_of(v, s, opts), opts) / "maps.npz")
                                 for s in seeds] for v in main_pair}
@@ -374,6 +352,8 @@ def write_report(opts: DemoOptions, data: Path, results: dict[str, dict[str, lis
                       "224 × 224 ground truth (right, down): "
                       + "; ".join(f"{name} ({dx:+.1f}, {dy:+.1f})" for name, (dx, dy) in offsets.items())
                       + ". A map that sits consistently beside the object it found loses cIoU_A.", ""]
+            if opts.diagnostics:
+                parts += [diagnostics_markdown(maps, ds), ""]
         first = {labels[v]: res[v][0] for v in names}
         parts += [f"### {ds}: the paper's tables (seed {seeds[0]})", "", comparison_markdown(first)]
         for v in names:
@@ -411,20 +391,14 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
             for ds in (*EVAL_SETS, EXTENDED_SET):
                 results[ds][v.name].append(evaluate_variant(run_dir, ds, data, opts, device))
     seconds = time.time() - t0
-    all_findings = [(f": {san.label} vs {base.label}" if len(variants) > 2 else "",
-                     findings(results[EVAL_SETS[0]], san.name, base.name, san.label, base.label))
-                    for san, base in transfer_pairs(variants)]
+    all_findings = method_findings(results[EVAL_SETS[0]], variants)
     fs = all_findings[0][1]
     report, table = write_report(opts, data, results, variants, all_findings, seconds, device)
-
-    def as_json(f: Finding) -> dict:
-        return {"text": f.text, "holds": f.holds, "evidence": f.evidence, "per_seed": f.per_seed}
-
     summary = {
         "seconds": round(seconds, 1), "device": device, "seeds": opts.seeds, "data_seed": opts.data_seed,
         "variants": names, "methods": list(opts.methods),
-        "findings": [as_json(f) for f in fs],
-        "transfer": {san.name: [as_json(f) for f in found]
+        "findings": [f.as_dict() for f in fs],
+        "transfer": {san.name: [f.as_dict() for f in found]
                      for (san, _), (_, found) in zip(transfer_pairs(variants), all_findings)},
         "key_metrics": {ds: key_metrics(results[ds], names) for ds in EVAL_SETS},
         "extended": {v: {f"{key}{suffix.replace(' ', '_')}": _mean_std([_get(m, sec, key) for m in results[EXTENDED_SET][v]])
@@ -437,7 +411,6 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     print(extended_table([(v.label, results[EXTENDED_SET][v.name]) for v in variants]))
     for heading, found in all_findings:
         print(f"\nFindings{heading}")
-        for f in found:
-            print(f"{'HOLDS' if f.holds else 'DOES NOT HOLD'} ({f.per_seed}): {f.text}\n    measured: {f.evidence}")
+        print(findings_text(found))
     print(f"\nreport: {report}  ({seconds / 60:.1f} min on {device})")
     return {"report": report, "findings": fs, "results": results, "summary": summary}

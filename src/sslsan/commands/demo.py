@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repetitions", type=positive_int, default=EvaluationConfig.repetitions,
                    help=f"negative-audio repetitions in evaluation (default {EvaluationConfig.repetitions})")
     p.add_argument("--workers", type=positive_int, default=None, help="processes for data generation (default: CPUs, at most 8)")
+    p.add_argument("--diagnostics", action="store_true",
+                   help="add diagnostic views to report.md (not metrics of the paper): cIoU_A with map cells at their "
+                   "receptive-field centres, Alignment/Magnitude split into shared and paired parts, retrieval biases")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", metavar="key.sub=value",
                    help="training config overrides applied to every model (e.g. train.epochs=4)")
@@ -52,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = DemoOptions(out=args.out, seeds=seeds, data_seed=args.data_seed, ablation=args.ablation, **methods,
                        device=args.device,
                        preset=args.preset, image_size=args.image_size, repetitions=args.repetitions,
-                       workers=args.workers, overrides=args.overrides, progress=not args.no_progress)
+                       workers=args.workers, overrides=args.overrides, progress=not args.no_progress,
+                       diagnostics=args.diagnostics)
     run_demo(opts)
     return 0
