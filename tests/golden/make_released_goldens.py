@@ -48,7 +48,6 @@ files were made from are in each .json ("source").
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import sys
@@ -61,7 +60,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # tests/zoo_recipe.py
 sys.path.insert(0, str(HERE))  # make_zoo_goldens.py: its helpers
-from make_zoo_goldens import load_module, seeded_model, source, t2n  # noqa: E402
+from make_zoo_goldens import load_module, run_targets, seeded_model, source, t2n  # noqa: E402
 from make_zoo_goldens import write as zoo_write  # noqa: E402
 from released_golden import IMAGE_SIZE, SR, draw_media  # noqa: E402
 from zoo_recipe import fingerprint  # noqa: E402
@@ -229,18 +228,7 @@ TARGETS = {"rcgrad": make_rcgrad, "sslalign": make_sslalign}
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name in TARGETS:
-        p.add_argument(f"--{name}", type=Path, help=f"checkout of the {name} repository")
-    p.add_argument("--only", nargs="+", choices=list(TARGETS), help="make only these targets")
-    args = p.parse_args(argv)
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-    for name in args.only or list(TARGETS):
-        if getattr(args, name) is None:
-            p.error(f"target {name} needs --{name} CHECKOUT")
-        TARGETS[name](args)
-    return 0
+    return run_targets(__doc__, TARGETS, tuple(TARGETS), argv)
 
 
 if __name__ == "__main__":

@@ -312,19 +312,25 @@ TARGETS = {"log_linear": make_log_linear, "ezvsl": make_ezvsl, "slavc": make_sla
            "lvs": make_lvs}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name in ("ezvsl", "slavc", "fnac", "lvs"):
+def run_targets(doc: str, targets: dict, checkouts: tuple[str, ...], argv: list[str] | None) -> int:
+    """The command line of a golden maker: one --<name> CHECKOUT per repository in `checkouts`, --only; every
+    target named by a checkout needs it. Runs the targets single-threaded and deterministic."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name in checkouts:
         p.add_argument(f"--{name}", type=Path, help=f"checkout of the {name} repository")
-    p.add_argument("--only", nargs="+", choices=list(TARGETS), help="make only these targets")
+    p.add_argument("--only", nargs="+", choices=list(targets), help="make only these targets")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
-    for name in args.only or list(TARGETS):
-        if name != "log_linear" and getattr(args, name) is None:
+    for name in args.only or list(targets):
+        if name in checkouts and getattr(args, name) is None:
             p.error(f"target {name} needs --{name} CHECKOUT")
-        TARGETS[name](args)
+        targets[name](args)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_targets(__doc__, TARGETS, ("ezvsl", "slavc", "fnac", "lvs"), argv)
 
 
 if __name__ == "__main__":
