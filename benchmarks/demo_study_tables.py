@@ -178,7 +178,7 @@ def negative_pull_table(root: Path, dataset: str) -> tuple[str, list[dict[str, A
     """Where the silence and noise embeddings sit relative to the positives' centroids, and Table 1 with
     their two directions projected out of both modalities (96 px, best.pt of each run)."""
     from sslsan.evaluation.inference import negative_embeddings  # noqa: PLC0415 (torch)
-    from sslsan.models import load_model  # noqa: PLC0415
+    from sslsan.methods.checkpoint import load_model  # noqa: PLC0415
 
     header = ["model", "seeds", "cos(ā, a_S)", "cos(ā, a_N)", "cos(v̄, a_S)", "cos(v̄, a_N)", "mean cos(a_i, a_N)",
               "Alignment", "Alignment, a_S/a_N removed", "Magnitude", "Magnitude, a_S/a_N removed"]
