@@ -1,4 +1,4 @@
-"""The experiments behind docs/demo_results.md (issue 20): the demo's recipe at three input sizes, the
+"""The experiments behind docs/demo_results.md: the demo's recipe at three input sizes, the
 training budget, and the Table-4 rows, trained and evaluated with the demo's own code.
 
 Everything lands under --root (default benchmarks/results/demo_studies, git-ignored), laid out as
