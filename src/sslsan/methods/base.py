@@ -16,6 +16,7 @@ A method is one module of `sslsan.methods` that registers a `Method`:
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import dataclasses
 from dataclasses import dataclass, field
@@ -128,7 +129,7 @@ def batchnorm_running_stats(modules: Sequence[nn.Module]) -> Iterator[None]:
 TensorOrTensors = torch.Tensor | Sequence[torch.Tensor] | None
 
 
-class AVModel(nn.Module):
+class AVModel(nn.Module, abc.ABC):
     """Base class of every method's model.
 
     A subclass defines `image_features` (B, 3, H, W) -> (B, D, h, w) and `audio_embedding`
@@ -142,12 +143,13 @@ class AVModel(nn.Module):
     heads: int = 1
     audio_modules: tuple[str, ...] = ("audnet",)  # submodules that encode audio (BatchNorm handling, D15)
 
+    @abc.abstractmethod
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """(B, 3, H, W) -> (B, D, h, w) features whose positions the map is made of."""
 
+    @abc.abstractmethod
     def audio_embedding(self, specs: torch.Tensor, *, with_norm: bool = False):
         """(B, 1, F, T) -> (B, E); `with_norm=True` also returns the (B,) norms before normalisation."""
-        raise NotImplementedError
 
     def to_map(self, cosine: torch.Tensor) -> torch.Tensor:
         """The evaluation map from cosines (the identity: maps are cosines)."""
@@ -239,7 +241,7 @@ class Views:
     specs: torch.Tensor | None = None
 
 
-class MethodObjective(nn.Module):
+class MethodObjective(nn.Module, abc.ABC):
     """A method's own training objective, before silence and noise.
 
     `SilenceNoiseObjective` calls `views`, encodes every view and the clips in one model call, then
@@ -254,6 +256,7 @@ class MethodObjective(nn.Module):
         """The image batches to encode (default: the images only)."""
         return Views([images])
 
+    @abc.abstractmethod
     def loss(self, model: AVModel, features: list[torch.Tensor], audio: torch.Tensor, views: Views,
              extra_logits: Callable[[int], torch.Tensor | None]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """-> (parts, terms): the weighted loss components whose sum is the loss (named), and every
@@ -264,7 +267,6 @@ class MethodObjective(nn.Module):
         `negative_logits`, not yet divided by any temperature) or None; call it after computing the
         method's own maps.
         """
-        raise NotImplementedError
 
     def set_epoch(self, epoch: int) -> None:
         """Called by the training loop before each epoch (0-based): for schedules counted in epochs (FNAC's
@@ -274,7 +276,7 @@ class MethodObjective(nn.Module):
         """(B, k, h, w) cosine maps of each image with k negative clips -> (B, k) similarities as this
         method's logits see a pair (before their temperature), or (B, k, h, w) for an objective whose logits
         are per position (SLAVC); the columns of several negatives are concatenated along dim 1."""
-        raise NotImplementedError(f"{type(self).__name__} is not contrastive: it takes no negative logits")
+        raise TypeError(f"{type(self).__name__} is not contrastive: it takes no negative logits")
 
 
 @dataclass(frozen=True)
