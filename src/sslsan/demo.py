@@ -220,7 +220,7 @@ def extended_table(results: list[tuple[str, list[dict]]]) -> str:
     cols = [(f"{lab}{suffix}", sec, key) for suffix, sec in EXTENDED_SECTIONS for lab, key in EXTENDED_METRICS]
     lines = ["| model | " + " | ".join(f"{lab} ↑" for lab, _, _ in cols) + " |", "|" + "---|" * (len(cols) + 1)]
     for name, runs in results:
-        cells = [_fmt(*_mean_std([_get(m, sec, key) for m in runs]), len(runs)) for _, sec, key in cols]
+        cells = [_fmt(*_mean_std([metric_value(m, sec, key) for m in runs]), len(runs)) for _, sec, key in cols]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     first = results[0][1][0]
     e = first.get("extended") or {}
@@ -230,11 +230,6 @@ def extended_table(results: list[tuple[str, list[dict]]]) -> str:
               "whose box covers less than a quarter of the image can never reach cIoU 0.5; the synthetic objects' "
               "boxes cover 3-25 % of it (median 9 %)."]
     return "\n".join(lines)
-
-
-def _get(m: dict, section: str, key: str) -> float:
-    v = (m.get(section) or {}).get(key)
-    return float("nan") if v is None else float(v)
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -401,7 +396,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         "transfer": {san.name: [f.as_dict() for f in found]
                      for (san, _), (_, found) in zip(transfer_pairs(variants), all_findings)},
         "key_metrics": {ds: key_metrics(results[ds], names) for ds in EVAL_SETS},
-        "extended": {v: {f"{key}{suffix.replace(' ', '_')}": _mean_std([_get(m, sec, key) for m in results[EXTENDED_SET][v]])
+        "extended": {v: {f"{key}{suffix.replace(' ', '_')}": _mean_std([metric_value(m, sec, key) for m in results[EXTENDED_SET][v]])
                          for suffix, sec in EXTENDED_SECTIONS for _, key in EXTENDED_METRICS} for v in names},
     }
     atomic_write_text(opts.out / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")

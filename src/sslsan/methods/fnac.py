@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from sslsan.methods import register_method
-from sslsan.methods.base import VSSL_EVAL_THRESHOLD, AVModel, MapSpec, Method, policy
+from sslsan.methods.base import VSSL_EVAL_THRESHOLD, AVModel, Method, policy
 from sslsan.methods.ezvsl import (
     AUDIO_3S,
     EZVSL_KEYS,
@@ -37,6 +37,9 @@ from sslsan.methods.ezvsl import (
     config_from_weights,
     original_reader,
     pair_logits,
+)
+from sslsan.methods.ezvsl import (
+    MAP as EZVSL_MAP,
 )
 from sslsan.methods.ezvsl import resolve as resolve_ezvsl
 
@@ -115,13 +118,13 @@ def build_model(cfg: FNACModelConfig, generator: torch.Generator | None) -> EZVS
 register_method(Method(
     name="fnac", label="FNAC", model_config=FNACModelConfig, build_model=build_model,
     objective_config=FNACObjectiveConfig, build_objective=FNACObjective,
-    map=MapSpec("cosine01", (0.0, 1.0), "bilinear_align_corners"), image=SQUASH_224, audio=AUDIO_3S,
+    map=EZVSL_MAP, image=SQUASH_224, audio=AUDIO_3S,
     resolve=resolve_ezvsl, original=ORIGINAL,
     # its test.py reports validate (bilinear, align_corners=True) and validate2 (bicubic, align_corners=False): the
     # first here; vssl_eval keeps its 3 s centred clip (load_spectrogram_fnac) and feeds silence and noise linear
-    policies={"original": policy(AUDIO_3S, SQUASH_224, MapSpec("cosine01", (0.0, 1.0), "bilinear_align_corners")),
+    policies={"original": policy(AUDIO_3S, SQUASH_224, EZVSL_MAP),
               "vssl_eval": policy(dataclasses.replace(AUDIO_3S, negatives_in_db=False), SQUASH_224,
-                                  MapSpec("cosine01", (0.0, 1.0), "bilinear_align_corners"), VSSL_EVAL_THRESHOLD["fnac"])},
+                                  EZVSL_MAP, VSSL_EVAL_THRESHOLD["fnac"])},
     description="EZ-VSL + false-negative-aware regularisers (FNS-1, TNS, FNS-2, weight 100 after 5 warm-up "
                 "epochs), dropout 0.9, 7x7 map, (cos+1)/2",
     reference="Sun et al., Learning Audio-Visual Source Localization via False Negative Aware Contrastive "

@@ -25,7 +25,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from sslsan.methods import register_method
-from sslsan.methods.base import AVModel, MapSpec, Method, MethodObjective, VSSL_EVAL_THRESHOLD, policy
+from sslsan.methods.base import (
+    VSSL_EVAL_THRESHOLD,
+    AVModel,
+    Method,
+    MethodObjective,
+    policy,
+)
 from sslsan.methods.ezvsl import (
     AUDIO_3S,
     AUDIO_VSSL_EVAL,
@@ -37,6 +43,9 @@ from sslsan.methods.ezvsl import (
     load_imagenet_weights,
     original_reader,
     torchvision_resnet18,
+)
+from sslsan.methods.ezvsl import (
+    MAP as EZVSL_MAP,
 )
 from sslsan.methods.ezvsl import resolve as resolve_ezvsl
 
@@ -206,14 +215,16 @@ def build_model(cfg: SLAVCModelConfig, generator: torch.Generator | None) -> SLA
     return SLAVCModel(cfg, generator)
 
 
+SLAVC_MAP = dataclasses.replace(EZVSL_MAP, upsample="bicubic_align_corners")
+
 register_method(Method(
     name="slavc", label="SLAVC", model_config=SLAVCModelConfig, build_model=build_model,
     objective_config=SLAVCObjectiveConfig, build_objective=SLAVCObjective,
-    map=MapSpec("cosine01", (0.0, 1.0), "bicubic_align_corners"), image=SQUASH_224, audio=AUDIO_3S,
+    map=SLAVC_MAP, image=SQUASH_224, audio=AUDIO_3S,
     resolve=resolve_ezvsl, original=ORIGINAL,
     # its test.py upsamples bicubically (align_corners=True); vssl_eval's eval() bilinearly, at 10 s rolled
-    policies={"original": policy(AUDIO_3S, SQUASH_224, MapSpec("cosine01", (0.0, 1.0), "bicubic_align_corners")),
-              "vssl_eval": policy(AUDIO_VSSL_EVAL, SQUASH_224, MapSpec("cosine01", (0.0, 1.0), "bilinear_align_corners"),
+    policies={"original": policy(AUDIO_3S, SQUASH_224, SLAVC_MAP),
+              "vssl_eval": policy(AUDIO_VSSL_EVAL, SQUASH_224, EZVSL_MAP,
                                   VSSL_EVAL_THRESHOLD["slavc"])},
     description="two heads (softmax over clips x softmax over positions), momentum targets, dropout 0.9, "
                 "torchvision ResNet-18 towers, 7x7 map, mean of the heads' (cos+1)/2",
