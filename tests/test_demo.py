@@ -55,8 +55,12 @@ def test_tiny_demo_end_to_end(tmp_path, capsys):
     assert len(out["findings"]) == n_findings
     assert (tmp_path / "demo" / "figures" / "training_curves.png").exists()
     # a second run reuses everything already done (and gives the same numbers)
+    assert summary["reused_runs"] == 0 and "were reused" not in report
     again = run_demo(opts)
     assert json.loads(json.dumps(again["summary"]["key_metrics"])) == summary["key_metrics"]
+    # and says so, as its time covers only this invocation
+    assert again["summary"]["reused_runs"] == 2
+    assert "2 of 2 trained models were reused" in (tmp_path / "demo" / "report.md").read_text()
 
 
 def test_demo_help(capsys):

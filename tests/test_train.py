@@ -290,6 +290,17 @@ def test_shipped_configs_and_table4_rows():
     # the SaN switches default to the method's: on for SSL-SaN only
     assert load_config(TrainConfig, "synth_cpu").san.use_noise is True
     assert load_config(TrainConfig, "synth_cpu", ["method=ssl_tie"]).san.loss_silence is False
+    # so does the way the negatives meet BatchNorm (D15); an explicit setting wins
+    from sslsan.methods import get_method, method_names
+
+    for name in method_names():
+        if get_method(name).trainable:
+            assert load_config(TrainConfig, "synth_cpu", [f"method={name}"]).san.negatives_bn == get_method(name).negatives_bn
+    assert load_config(TrainConfig, "vggsound144k").san.negatives_bn == "running_stats"
+    assert load_config(TrainConfig, "synth_cpu").san.negatives_bn == "running_stats"
+    for name in ("lvs", "ezvsl", "slavc", "fnac"):  # one-view objectives (D15)
+        assert load_config(TrainConfig, "synth_cpu", [f"method={name}"]).san.negatives_bn == "with_positives"
+    assert load_config(TrainConfig, "synth_cpu", ["method=lvs", "san.negatives_bn=own_batch"]).san.negatives_bn == "own_batch"
     # settings written before the method registry (objective.use_*) still load, as san.*
     legacy = load_config(TrainConfig, "synth_cpu", ["objective.use_noise=false", "objective.lambda_sn_warmup_steps=5"])
     assert legacy.san.use_noise is False and legacy.san.lambda_sn_warmup_steps == 5
@@ -391,3 +402,19 @@ def test_resume_check_treats_keys_a_run_predates_as_defaults(tmp_path):
     saved["optim"]["lr"] = 0.5
     with pytest.raises(ConfigError, match=r"optim.lr: 0.5 -> 0.0001\); use a new --run-dir"):
         check_resume_config(saved, cfg, tmp_path / "latest.pt")
+
+
+def test_a_model_that_fails_only_in_evaluation_mode_is_flagged():
+    """LVS + SaN under running-statistics negatives (D15), epochs 1 and 3 of seed 0: maps formed in training,
+    gone at evaluation; with the negatives in the positives' batch they are not."""
+    from sslsan.engine.loop import evaluation_mode_gap
+
+    def terms(pos, cross):
+        return {"diag_pos_max": pos, "diag_cross_max": cross}
+
+    msg = evaluation_mode_gap(terms(0.688, 0.589), terms(0.022, 0.022))
+    assert msg and "by 0.000 in evaluation mode" in msg and "0.099 in training" in msg and "san.negatives_bn" in msg
+    assert evaluation_mode_gap(terms(0.748, 0.448), terms(0.331, 0.215))
+    assert evaluation_mode_gap(terms(0.727, 0.457), terms(0.694, 0.458)) is None
+    assert evaluation_mode_gap(terms(0.561, 0.494), terms(0.30, 0.30)) is None  # no lead formed in training yet
+    assert evaluation_mode_gap(terms(0.75, 0.4), {}) is None  # no validation split

@@ -172,16 +172,22 @@ def variant_config(variant: Variant | str, seed: int, data: Path, opts: DemoOpti
     return load_config(TrainConfig, "synth_cpu", overrides)
 
 
+def run_finished(run_dir: Path, cfg: TrainConfig) -> bool:
+    """Has `run_dir` trained all of `cfg`'s epochs and calibrated its threshold?"""
+    latest = checkpoint_paths(run_dir)[0]
+    return (latest.exists() and read_checkpoint(latest).get("epoch", 0) >= cfg.train.epochs
+            and (run_dir / "threshold.json").exists())
+
+
 def train_variant(variant: Variant | str, seed: int, data: Path, opts: DemoOptions, device: str) -> Path:
     """Train one configuration (or pick up a finished/interrupted run); returns its run directory."""
     variant = as_variant(variant)
     run_dir = run_dir_of(variant.name, seed, opts)
     cfg = variant_config(variant, seed, data, opts)
-    latest, _ = checkpoint_paths(run_dir)
-    resume = latest.exists()
-    if resume and read_checkpoint(latest).get("epoch", 0) >= cfg.train.epochs and (run_dir / "threshold.json").exists():
+    if run_finished(run_dir, cfg):
         _log(f"{variant.label} seed {seed}: finished run found in {run_dir}")
         return run_dir
+    resume = checkpoint_paths(run_dir)[0].exists()
     _log(f"training {variant.label} (seed {seed}) → {run_dir}" + (" (resuming)" if resume else ""))
     train(cfg, run_dir, device=device, resume=resume, progress=opts.progress)
     return run_dir
@@ -309,7 +315,8 @@ def findings_text(fs: list[Finding]) -> str:
 
 
 def write_report(opts: DemoOptions, data: Path, results: dict[str, dict[str, list[dict]]], variants: list[Variant],
-                 all_findings: list[tuple[str, list[Finding]]], seconds: float, device: str) -> tuple[Path, str]:
+                 all_findings: list[tuple[str, list[Finding]]], seconds: float, device: str,
+                 reused: int = 0) -> tuple[Path, str]:
     """report.md + figures/ (Fig. 1, Fig. 2 of the first seed) + the full paper tables of the first seed."""
     report_dir = opts.out
     figs = report_dir / "figures"
@@ -320,7 +327,8 @@ def write_report(opts: DemoOptions, data: Path, results: dict[str, dict[str, lis
     title = " · ".join(f"{a.label} vs {b.label}" for a, b in transfer_pairs(variants))
     parts = [
         f"# sslsan demo: {title} on the embedded benchmark", "",
-        f"Measured on {device}, {len(seeds)} seed(s) ({', '.join(map(str, seeds))}), {seconds / 60:.1f} min in all. "
+        f"Measured on {device}, {len(seeds)} seed(s) ({', '.join(map(str, seeds))}), {seconds / 60:.1f} min in all"
+        f"{f' (this invocation; {reused} of {len(variants) * len(seeds)} trained models were reused from an earlier one)' if reused else ''}. "
         f"Data: `{data}` ({opts.preset} preset, {opts.image_size} px, data seed {opts.data_seed}). Negatives: silence, noise, offscreen; "
         f"{opts.repetitions} repetitions. Universal threshold per model, calibrated on the validation split (D6).", "",
     ]
@@ -380,6 +388,8 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     data = prepare_data(opts)
     names = [v.name for v in variants]
     results: dict[str, dict[str, list[dict]]] = {ds: {v: [] for v in names} for ds in (*EVAL_SETS, EXTENDED_SET)}
+    reused = sum(run_finished(run_dir_of(v.name, seed, opts), variant_config(v, seed, data, opts))
+                 for seed in opts.seeds for v in variants)
     for seed in opts.seeds:
         for v in variants:
             run_dir = train_variant(v, seed, data, opts, device)
@@ -388,9 +398,9 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     seconds = time.time() - t0
     all_findings = method_findings(results[EVAL_SETS[0]], variants)
     fs = all_findings[0][1]
-    report, table = write_report(opts, data, results, variants, all_findings, seconds, device)
+    report, table = write_report(opts, data, results, variants, all_findings, seconds, device, reused)
     summary = {
-        "seconds": round(seconds, 1), "device": device, "seeds": opts.seeds, "data_seed": opts.data_seed,
+        "seconds": round(seconds, 1), "reused_runs": reused, "device": device, "seeds": opts.seeds, "data_seed": opts.data_seed,
         "variants": names, "methods": list(opts.methods),
         "findings": [f.as_dict() for f in fs],
         "transfer": {san.name: [f.as_dict() for f in found]

@@ -237,6 +237,29 @@ def validate(state: RunState) -> dict[str, float]:
     return avg.reduce(s.info, s.device)
 
 
+# A model whose paired maps lead the unpaired ones by less than this share of their lead in training, once that
+# lead is formed, behaves differently in evaluation mode. Measured on the embedded benchmark: LVS + SaN under D15's
+# running statistics kept 0.00-0.39 of it (and localized at chance), with the negatives in the positives' batch
+# 0.87-1.00 (from epoch 2); SSL-SaN's positive maxima 0.70 vs 0.73.
+EVAL_MODE_KEEPS = 0.5
+FORMED_LEAD = 0.08
+
+
+def evaluation_mode_gap(train: dict[str, float], val: dict[str, float]) -> str | None:
+    """A warning when the paired maps' lead over unpaired ones (`diag_pos_max` - `diag_cross_max`) is far
+    smaller on validation (evaluation mode) than in training: the sign of a model that depends on BatchNorm
+    batch statistics (DECISIONS D15). None otherwise, or when a split lacks those terms."""
+    keys = ("diag_pos_max", "diag_cross_max")
+    if not all(k in train and k in val for k in keys):
+        return None
+    lead_train, lead_val = train[keys[0]] - train[keys[1]], val[keys[0]] - val[keys[1]]
+    if not lead_train >= FORMED_LEAD or lead_val >= EVAL_MODE_KEEPS * lead_train:
+        return None
+    return (f"the paired maps lead the unpaired ones by {lead_val:.3f} in evaluation mode (validation) but by "
+            f"{lead_train:.3f} in training: the model depends on BatchNorm batch statistics; with silence/noise "
+            "terms, try another san.negatives_bn (DECISIONS D15)")
+
+
 def calibrate_best(cfg: TrainConfig, run_dir: Path, val_m: Manifest | None, device: torch.device, logger: JsonlLogger,
                    progress: bool) -> None:
     """Universal threshold (D6) of best.pt on `eval.calibration_manifest` (default: the validation split)."""
@@ -326,6 +349,10 @@ def _train(cfg: TrainConfig, run_dir: Path, dev: torch.device, checkpoint: dict 
                 print(f"epoch {s.epoch}/{cfg.train.epochs}: train loss {train_means.get('loss', math.nan):.4f}, {vtxt}"
                       f"{' (best)' if is_best else ''}, lr {s.optimizer.param_groups[0]['lr']:.2e}, "
                       f"{epoch_s:.0f} s, eta {eta_s / 60:.1f} min", file=sys.stderr, flush=True)
+                gap = evaluation_mode_gap(train_means, val)
+                if gap:
+                    logger.log(kind="warning", epoch=s.epoch, message=gap)
+                    print(f"warning: epoch {s.epoch}: {gap}", file=sys.stderr, flush=True)
             barrier(info)
         # rank 0 alone; the other ranks are done (no collective follows, so no barrier can time out)
         if info.is_main and cfg.eval.calibrate_threshold and best.exists():

@@ -144,7 +144,7 @@ class TrainConfig:
         self.objective = _section(m.objective_config, self.objective, "objective")
         if self.audio is None:
             self.audio = dataclasses.replace(m.audio)
-        self.san = self.san.resolved(m.silence_noise)
+        self.san = self.san.resolved(m.silence_noise, m.negatives_bn)
 
     @property
     def method_entry(self) -> Method:

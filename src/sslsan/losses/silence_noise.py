@@ -29,6 +29,7 @@ from sslsan.models.checkpoint import unwrap_model
 
 REDUCTIONS = ("sum", "mean")
 NEGATIVES_BN = ("running_stats", "own_batch", "with_positives")
+DEFAULT_NEGATIVES_BN = "running_stats"  # D15's default; a method may name another (Method.negatives_bn)
 LOSS_MAPS = ("cosine", "evaluation")
 SWITCHES = ("use_silence", "use_noise", "loss_silence", "loss_noise")
 
@@ -55,7 +56,8 @@ class SilenceNoiseConfig:
     #                    the embedded benchmark: L_N 0.02 in training vs 0.75 on validation, and a collapse
     #                    of every positive map (docs/DECISIONS.md, D15);
     #   with_positives - one train-mode batch with the positives (B + 1 + B clips).
-    negatives_bn: Literal["running_stats", "own_batch", "with_positives"] = "running_stats"
+    # None: the method's default (`Method.negatives_bn`; TrainConfig resolves it).
+    negatives_bn: Literal["running_stats", "own_batch", "with_positives"] | None = None
     negatives_in_te_view: bool = True  # D14 logits also in the loss of every other view (SSL-TIE's L_cl_T)
     # D17: the map L_S / L_N square: the method's cosine similarity ("cosine"), or its evaluation map
     # ("evaluation"; the same for SSL-TIE and LVS, (cos + 1) / 2 for EZ-VSL, SLAVC, FNAC)
@@ -69,9 +71,13 @@ class SilenceNoiseConfig:
     def needs_noise(self) -> bool:
         return bool(self.use_noise or self.loss_noise)
 
-    def resolved(self, default: bool) -> SilenceNoiseConfig:
-        """A copy whose unset switches take `default` (the method's)."""
-        return dataclasses.replace(self, **{k: default for k in SWITCHES if getattr(self, k) is None})
+    def resolved(self, default: bool, negatives_bn: str = DEFAULT_NEGATIVES_BN) -> SilenceNoiseConfig:
+        """A copy whose unset switches take `default` and whose unset `negatives_bn` takes `negatives_bn`
+        (the method's)."""
+        fill = {k: default for k in SWITCHES if getattr(self, k) is None}
+        if self.negatives_bn is None:
+            fill["negatives_bn"] = negatives_bn
+        return dataclasses.replace(self, **fill)
 
 
 class SilenceNoiseLoss(nn.Module):
@@ -156,9 +162,9 @@ class SilenceNoiseObjective(nn.Module):
 
     def __init__(self, base: MethodObjective, cfg: SilenceNoiseConfig):
         super().__init__()
-        unset = [k for k in SWITCHES if getattr(cfg, k) is None]
+        unset = [k for k in (*SWITCHES, "negatives_bn") if getattr(cfg, k) is None]
         if unset:
-            raise ValueError(f"silence/noise switches {unset} are unset (SilenceNoiseConfig.resolved gives them a default)")
+            raise ValueError(f"silence/noise settings {unset} are unset (SilenceNoiseConfig.resolved gives them a default)")
         if cfg.loss_map not in LOSS_MAPS:
             raise ValueError(f"loss_map must be one of {LOSS_MAPS}, got {cfg.loss_map!r}")
         if cfg.negatives_bn not in NEGATIVES_BN:

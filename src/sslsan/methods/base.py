@@ -306,6 +306,8 @@ class Method:
     image: ImageSpec = ImageSpec()
     architecture: str = ""  # methods sharing weights layouts (ssl_tie / ssl_san) share this; default: the name
     silence_noise: bool = False  # the SaN switches' default (True only for SSL-SaN itself)
+    # how its silence/noise negatives meet the audio encoder's BatchNorm by default (DECISIONS D15)
+    negatives_bn: str = "running_stats"
     audio: AudioConfig = field(default_factory=AudioConfig)  # its own front-end (the original code's): the default
     image_size: int = 224  # the test image size of its original checkpoints
     # fills settings that follow from others (e.g. SSL-TIE's TE canvas = data.image_size) and refuses

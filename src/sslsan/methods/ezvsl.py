@@ -290,6 +290,7 @@ register_method(Method(
     name="ezvsl", label="EZ-VSL", model_config=EZVSLModelConfig, build_model=build_model,
     objective_config=MILObjectiveConfig, build_objective=EZVSLObjective,
     map=MAP, image=SQUASH_224, audio=AUDIO_3S, resolve=resolve, original=ORIGINAL,
+    negatives_bn="with_positives",  # D15: silence/noise negatives share the positives' BatchNorm batch
     policies={"original": policy(AUDIO_3S, SQUASH_224, MAP),
               "vssl_eval": policy(AUDIO_VSSL_EVAL, SQUASH_224, MAP, VSSL_EVAL_THRESHOLD["ezvsl"])},
     description="multiple-instance contrastive (max over positions, both directions, τ=0.03), torchvision "

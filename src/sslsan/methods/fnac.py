@@ -120,6 +120,7 @@ register_method(Method(
     objective_config=FNACObjectiveConfig, build_objective=FNACObjective,
     map=EZVSL_MAP, image=SQUASH_224, audio=AUDIO_3S,
     resolve=resolve_ezvsl, original=ORIGINAL,
+    negatives_bn="with_positives",  # D15: silence/noise negatives share the positives' BatchNorm batch
     # its test.py reports validate (bilinear, align_corners=True) and validate2 (bicubic, align_corners=False): the
     # first here; vssl_eval keeps its 3 s centred clip (load_spectrogram_fnac) and feeds silence and noise linear
     policies={"original": policy(AUDIO_3S, SQUASH_224, EZVSL_MAP),

@@ -113,6 +113,7 @@ register_method(Method(
     name="lvs", label="LVS", model_config=ModelConfig, build_model=build_model,
     objective_config=LVSObjectiveConfig, build_objective=LVSObjective,
     map=MAP, image=IMAGE, audio=AUDIO, resolve=resolve,
+    negatives_bn="with_positives",  # D15: silence/noise negatives share the positives' BatchNorm batch
     policies={"original": policy(AUDIO, IMAGE, MAP),
               "vssl_eval": policy(AUDIO_ALIGN, IMAGE_ALIGN, MAP, VSSL_EVAL_THRESHOLD["lvs"])},
     original=OriginalCheckpoint(convert=convert_original, recognise=recognise_original,

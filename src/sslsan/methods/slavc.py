@@ -222,6 +222,7 @@ register_method(Method(
     objective_config=SLAVCObjectiveConfig, build_objective=SLAVCObjective,
     map=SLAVC_MAP, image=SQUASH_224, audio=AUDIO_3S,
     resolve=resolve_ezvsl, original=ORIGINAL,
+    negatives_bn="with_positives",  # D15: silence/noise negatives share the positives' BatchNorm batch
     # its test.py upsamples bicubically (align_corners=True); vssl_eval's eval() bilinearly, at 10 s rolled
     policies={"original": policy(AUDIO_3S, SQUASH_224, SLAVC_MAP),
               "vssl_eval": policy(AUDIO_VSSL_EVAL, SQUASH_224, EZVSL_MAP,
