@@ -27,6 +27,17 @@ def test_every_claim_of_tables_1_to_3_is_judged_and_table_4_needs_its_rows():
     assert {c.key for c in CLAIMS} <= set(_by_key(findings(rows)))
 
 
+def test_another_methods_pair_is_named_in_the_claim_and_the_paper_keeps_its_own_rows():
+    """`sslsan demo --methods lvs`: the claim reads for LVS + SaN vs LVS, the paper's numbers stay SSL-SaN vs SSL-TIE."""
+    rows = {"ssl_san": [_metrics(ciou=45.0)], "ssl_tie": [_metrics(ciou=30.0)]}
+    f = _by_key(findings(rows, {"ssl_san": "LVS + SaN", "ssl_tie": "LVS"}))["t2_positives_uth"]
+    assert f.text == "LVS + SaN localizes positives better than LVS at the universal threshold."
+    assert f.evidence.startswith("LVS + SaN vs LVS: cIoU_U 45.00 vs 30.00")
+    assert f.paper.startswith("VGG-SS, SSL-SaN vs SSL-TIE: cIoU_U 29.61 vs 27.78")
+    default = _by_key(findings(rows))["t2_positives_uth"]
+    assert default.text == CLAIMS[0].text and default.paper == f.paper
+
+
 def test_better_equal_reversed_against_the_floor():
     tie = _metrics(ciou=40.0, sep=0.20)
     f = _by_key(findings({"ssl_san": [_metrics(ciou=41.5, sep=0.215)], "ssl_tie": [tie]}))

@@ -219,12 +219,16 @@ def judge_metric(claim: Claim, i: int, results: dict[str, list[dict]]) -> dict[s
             "paper": dict(claim.paper[i])}
 
 
-def judge(claim: Claim, results: dict[str, list[dict]], display: dict[str, str]) -> Finding | None:
-    """The finding of `claim` on the measured runs, or None when a row it needs was not trained."""
+def judge(claim: Claim, results: dict[str, list[dict]], display: dict[str, str],
+          paper_display: dict[str, str] | None = None) -> Finding | None:
+    """The finding of `claim` on the measured runs, or None when a row it needs was not trained. `display` names
+    the measured rows (e.g. ssl_san -> "LVS + SaN" when another method is judged), `paper_display` the paper's
+    (default: `display`): the claim's text names the measured pair, its paper numbers the paper's."""
     parts = [judge_metric(claim, i, results) for i in range(len(claim.metrics))]
     if any(p is None for p in parts):
         return None
     name = display.get
+    pname = (paper_display or display).get
     verdict = _worst([p["verdict"] for p in parts])
     n = parts[0]["seeds"]
     ok = sum(all(p["per_seed"][s] for p in parts) for s in range(n))
@@ -237,17 +241,21 @@ def judge(claim: Claim, results: dict[str, list[dict]], display: dict[str, str])
                         + ("" if len(claim.rivals(i)) == 1 else f" ({name(rival, rival)})"))
         prival, _ = claim.paper_closest(i)
         paper.append(f"{p['label']} {p['paper'][sub]:g} vs {p['paper'][prival]:g}"
-                     + ("" if len(claim.rivals(i)) == 1 else f" ({name(prival, prival)})"))
+                     + ("" if len(claim.rivals(i)) == 1 else f" ({pname(prival, prival)})"))
     rivals = claim.rivals()
-    who = f"{name(sub, sub)} vs {name(rivals[0], rivals[0]) if len(rivals) == 1 else 'the closest other row'}: "
+    who, paper_who = (f"{nm(sub, sub)} vs {nm(rivals[0], rivals[0]) if len(rivals) == 1 else 'the closest other row'}: "
+                      for nm in (name, pname))
+    text = claim.text
+    for row in ("ssl_san", "ssl_tie"):  # the claim as read for the measured pair (identity for SSL-SaN vs SSL-TIE)
+        text = text.replace(pname(row, row), name(row, row))
     kinds = {p["kind"] for p in parts}
     rule = ("better by more than the noise" if kinds == {"better"} else "at least as good, within the noise"
             if kinds == {"not_worse"} else "better, or at least as good where the paper's margin is within the floor")
     rule += f" (noise: max(floor, std over seeds); floors {', '.join(sorted({_fmt(floor_of(p['key']), p['key']) for p in parts}))})"
     if claim.at_most is not None:
         rule += f"; and at most {claim.at_most:g}"
-    return Finding(claim.key, claim.table, claim.text, verdict, who + "; ".join(evidence),
-                   f"{claim.source}, " + who + "; ".join(paper), rule, f"{ok}/{n} seeds",
+    return Finding(claim.key, claim.table, text, verdict, who + "; ".join(evidence),
+                   f"{claim.source}, " + paper_who + "; ".join(paper), rule, f"{ok}/{n} seeds",
                    [{k: v for k, v in p.items() if k != "per_seed"} for p in parts])
 
 
@@ -271,13 +279,13 @@ def chance_finding(results: dict[str, list[dict]], display: dict[str, str], rows
 def findings(results: dict[str, list[dict]], display: dict[str, str] | None = None) -> list[Finding]:
     """Every claim of `CLAIMS` the measured rows can test, after the chance sanity check. `display`: row
     name -> label (default: Table 4's labels, e.g. "SSL-SaN", "S+LS")."""
-    if display is None:
-        from sslsan.engine.ablations import ABLATIONS  # noqa: PLC0415 (the engine package loads torch)
+    from sslsan.engine.ablations import ABLATIONS  # noqa: PLC0415 (the engine package loads torch)
 
-        display = {name: row.label for name, row in ABLATIONS.items()}
+    paper_display = {name: row.label for name, row in ABLATIONS.items()}
+    display = display or paper_display
     out = [chance_finding(results, display)]
     for claim in CLAIMS:
-        f = judge(claim, results, display)
+        f = judge(claim, results, display, paper_display)
         if f is not None:
             out.append(f)
     return out
