@@ -237,27 +237,24 @@ def validate(state: RunState) -> dict[str, float]:
     return avg.reduce(s.info, s.device)
 
 
-# A model whose paired maps lead the unpaired ones by less than this share of their lead in training, once that
-# lead is formed, behaves differently in evaluation mode. Measured on the embedded benchmark: LVS + SaN under D15's
-# running statistics kept 0.00-0.39 of it (and localized at chance), with the negatives in the positives' batch
-# 0.87-1.00 (from epoch 2); SSL-SaN's positive maxima 0.70 vs 0.73.
-EVAL_MODE_KEEPS = 0.5
-FORMED_LEAD = 0.08
+# A validation (evaluation-mode) positive-map maximum below this share of the training one, once the training maps
+# have formed, means the model works only with BatchNorm batch statistics. Measured on the embedded benchmark,
+# epoch by epoch: LVS + SaN with D15's running statistics 0.01-0.04 of it at epoch 1 (every seed; it then
+# localized at chance), healthy LVS, LVS + SaN and SSL-SaN runs 0.72 or more.
+EVAL_MODE_KEEPS = 0.25
+FORMED_MAP = 0.3
 
 
 def evaluation_mode_gap(train: dict[str, float], val: dict[str, float]) -> str | None:
-    """A warning when the paired maps' lead over unpaired ones (`diag_pos_max` - `diag_cross_max`) is far
-    smaller on validation (evaluation mode) than in training: the sign of a model that depends on BatchNorm
-    batch statistics (DECISIONS D15). None otherwise, or when a split lacks those terms."""
-    keys = ("diag_pos_max", "diag_cross_max")
-    if not all(k in train and k in val for k in keys):
+    """A warning when the positive maps (`diag_pos_max`) are far weaker on validation, in evaluation mode, than in
+    training: the sign of a model that depends on BatchNorm batch statistics (DECISIONS D15). None otherwise, or
+    when a split lacks the term. Made for maps whose zero means "nothing here" (cosine maps, e.g. SSL-TIE, LVS)."""
+    tr, va = train.get("diag_pos_max"), val.get("diag_pos_max")
+    if tr is None or va is None or not tr >= FORMED_MAP or va >= EVAL_MODE_KEEPS * tr:
         return None
-    lead_train, lead_val = train[keys[0]] - train[keys[1]], val[keys[0]] - val[keys[1]]
-    if not lead_train >= FORMED_LEAD or lead_val >= EVAL_MODE_KEEPS * lead_train:
-        return None
-    return (f"the paired maps lead the unpaired ones by {lead_val:.3f} in evaluation mode (validation) but by "
-            f"{lead_train:.3f} in training: the model depends on BatchNorm batch statistics; with silence/noise "
-            "terms, try another san.negatives_bn (DECISIONS D15)")
+    return (f"positive maps are far weaker in evaluation mode (validation maximum {va:.3f}) than in training ({tr:.3f}): "
+            "the model depends on BatchNorm batch statistics; with silence/noise terms, try another san.negatives_bn "
+            "(DECISIONS D15)")
 
 
 def calibrate_best(cfg: TrainConfig, run_dir: Path, val_m: Manifest | None, device: torch.device, logger: JsonlLogger,
