@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="a shipped config name (e.g. synth_cpu) or a YAML file; "
                    "with --resume, defaults to the run directory's config.yaml")
     p.add_argument("overrides", nargs="*", metavar="key.sub=value",
-                   help="config overrides, e.g. train.epochs=5 data.root=data/synth objective.use_noise=false")
+                   help="config overrides, e.g. train.epochs=5 data.root=data/synth san.use_noise=false")
     p.add_argument("--run-dir", type=Path, help="output folder (default: runs/<config>-<UTC time>)")
     p.add_argument("--data-root", help="shorthand for the override data.root=DIR")
     p.add_argument("--method", metavar="NAME", help=method_help("the method to train (the override method=NAME)"))
