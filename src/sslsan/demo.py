@@ -181,16 +181,21 @@ def run_finished(run_dir: Path, cfg: TrainConfig) -> bool:
 
 def train_variant(variant: Variant | str, seed: int, data: Path, opts: DemoOptions, device: str) -> Path:
     """Train one configuration (or pick up a finished/interrupted run); returns its run directory."""
+    return _train_or_reuse(variant, seed, data, opts, device)[0]
+
+
+def _train_or_reuse(variant: Variant | str, seed: int, data: Path, opts: DemoOptions, device: str) -> tuple[Path, bool]:
+    """`train_variant`, also saying whether a finished run was reused."""
     variant = as_variant(variant)
     run_dir = run_dir_of(variant.name, seed, opts)
     cfg = variant_config(variant, seed, data, opts)
     if run_finished(run_dir, cfg):
         _log(f"{variant.label} seed {seed}: finished run found in {run_dir}")
-        return run_dir
+        return run_dir, True
     resume = checkpoint_paths(run_dir)[0].exists()
     _log(f"training {variant.label} (seed {seed}) → {run_dir}" + (" (resuming)" if resume else ""))
     train(cfg, run_dir, device=device, resume=resume, progress=opts.progress)
-    return run_dir
+    return run_dir, False
 
 
 def dataset_manifest_exists(dataset: str, data: Path) -> bool:
@@ -388,11 +393,11 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     data = prepare_data(opts)
     names = [v.name for v in variants]
     results: dict[str, dict[str, list[dict]]] = {ds: {v: [] for v in names} for ds in (*EVAL_SETS, EXTENDED_SET)}
-    reused = sum(run_finished(run_dir_of(v.name, seed, opts), variant_config(v, seed, data, opts))
-                 for seed in opts.seeds for v in variants)
+    reused = 0
     for seed in opts.seeds:
         for v in variants:
-            run_dir = train_variant(v, seed, data, opts, device)
+            run_dir, was_reused = _train_or_reuse(v, seed, data, opts, device)
+            reused += was_reused
             for ds in (*EVAL_SETS, EXTENDED_SET):
                 results[ds][v.name].append(evaluate_variant(run_dir, ds, data, opts, device))
     seconds = time.time() - t0

@@ -24,12 +24,11 @@ from typing import Literal
 import torch
 from torch import nn
 
-from sslsan.methods.base import AVModel, MethodObjective, Views
+from sslsan.methods.base import DEFAULT_NEGATIVES_BN, AVModel, MethodObjective, Views
 from sslsan.models.checkpoint import unwrap_model
 
 REDUCTIONS = ("sum", "mean")
 NEGATIVES_BN = ("running_stats", "own_batch", "with_positives")
-DEFAULT_NEGATIVES_BN = "running_stats"  # D15's default; a method may name another (Method.negatives_bn)
 LOSS_MAPS = ("cosine", "evaluation")
 SWITCHES = ("use_silence", "use_noise", "loss_silence", "loss_noise")
 

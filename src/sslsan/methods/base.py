@@ -93,6 +93,9 @@ class InferenceSpec:
         return dataclasses.replace(self, **changes)
 
 
+# D15's default: how silence/noise negatives meet the audio BatchNorm unless a method names another
+DEFAULT_NEGATIVES_BN = "running_stats"
+
 # Front-end policies for a method's released checkpoints: how the authors' own repository feeds and
 # reads the model ("original"), or how the SSL-SaN authors' evaluation code (vssl_eval) did for the
 # paper's Table 2 ("vssl_eval"): clip length, image transform, map convention, upsampling.
@@ -307,7 +310,7 @@ class Method:
     architecture: str = ""  # methods sharing weights layouts (ssl_tie / ssl_san) share this; default: the name
     silence_noise: bool = False  # the SaN switches' default (True only for SSL-SaN itself)
     # how its silence/noise negatives meet the audio encoder's BatchNorm by default (DECISIONS D15)
-    negatives_bn: str = "running_stats"
+    negatives_bn: str = DEFAULT_NEGATIVES_BN
     audio: AudioConfig = field(default_factory=AudioConfig)  # its own front-end (the original code's): the default
     image_size: int = 224  # the test image size of its original checkpoints
     # fills settings that follow from others (e.g. SSL-TIE's TE canvas = data.image_size) and refuses
